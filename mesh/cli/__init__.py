@@ -1,0 +1,38 @@
+"""The ``ragmesh`` command line.
+
+Each command group lives in its own module under ``mesh.cli`` and exposes
+``register(subparsers)``, which adds its sub-commands and sets ``func`` (a
+callable taking the parsed arguments and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute commands; each has register(subparsers).
+_COMMAND_MODULES = (
+    "mesh.cli.stack_cmds",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragmesh", description="ragmesh: agentic RAG over a gRPC mesh")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
