@@ -1,0 +1,121 @@
+"""The one channel factory for calls between services.
+
+Channels get the service config that sits beside the service's protos
+(per-method deadlines, retries of UNAVAILABLE only), keepalive, OpenTelemetry
+client interceptors, and an interceptor that passes the current request's
+caller identity and request id on and caps each call's timeout at the time the
+current request has left, so deadlines propagate without each call site
+remembering to.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from mesh import context, telemetry
+
+_PROTO_ROOT = Path(__file__).resolve().parent.parent / "proto"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@functools.cache
+def service_config(full_service_name: str) -> str | None:
+    """The service config JSON for ``ragmesh.<domain>.v1.XService``, or None."""
+    parts = full_service_name.split(".")
+    if len(parts) < 4:
+        return None
+    path = _PROTO_ROOT.joinpath(*parts[:-1], "service_config.json")
+    if not path.is_file():
+        return None
+    return json.dumps(json.loads(path.read_text()))
+
+
+def _merge_metadata(metadata: Any) -> list[tuple[str, str | bytes]]:
+    merged: list[tuple[str, str | bytes]] = list(metadata or ())
+    keys = {k for k, _ in merged}
+    ctx = context.current()
+    if ctx is not None:
+        if ctx.identity is not None and context.TENANT_HEADER not in keys:
+            merged.append((context.TENANT_HEADER, ctx.identity.tenant))
+            if ctx.identity.subject:
+                merged.append((context.SUBJECT_HEADER, ctx.identity.subject))
+        if context.REQUEST_ID_HEADER not in keys:
+            merged.append((context.REQUEST_ID_HEADER, ctx.request_id))
+    return merged
+
+
+def _capped_timeout(timeout: float | None) -> float | None:
+    remaining = context.remaining_s()
+    if remaining is None:
+        return timeout
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    return grpc.aio.ClientCallDetails(
+        method=details.method,
+        timeout=_capped_timeout(details.timeout),
+        metadata=_merge_metadata(details.metadata),
+        credentials=details.credentials,
+        wait_for_ready=details.wait_for_ready,
+    )
+
+
+class _Propagate(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Identity, request id and deadline propagation on every outgoing call."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_details(details), request)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(_details(details), request_iterator)
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(_details(details), request_iterator)
+
+
+def open_channel(
+    target: str,
+    services: Sequence[str] = (),
+    *,
+    extra_options: Sequence[tuple[str, Any]] = (),
+    tracing: bool = True,
+) -> grpc.aio.Channel:
+    """An insecure aio channel to ``target`` with the mesh's options and interceptors.
+
+    ``services`` names the full gRPC service names the channel will call; the
+    first one with a service config beside its protos supplies it.
+    """
+    options: list[tuple[str, Any]] = [
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.enable_retries", 1),
+    ]
+    for name in services:
+        config = service_config(name)
+        if config is not None:
+            options.append(("grpc.service_config", config))
+            break
+    options.extend(extra_options)
+    interceptors: list[Any] = [_Propagate()]
+    if tracing:
+        interceptors.extend(telemetry.client_interceptors())
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -1,0 +1,106 @@
+"""Per-request context carried in contextvars: caller identity, request id, deadline.
+
+The server interceptor fills it for every RPC; domain code reads it through the
+functions here, and the channel factory's client interceptor passes identity,
+request id and the remaining deadline on to every downstream call. How the
+identity got into the request (a CLI flag today, a verified JWT at the edge
+later) is the interceptor's business alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from mesh.errors import Unauthenticated
+
+TENANT_HEADER = "x-ragmesh-tenant"
+SUBJECT_HEADER = "x-ragmesh-subject"
+REQUEST_ID_HEADER = "x-request-id"
+
+_TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: the tenant whose data the call may touch, and the subject (user or service)."""
+
+    tenant: str
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the mesh knows about the RPC being served."""
+
+    method: str
+    request_id: str
+    identity: Identity | None
+    deadline_monotonic: float | None
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("ragmesh_request_context", default=None)
+
+
+def parse_identity(metadata: dict[str, str]) -> Identity | None:
+    """Reads the caller identity from request metadata; None when absent."""
+    tenant = metadata.get(TENANT_HEADER)
+    if tenant is None:
+        return None
+    if not _TENANT_RE.match(tenant):
+        raise Unauthenticated(
+            "tenant must be 1-63 characters of a-z, 0-9, '_' or '-', starting with a letter or digit",
+            reason="INVALID_IDENTITY",
+            metadata={"header": TENANT_HEADER},
+        )
+    return Identity(tenant=tenant, subject=metadata.get(SUBJECT_HEADER, ""))
+
+
+@contextlib.contextmanager
+def bind(ctx: RequestContext) -> Iterator[RequestContext]:
+    """Makes ``ctx`` the current request context for the duration of the block."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current() -> RequestContext | None:
+    """The context of the RPC being served, if any."""
+    return _current.get()
+
+
+def identity() -> Identity:
+    """The caller's identity; raises UNAUTHENTICATED when the request carried none."""
+    ctx = _current.get()
+    if ctx is None or ctx.identity is None:
+        raise Unauthenticated(f"the request carries no caller identity (metadata {TENANT_HEADER})")
+    return ctx.identity
+
+
+def tenant() -> str:
+    """Shorthand for ``identity().tenant``."""
+    return identity().tenant
+
+
+def remaining_s() -> float | None:
+    """Seconds left before the current RPC's deadline; None when it has none."""
+    ctx = _current.get()
+    if ctx is None or ctx.deadline_monotonic is None:
+        return None
+    return max(0.0, ctx.deadline_monotonic - time.monotonic())
+
+
+def request_id() -> str | None:
+    ctx = _current.get()
+    return None if ctx is None else ctx.request_id

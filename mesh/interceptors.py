@@ -1,0 +1,204 @@
+"""The mesh's server interceptor.
+
+For every RPC of a ragmesh service it, in order: binds the request context
+(caller identity from metadata, request id, deadline) into contextvars; counts
+and times the call in Prometheus; validates each request message against the
+protovalidate rules of its proto, so a bad request never reaches the handler;
+and maps domain errors (``mesh.errors``) to status codes with
+``google.rpc.Status`` details. Anything else a handler raises is a bug: it is
+logged with its traceback and reported as INTERNAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from mesh import context, status
+from mesh.errors import Code, MeshError
+from mesh.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
+from mesh.validation import validate
+
+log = logging.getLogger(__name__)
+
+# Infrastructure services the mesh serves as they are (no identity, no validation).
+_PASSTHROUGH_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
+class _Call:
+    """Bookkeeping for one RPC: context binding, metrics, error mapping."""
+
+    def __init__(self, method: str, servicer_context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.service, self.name = _split(method)
+        self.grpc_context = servicer_context
+        self.code = "OK"
+        self.started = time.perf_counter()
+
+    def request_context(self) -> context.RequestContext:
+        metadata = {k: v for k, v in (self.grpc_context.invocation_metadata() or ()) if isinstance(v, str)}
+        remaining = self.grpc_context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        request_id = metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id()
+        return context.RequestContext(
+            method=self.method,
+            request_id=request_id,
+            identity=context.parse_identity(metadata),
+            deadline_monotonic=deadline,
+        )
+
+    def enter(self) -> None:
+        RPC_IN_FLIGHT.labels(self.service, self.name).inc()
+
+    def exit(self) -> None:
+        RPC_IN_FLIGHT.labels(self.service, self.name).dec()
+        elapsed = time.perf_counter() - self.started
+        RPC_LATENCY.labels(self.service, self.name, self.code).observe(elapsed)
+        RPC_TOTAL.labels(self.service, self.name, self.code).inc()
+
+    async def fail(self, exc: BaseException) -> None:
+        """Turns ``exc`` into the RPC's status; re-raises what grpc must see itself."""
+        if isinstance(exc, asyncio.CancelledError):
+            self.code = "CANCELLED"
+            raise exc
+        if isinstance(exc, MeshError):
+            error = exc
+            if error.code is Code.INTERNAL:
+                log.error("internal error in %s: %s", self.method, error.message)
+        elif isinstance(exc, NotImplementedError):
+            # The generated base servicer raises this for RPCs not implemented yet.
+            error = MeshError(f"{self.method} is not implemented yet", reason="NOT_IMPLEMENTED", code=Code.UNIMPLEMENTED)
+        elif _is_abort(exc):
+            code = self.grpc_context.code()
+            self.code = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            raise exc
+        else:
+            log.exception("unhandled exception in %s", self.method, exc_info=exc)
+            error = MeshError("internal error; see the service log", reason="INTERNAL", code=Code.INTERNAL)
+        self.code = error.code.value
+        await self.grpc_context.abort(
+            status.grpc_code(error.code), error.message, trailing_metadata=status.trailing_metadata(error)
+        )
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc.aio raises AbortError out of context.abort(); it must propagate untouched.
+    return type(exc).__name__ == "AbortError" or isinstance(exc, grpc.RpcError)
+
+
+async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]:
+    async for request in requests:
+        validate(request)
+        yield request
+
+
+class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Context, metrics, validation and error mapping for every ragmesh RPC."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(_PASSTHROUGH_PREFIXES):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_unary_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_stream_unary(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_stream_stream(method, handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _wrap_unary_unary(method: str, inner: Any) -> Any:
+    async def handle(request: Message, ctx: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, ctx)
+        call.enter()
+        try:
+            with context.bind(call.request_context()):
+                validate(request)
+                return await inner(request, ctx)
+        except BaseException as exc:  # noqa: BLE001 - mapped or re-raised in fail()
+            await call.fail(exc)
+        finally:
+            call.exit()
+
+    return handle
+
+
+def _wrap_unary_stream(method: str, inner: Any) -> Any:
+    async def handle(request: Message, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, ctx)
+        call.enter()
+        try:
+            with context.bind(call.request_context()):
+                validate(request)
+                async for response in inner(request, ctx):
+                    yield response
+        except BaseException as exc:  # noqa: BLE001
+            await call.fail(exc)
+        finally:
+            call.exit()
+
+    return handle
+
+
+def _wrap_stream_unary(method: str, inner: Any) -> Any:
+    async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, ctx)
+        call.enter()
+        try:
+            with context.bind(call.request_context()):
+                return await inner(_validated(requests), ctx)
+        except BaseException as exc:  # noqa: BLE001
+            await call.fail(exc)
+        finally:
+            call.exit()
+
+    return handle
+
+
+def _wrap_stream_stream(method: str, inner: Any) -> Any:
+    async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, ctx)
+        call.enter()
+        try:
+            with context.bind(call.request_context()):
+                async for response in inner(_validated(requests), ctx):
+                    yield response
+        except BaseException as exc:  # noqa: BLE001
+            await call.fail(exc)
+        finally:
+            call.exit()
+
+    return handle

@@ -1,0 +1,134 @@
+"""Server bootstrap: every ragmesh service starts through ``serve``.
+
+It builds a ``grpc.aio`` server with the mesh interceptors (OpenTelemetry,
+then context / metrics / validation / error mapping), adds the library health
+service (every registered service and "" report SERVING) and reflection with
+names taken from the descriptors, serves Prometheus metrics, and on SIGTERM or
+SIGINT enters graceful shutdown (health NOT_SERVING) before ``server.stop(grace)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mesh import telemetry
+from mesh.config import EnvConfig
+from mesh.interceptors import MeshServerInterceptor
+from mesh.logging import configure_logging
+from mesh.metrics import start_metrics_server
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig(EnvConfig):
+    """Settings every service's server shares; a service's Config subclasses this."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = 0
+    """Port to bind; 0 picks a free one."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics endpoint; 0 disables it."""
+    grace_s: float = 5.0
+    """Seconds in-flight RPCs get to finish on shutdown."""
+    log_level: str = "info"
+    """Log level of the root logger."""
+    trace_exporter: str = "none"
+    """Where spans go: none, console or otlp."""
+    otlp_endpoint: str = ""
+    """OTLP gRPC endpoint when trace_exporter is otlp."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceBinding:
+    """One gRPC service to serve: its full name, the generated add function and the servicer."""
+
+    full_name: str
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+
+
+class MeshServer:
+    """A started server; ``port`` is the bound port."""
+
+    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int) -> None:
+        self.server = server
+        self.health = health_servicer
+        self.port = port
+
+    async def stop(self, grace_s: float | None) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+async def start_server(bindings: Sequence[ServiceBinding], config: ServerConfig) -> MeshServer:
+    """Builds and starts the server; used by ``serve`` and by in-process tests."""
+    server = grpc.aio.server(
+        interceptors=[telemetry.server_interceptor(), MeshServerInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for binding in bindings:
+        binding.add_to_server(binding.servicer, server)
+    names = [b.full_name for b in bindings]
+    reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                                         reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise RuntimeError(f"could not bind {config.host}:{config.port}")
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return MeshServer(server, health_servicer, port)
+
+
+async def serve(
+    service_name: str,
+    bindings: Sequence[ServiceBinding] | Callable[[], Awaitable[Sequence[ServiceBinding]]],
+    config: ServerConfig,
+    *,
+    lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+) -> None:
+    """Runs a service until SIGTERM/SIGINT. ``lifespan`` opens and closes its resources."""
+    configure_logging(service_name, config.log_level)
+    telemetry.configure_tracing(service_name, config.trace_exporter, config.otlp_endpoint)
+    start_metrics_server(config.metrics_port, config.host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with (lifespan or _no_lifespan)():
+        resolved = bindings if isinstance(bindings, Sequence) else await bindings()
+        started = await start_server(resolved, config)
+        log.info(
+            "serving",
+            extra={"fields": {"port": started.port, "services": [b.full_name for b in resolved]}},
+        )
+        await stop.wait()
+        log.info("shutting down", extra={"fields": {"grace_s": config.grace_s}})
+        await started.stop(config.grace_s)
+
+
+@contextlib.asynccontextmanager
+async def _no_lifespan() -> AsyncIterator[None]:
+    yield

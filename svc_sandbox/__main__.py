@@ -1,0 +1,29 @@
+"""``python -m svc_sandbox``: serve isolated execution of untrusted Python."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ragmesh.sandbox.v1 import sandbox_service_pb2, sandbox_service_pb2_grpc
+
+from mesh.server import ServiceBinding, serve
+from svc_sandbox import servicer
+from svc_sandbox.config import Config
+
+
+def bindings() -> list[ServiceBinding]:
+    return [
+        ServiceBinding(
+            full_name=sandbox_service_pb2.DESCRIPTOR.services_by_name["SandboxService"].full_name,
+            add_to_server=sandbox_service_pb2_grpc.add_SandboxServiceServicer_to_server,
+            servicer=servicer.SandboxServiceServicer(),
+        ),
+    ]
+
+
+def main() -> None:
+    asyncio.run(serve("svc_sandbox", bindings(), Config.from_env()))
+
+
+if __name__ == "__main__":
+    main()
