@@ -61,17 +61,17 @@ def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
     return grpc.aio.ClientCallDetails(
         method=details.method,
         timeout=_capped_timeout(details.timeout),
-        metadata=_merge_metadata(details.metadata),
+        metadata=grpc.aio.Metadata(*_merge_metadata(details.metadata)),
         credentials=details.credentials,
         wait_for_ready=details.wait_for_ready,
     )
 
 
 class _Propagate(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
 ):
     """Identity, request id and deadline propagation on every outgoing call."""
 

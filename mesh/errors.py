@@ -60,7 +60,6 @@ class MeshError(Exception):
         return self.message
 
 
-
 class InvalidArgument(MeshError):
     """The request is malformed or breaks a documented limit (not retryable)."""
 

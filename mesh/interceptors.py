@@ -39,7 +39,7 @@ def _split(method: str) -> tuple[str, str]:
 class _Call:
     """Bookkeeping for one RPC: context binding, metrics, error mapping."""
 
-    def __init__(self, method: str, servicer_context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, method: str, servicer_context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.method = method
         self.service, self.name = _split(method)
         self.grpc_context = servicer_context
@@ -78,7 +78,9 @@ class _Call:
                 log.error("internal error in %s: %s", self.method, error.message)
         elif isinstance(exc, NotImplementedError):
             # The generated base servicer raises this for RPCs not implemented yet.
-            error = MeshError(f"{self.method} is not implemented yet", reason="NOT_IMPLEMENTED", code=Code.UNIMPLEMENTED)
+            error = MeshError(
+                f"{self.method} is not implemented yet", reason="NOT_IMPLEMENTED", code=Code.UNIMPLEMENTED
+            )
         elif _is_abort(exc):
             code = self.grpc_context.code()
             self.code = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
@@ -103,14 +105,14 @@ async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]
         yield request
 
 
-class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Context, metrics, validation and error mapping for every ragmesh RPC."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or method.startswith(_PASSTHROUGH_PREFIXES):
@@ -141,7 +143,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def _wrap_unary_unary(method: str, inner: Any) -> Any:
-    async def handle(request: Message, ctx: grpc.aio.ServicerContext) -> Any:
+    async def handle(request: Message, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method, ctx)
         call.enter()
         try:
@@ -157,7 +159,7 @@ def _wrap_unary_unary(method: str, inner: Any) -> Any:
 
 
 def _wrap_unary_stream(method: str, inner: Any) -> Any:
-    async def handle(request: Message, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def handle(request: Message, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         call = _Call(method, ctx)
         call.enter()
         try:
@@ -174,7 +176,7 @@ def _wrap_unary_stream(method: str, inner: Any) -> Any:
 
 
 def _wrap_stream_unary(method: str, inner: Any) -> Any:
-    async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext) -> Any:
+    async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method, ctx)
         call.enter()
         try:
@@ -189,7 +191,7 @@ def _wrap_stream_unary(method: str, inner: Any) -> Any:
 
 
 def _wrap_stream_stream(method: str, inner: Any) -> Any:
-    async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         call = _Call(method, ctx)
         call.enter()
         try:

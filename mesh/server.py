@@ -28,6 +28,8 @@ from mesh.logging import configure_logging
 from mesh.metrics import start_metrics_server
 
 log = logging.getLogger(__name__)
+# The asyncio health servicer; grpcio-health-checking ships no type stubs for it.
+_health_aio: Any = health.aio  # type: ignore[attr-defined]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -64,7 +66,7 @@ class ServiceBinding:
 class MeshServer:
     """A started server; ``port`` is the bound port."""
 
-    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int) -> None:
+    def __init__(self, server: grpc.aio.Server, health_servicer: Any, port: int) -> None:
         self.server = server
         self.health = health_servicer
         self.port = port
@@ -86,13 +88,14 @@ async def start_server(bindings: Sequence[ServiceBinding], config: ServerConfig)
             ("grpc.so_reuseport", 0),
         ],
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = _health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
     names = [b.full_name for b in bindings]
-    reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                         reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         raise RuntimeError(f"could not bind {config.host}:{config.port}")

@@ -38,8 +38,8 @@ def configure_tracing(service_name: str, exporter: str = "none", otlp_endpoint: 
 
 
 def server_interceptor() -> Any:
-    return aio_server_interceptor()
+    return aio_server_interceptor()  # type: ignore[no-untyped-call]
 
 
 def client_interceptors() -> list[Any]:
-    return list(aio_client_interceptors())
+    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]

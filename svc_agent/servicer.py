@@ -5,5 +5,5 @@ from __future__ import annotations
 from ragmesh.agent.v1 import agent_service_pb2_grpc
 
 
-class AgentServiceServicer(agent_service_pb2_grpc.AgentServiceServicer):  # type: ignore[misc]
+class AgentServiceServicer(agent_service_pb2_grpc.AgentServiceServicer):
     """``ragmesh.agent.v1.AgentService``: one thin method per RPC (proto -> domain -> proto)."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Modules that contribute commands; each has register(subparsers).
 _COMMAND_MODULES = (
     "mesh.cli.stack_cmds",
+    "mesh.cli.bench_cmds",
 )
 
 

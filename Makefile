@@ -1,0 +1,50 @@
+# ragmesh — the two commands that matter: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PATH := $(HOME)/.local/bin:$(PATH)
+RUN := uv run --no-sync
+
+.PHONY: help deps proto check-gen lint test test-unit test-stack demo up down status bench-mesh
+
+help:
+	@echo "make demo   - install what is needed, start the mesh, ingest the samples, stream a cited answer"
+	@echo "make test   - install what is needed, run the whole test suite against a real local stack"
+	@echo "make deps | proto | lint | check-gen | up | down | status"
+
+deps:  ## install system packages, the Python env, npm tools and Maven artifacts (idempotent)
+	@scripts/bootstrap.sh
+
+proto: deps  ## regenerate gen/python and gen/ts from proto/
+	@scripts/fetch-proto-deps.sh
+	@node_modules/.bin/buf generate
+
+check-gen: proto  ## fail when the committed generated code differs from a fresh generation
+	@git diff --exit-code --stat -- gen || (echo "gen/ is stale: run make proto and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- gen)" || (git status --porcelain -- gen; echo "gen/ has untracked or stale files" >&2; exit 1)
+
+lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
+	@scripts/fetch-proto-deps.sh
+	node_modules/.bin/buf lint proto
+	node_modules/.bin/buf format proto --diff --exit-code
+	scripts/buf-breaking.sh
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy mesh svc_inference svc_retrieval svc_ingest svc_sandbox svc_agent
+
+test: deps  ## the whole suite: unit and contract tests, then integration and e2e against a real stack
+	@scripts/test.sh
+
+test-unit: deps
+	$(RUN) pytest tests/unit tests/contract -q
+
+demo: deps  ## start the mesh, ingest the sample corpus, stream a cited answer through Envoy
+	@scripts/demo.sh
+
+up: deps
+	$(RUN) ragmesh up
+
+down:
+	$(RUN) ragmesh down
+
+status:
+	$(RUN) ragmesh status

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install everything ragmesh needs on a fresh Debian 12 machine; fast no-op when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.local/bin:$PATH"
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+if [[ -x scripts/install-system-deps.sh ]]; then
+  scripts/install-system-deps.sh
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  step "installing uv"
+  python3 -m pip install --quiet --user "uv==0.13.8" || python3 -m pip install --quiet "uv==0.13.8"
+fi
+
+# uv sync is itself idempotent, but resolving 270 packages costs seconds; skip when
+# the lock file and project metadata have not changed since the last sync.
+stamp=.venv/.ragmesh-synced
+if [[ ! -f $stamp || uv.lock -nt $stamp || pyproject.toml -nt $stamp ]]; then
+  step "syncing the Python environment (first run builds llama-cpp-python: ~5-15 min)"
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" uv sync --frozen
+  touch "$stamp"
+fi
+
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  step "installing npm tools (buf, protoc-gen-es, connect-web)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+scripts/fetch-proto-deps.sh
+
+if [[ -x scripts/fetch-neo4j.sh ]]; then
+  scripts/fetch-neo4j.sh
+fi
