@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ragmesh.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
-
 from mesh.server import ServiceBinding, serve
+from ragmesh.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 from svc_agent import servicer
 from svc_agent.config import Config
 

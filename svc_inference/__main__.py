@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
-
 from mesh.server import ServiceBinding, serve
+from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 from svc_inference import servicer
 from svc_inference.config import Config
 

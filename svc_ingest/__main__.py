@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ragmesh.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
-
 from mesh.server import ServiceBinding, serve
+from ragmesh.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from svc_ingest import servicer
 from svc_ingest.config import Config
 

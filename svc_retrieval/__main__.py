@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from mesh.server import ServiceBinding, serve
 from ragmesh.retrieval.v1 import (
     index_service_pb2,
     index_service_pb2_grpc,
     retrieval_service_pb2,
     retrieval_service_pb2_grpc,
 )
-
-from mesh.server import ServiceBinding, serve
 from svc_retrieval import servicer
 from svc_retrieval.config import Config
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ragmesh.sandbox.v1 import sandbox_service_pb2, sandbox_service_pb2_grpc
-
 from mesh.server import ServiceBinding, serve
+from ragmesh.sandbox.v1 import sandbox_service_pb2, sandbox_service_pb2_grpc
 from svc_sandbox import servicer
 from svc_sandbox.config import Config
 

@@ -92,9 +92,9 @@ def test_rpc_is_implemented_or_pending(service: str, name: str, method: str) -> 
         assert not implemented, f"{rpc} is implemented: remove it from PENDING"
     else:
         assert implemented, f"{rpc} has no implementation in {cls.__module__}.{cls.__name__}"
-        assert inspect.iscoroutinefunction(getattr(cls, method)) or inspect.isasyncgenfunction(
-            getattr(cls, method)
-        ), f"{rpc} must be async (grpc.aio)"
+        assert inspect.iscoroutinefunction(getattr(cls, method)) or inspect.isasyncgenfunction(getattr(cls, method)), (
+            f"{rpc} must be async (grpc.aio)"
+        )
 
 
 def test_pending_names_real_rpcs() -> None:
