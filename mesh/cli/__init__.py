@@ -16,6 +16,7 @@ from collections.abc import Sequence
 _COMMAND_MODULES = (
     "mesh.cli.stack_cmds",
     "mesh.cli.bench_cmds",
+    "mesh.cli.env_cmds",
 )
 
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: start a real local stack on test ports (its own home, so a
+# running dev stack is untouched), run every test against it, stop and purge it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.local/bin:$PATH"
+RUN=(uv run --no-sync)
+
+export RAGMESH_HOME="${RAGMESH_TEST_HOME:-$PWD/.ragmesh-test}"
+export RAGMESH_POSTGRES_PORT=45432 RAGMESH_REDIS_PORT=46379
+export RAGMESH_NEO4J_BOLT_PORT=47687 RAGMESH_NEO4J_HTTP_PORT=47474
+export RAGMESH_RAY_GCS_PORT=46380 RAGMESH_RAY_CLIENT_SERVER_PORT=46381 RAGMESH_RAY_DASHBOARD_AGENT_PORT=46382
+export RAGMESH_SVC_INFERENCE_PORT=40051 RAGMESH_SVC_RETRIEVAL_PORT=40052 RAGMESH_SVC_INGEST_PORT=40053
+export RAGMESH_SVC_SANDBOX_PORT=40054 RAGMESH_SVC_AGENT_PORT=40055
+export RAGMESH_ENVOY_LISTENER_PORT=48080 RAGMESH_ENVOY_ADMIN_PORT=49901
+eval "$("${RUN[@]}" ragmesh env)"
+
+stop_stack() {
+  echo "==> stopping the test stack" >&2
+  "${RUN[@]}" ragmesh down --purge >/dev/null 2>&1 || "${RUN[@]}" ragmesh down || true
+}
+trap stop_stack EXIT
+
+echo "==> starting the test stack in $RAGMESH_HOME" >&2
+if ! "${RUN[@]}" ragmesh up; then
+  "${RUN[@]}" ragmesh status || true
+  exit 1
+fi
+
+echo "==> running the test suite" >&2
+"${RUN[@]}" pytest tests "$@"
