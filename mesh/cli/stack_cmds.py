@@ -1,0 +1,137 @@
+"""``ragmesh up`` / ``status`` / ``down`` / ``envoy-config``: the one-command local stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mesh.config import ConfigError
+from mesh.stack import PART_NAMES, PartStatus, StackConfig, StackError, Supervisor, render_envoy_config
+from mesh.stack.ordering import DependencyError
+
+_EXIT_FAILED = 1
+_EXIT_USAGE = 2
+
+
+def _part_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PART_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown)}; known: {', '.join(PART_NAMES)}")
+    return names
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _config() -> StackConfig:
+    return StackConfig.from_env()
+
+
+def _guarded(args: argparse.Namespace, command: Any) -> int:
+    try:
+        code: int = command(args)
+    except (ConfigError, DependencyError) as exc:
+        print(f"ragmesh: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except StackError as exc:
+        print(f"ragmesh: {exc}", file=sys.stderr)
+        return _EXIT_FAILED
+    return code
+
+
+def _up(args: argparse.Namespace) -> int:
+    supervisor = Supervisor(_config(), say=_say)
+    results = supervisor.up(args.only, with_deps=not args.no_deps)
+    started = [r for r in results if r.action != "kept"]
+    summary = ", ".join(f"{r.name} {r.ready_s:.1f}s" for r in started) or "nothing to start"
+    print(f"stack up ({supervisor.layout.home}): {summary}")
+    return 0
+
+
+def _status_table(statuses: Sequence[PartStatus]) -> str:
+    rows = [("NAME", "HEALTHY", "ADDRESS", "PID", "LOG")]
+    for s in statuses:
+        rows.append((s.name, "yes" if s.healthy else "no", s.address, str(s.pid or "-"), str(s.log_file)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
+    ]
+    for s in statuses:
+        if not s.healthy:
+            lines.append(f"{s.name}: {s.state}: {s.detail}")
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    supervisor = Supervisor(_config())
+    statuses = supervisor.status(args.only)
+    if args.json:
+        doc = {"home": str(supervisor.layout.home), "parts": [s.as_json() for s in statuses]}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(_status_table(statuses))
+    return 0 if all(s.healthy for s in statuses) else _EXIT_FAILED
+
+
+def _down(args: argparse.Namespace) -> int:
+    supervisor = Supervisor(_config(), say=_say)
+    results = supervisor.down(args.only, purge=args.purge)
+    stopped = [r.name for r in results if r.action != "not running"]
+    print(f"stack down ({supervisor.layout.home}): {', '.join(stopped) or 'nothing was running'}")
+    return 0
+
+
+def _envoy_config(args: argparse.Namespace) -> int:
+    config = StackConfig() if args.defaults else _config()
+    text = render_envoy_config(config)
+    if args.check is not None:
+        current = args.check.read_text() if args.check.is_file() else ""
+        if current != text:
+            print(
+                f"ragmesh: {args.check} differs from the rendering; "
+                f"regenerate with: ragmesh envoy-config {'--defaults ' if args.defaults else ''}--output {args.check}",
+                file=sys.stderr,
+            )
+            return _EXIT_FAILED
+        return 0
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add up, status, down and envoy-config to the ``ragmesh`` parser."""
+    parts_help = f"comma-separated parts ({', '.join(PART_NAMES)})"
+
+    up = subparsers.add_parser(
+        "up", help="start the local stack (idempotent)", description="Start the local stack in dependency order."
+    )
+    up.add_argument("--only", type=_part_list, metavar="PARTS", help=f"{parts_help}; their requirements start too")
+    up.add_argument("--no-deps", action="store_true", help="with --only: do not start what the parts require")
+    up.set_defaults(func=lambda args: _guarded(args, _up))
+
+    status = subparsers.add_parser("status", help="show which parts run and are healthy")
+    status.add_argument("--json", action="store_true", help='print {"parts": [...]} as JSON')
+    status.add_argument("--only", type=_part_list, metavar="PARTS", help=parts_help)
+    status.set_defaults(func=lambda args: _guarded(args, _status))
+
+    down = subparsers.add_parser("down", help="stop the local stack (keeps data)")
+    down.add_argument("--purge", action="store_true", help="also delete the data of the stopped parts")
+    down.add_argument("--only", type=_part_list, metavar="PARTS", help=parts_help)
+    down.set_defaults(func=lambda args: _guarded(args, _down))
+
+    envoy = subparsers.add_parser("envoy-config", help="render the Envoy edge config from the stack config")
+    envoy.add_argument("--defaults", action="store_true", help="render the default config (envoy/envoy.yaml)")
+    target = envoy.add_mutually_exclusive_group()
+    target.add_argument("--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    target.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if FILE differs from the rendering")
+    envoy.set_defaults(func=lambda args: _guarded(args, _envoy_config))

@@ -1,0 +1,213 @@
+"""The local stack's configuration: every port, path, limit and timeout in one frozen dataclass.
+
+``StackConfig.from_env()`` reads ``RAGMESH_<FIELD_UPPER>`` (for example
+``RAGMESH_HOME``, ``RAGMESH_REDIS_PORT``, ``RAGMESH_PARTS=postgres,redis``).
+Nothing else in ``mesh.stack`` reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import ClassVar
+
+from mesh.config import ConfigError, EnvConfig
+
+#: Every part of the local stack, in dependency order.
+PART_NAMES: tuple[str, ...] = (
+    "postgres",
+    "redis",
+    "neo4j",
+    "ray",
+    "svc_inference",
+    "svc_retrieval",
+    "svc_ingest",
+    "svc_sandbox",
+    "svc_agent",
+    "envoy",
+)
+
+#: The gRPC services, in the order they start.
+SERVICE_NAMES: tuple[str, ...] = tuple(name for name in PART_NAMES if name.startswith("svc_"))
+
+_SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+#: The Neo4j release the stack runs; scripts/fetch-neo4j.sh pins the same one.
+DEFAULT_NEO4J_VERSION = "5.26.25"
+
+
+def default_root_dir() -> Path:
+    """The repository root when running from a checkout, else the working directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "mesh").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+def _default_home() -> Path:
+    return default_root_dir() / ".ragmesh"
+
+
+def _default_tools_dir() -> Path:
+    return default_root_dir() / ".tools"
+
+
+@dataclasses.dataclass(frozen=True)
+class StackConfig(EnvConfig):
+    """How ``ragmesh up`` runs the local stack on one machine."""
+
+    env_prefix: ClassVar[str] = "RAGMESH"
+
+    home: Path = dataclasses.field(default_factory=_default_home)
+    """Root of the stack's state: data/, logs/, run/ (pid files), secrets/, envoy/."""
+
+    tools_dir: Path = dataclasses.field(default_factory=_default_tools_dir)
+    """Cache of downloaded tools shared by every stack home (Neo4j jars live in tools_dir/neo4j/<version>/lib)."""
+
+    host: str = "127.0.0.1"
+    """Address every part binds to and that clients use to reach it."""
+
+    parts: tuple[str, ...] = PART_NAMES
+    """Which parts ``ragmesh up`` runs when ``--only`` is not given (comma-separated in the environment)."""
+
+    postgres_port: int = 55432
+    """TCP port of PostgreSQL."""
+
+    postgres_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    """Directory holding Debian's PostgreSQL 15 binaries (initdb, postgres, pg_isready, psql)."""
+
+    postgres_os_user: str = "postgres"
+    """OS user that runs PostgreSQL when ``ragmesh`` runs as root (PostgreSQL refuses to run as root)."""
+
+    postgres_user: str = "ragmesh"
+    """Database role the services log in as."""
+
+    postgres_password: str = "ragmesh"
+    """Password of ``postgres_user`` (loopback only; the local stack is not a production deployment)."""
+
+    postgres_database: str = "ragmesh"
+    """Database owned by ``postgres_user``."""
+
+    redis_port: int = 56379
+    """TCP port of redis-server."""
+
+    neo4j_version: str = DEFAULT_NEO4J_VERSION
+    """Neo4j 5 community release whose Maven artifacts the stack runs."""
+
+    neo4j_bolt_port: int = 57687
+    """Bolt port of Neo4j."""
+
+    neo4j_http_port: int = 57474
+    """HTTP port of Neo4j (browser and HTTP API)."""
+
+    neo4j_user: str = "neo4j"
+    """Neo4j user the services log in as."""
+
+    neo4j_password: str = "ragmesh-dev"
+    """Password set for ``neo4j_user`` before Neo4j's first start (auth stays on, as in production)."""
+
+    neo4j_heap_mb: int = 512
+    """Neo4j JVM heap (initial and maximum), in MiB."""
+
+    neo4j_pagecache_mb: int = 128
+    """Neo4j page cache, in MiB."""
+
+    neo4j_auto_fetch: bool = True
+    """Let ``ragmesh up`` run scripts/fetch-neo4j.sh when the Neo4j jars are missing."""
+
+    ray_gcs_port: int = 56380
+    """Port of the Ray head's GCS (the address clients pass to ``ray.init``)."""
+
+    ray_client_server_port: int = 56381
+    """Port of the Ray client server (``ray://`` addresses)."""
+
+    ray_dashboard_agent_port: int = 56382
+    """HTTP port of Ray's dashboard agent (Ray fixes it to 52365 unless told otherwise)."""
+
+    ray_num_cpus: int = 2
+    """CPUs the Ray head offers to tasks and actors."""
+
+    ray_object_store_mb: int = 1024
+    """Size of the Ray head's shared-memory object store, in MiB."""
+
+    svc_inference_port: int = 50051
+    """gRPC port of svc_inference."""
+
+    svc_retrieval_port: int = 50052
+    """gRPC port of svc_retrieval."""
+
+    svc_ingest_port: int = 50053
+    """gRPC port of svc_ingest."""
+
+    svc_sandbox_port: int = 50054
+    """gRPC port of svc_sandbox."""
+
+    svc_agent_port: int = 50055
+    """gRPC port of svc_agent."""
+
+    envoy_listener_port: int = 8080
+    """Port of Envoy's edge listener (gRPC, grpc-web)."""
+
+    envoy_admin_port: int = 9901
+    """Port of Envoy's admin interface (/ready, /stats/prometheus)."""
+
+    edge_rate_limit_max_tokens: int = 200
+    """Envoy local rate limit: bucket size, in requests."""
+
+    edge_rate_limit_tokens_per_fill: int = 100
+    """Envoy local rate limit: requests added to the bucket per fill interval."""
+
+    edge_rate_limit_fill_interval_s: float = 1.0
+    """Envoy local rate limit: seconds between refills."""
+
+    edge_grpc_timeout_max_s: float = 0.0
+    """Cap on the client's grpc-timeout at the edge, in seconds; 0 honours the client's deadline as sent."""
+
+    edge_retries: int = 2
+    """How often Envoy retries a call that failed with UNAVAILABLE."""
+
+    postgres_ready_timeout_s: float = 60.0
+    """Seconds PostgreSQL gets to accept connections after it is started."""
+
+    redis_ready_timeout_s: float = 30.0
+    """Seconds redis-server gets to answer PING."""
+
+    neo4j_ready_timeout_s: float = 120.0
+    """Seconds Neo4j gets to answer ``RETURN 1`` over Bolt."""
+
+    ray_ready_timeout_s: float = 90.0
+    """Seconds the Ray head gets to pass ``ray health-check``."""
+
+    services_ready_timeout_s: float = 180.0
+    """Seconds each gRPC service gets to report SERVING (model loading included)."""
+
+    envoy_ready_timeout_s: float = 30.0
+    """Seconds Envoy gets to report LIVE on /ready."""
+
+    stop_timeout_s: float = 20.0
+    """Seconds a part gets to exit after its stop signal before it is killed."""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.parts if name not in PART_NAMES]
+        if unknown:
+            raise ConfigError(f"RAGMESH_PARTS: unknown part(s) {', '.join(unknown)}; known: {', '.join(PART_NAMES)}")
+        for field in ("postgres_user", "postgres_database", "postgres_os_user"):
+            if not _SQL_IDENTIFIER.fullmatch(getattr(self, field)):
+                raise ConfigError(f"RAGMESH_{field.upper()}: must be a plain identifier (letters, digits, _)")
+        if self.edge_rate_limit_fill_interval_s <= 0:
+            raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_FILL_INTERVAL_S: must be positive")
+        if self.edge_rate_limit_max_tokens < 1 or self.edge_rate_limit_tokens_per_fill < 1:
+            raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_*_TOKENS*: must be at least 1")
+
+    def service_port(self, name: str) -> int:
+        """The gRPC port of the service part ``name`` (for example ``svc_agent``)."""
+        if name not in SERVICE_NAMES:
+            raise KeyError(name)
+        port: int = getattr(self, f"{name}_port")
+        return port
+
+    @property
+    def neo4j_lib_dir(self) -> Path:
+        """Where scripts/fetch-neo4j.sh puts the Neo4j jars for ``neo4j_version``."""
+        return self.tools_dir / "neo4j" / self.neo4j_version / "lib"

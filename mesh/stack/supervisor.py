@@ -1,0 +1,267 @@
+"""Bring the local stack up, report on it and take it down.
+
+``up`` starts the selected parts in dependency order and waits for each to be
+ready; a part that is already running and healthy is left alone, one that is
+down or unhealthy is (re)started. ``down`` stops parts in reverse order.
+Everything a run needs to know is in the pid files under the stack home, so
+every command works from a fresh process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mesh.stack import process
+from mesh.stack.config import PART_NAMES, StackConfig
+from mesh.stack.errors import NotReady, PortInUse
+from mesh.stack.layout import StackLayout
+from mesh.stack.ordering import start_order, with_requirements
+from mesh.stack.parts import Part, build_parts
+from mesh.stack.ports import describe_holder, port_is_free
+from mesh.stack.probes import ProbeResult
+
+_POLL_S = 0.25
+_LOG_TAIL_LINES = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class PartStatus:
+    """What ``ragmesh status`` reports for one part."""
+
+    name: str
+    healthy: bool
+    state: str
+    """``running`` (and healthy), ``unhealthy`` (process up, probe failing) or ``stopped``."""
+    address: str
+    pid: int | None
+    log_file: Path
+    pid_file: Path
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "healthy": self.healthy,
+            "state": self.state,
+            "address": self.address,
+            "pid": self.pid,
+            "log_file": str(self.log_file),
+            "pid_file": str(self.pid_file),
+            "detail": self.detail,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did with one part."""
+
+    name: str
+    action: str
+    """``kept`` (was healthy), ``started`` or ``restarted``."""
+    pid: int
+    ready_s: float
+    """Seconds from launch to ready (0 when kept)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DownResult:
+    """What ``down`` did with one part."""
+
+    name: str
+    action: str
+    """``stopped``, ``killed`` (did not exit in time) or ``not running``."""
+    stop_s: float = 0.0
+    """Seconds the part took to exit."""
+
+
+class Supervisor:
+    """Runs the parts of one stack home."""
+
+    def __init__(self, config: StackConfig, say: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.layout = StackLayout(config.home)
+        self.parts: dict[str, Part] = build_parts(config, self.layout)
+        self._say = say or (lambda _message: None)
+
+    # -- selection -------------------------------------------------------
+
+    def plan(self, only: Sequence[str] | None = None, *, with_deps: bool = True) -> list[str]:
+        """The parts ``up`` would handle, in start order."""
+        selected = list(only) if only else list(self.config.parts)
+        requires = {name: part.requires for name, part in self.parts.items()}
+        after = {name: part.after for name, part in self.parts.items()}
+        names = with_requirements(selected, requires) if with_deps else set(selected)
+        return start_order(names, requires, after, PART_NAMES)
+
+    # -- up --------------------------------------------------------------
+
+    def up(self, only: Sequence[str] | None = None, *, with_deps: bool = True) -> list[UpResult]:
+        """Start what is not running and healthy, in dependency order; return what was done."""
+        names = self.plan(only, with_deps=with_deps)
+        with self._lock():
+            for name in names:
+                self.parts[name].ensure_installed(self._part_say(name))
+            return [self._up_one(self.parts[name]) for name in names]
+
+    def _part_say(self, name: str) -> Callable[[str], None]:
+        return lambda message: self._say(f"{name}: {message}")
+
+    def _up_one(self, part: Part) -> UpResult:
+        say = self._part_say(part.name)
+        record = process.running_record(part.pid_file)
+        # "restarted" when an earlier run left a pid file: the part was up before and is not now.
+        action = "restarted" if part.pid_file.exists() else "started"
+        fingerprint = part.fingerprint()
+        if record is not None:
+            result = part.probe()
+            if result.ok and record.fingerprint in ("", fingerprint):
+                say(f"already running (pid {record.pid})")
+                return UpResult(part.name, "kept", record.pid, 0.0)
+            if result.ok:
+                say("its command or configuration changed; restarting")
+            else:
+                say(f"running but unhealthy ({result.detail}); restarting")
+        # Clear what is left of an earlier run: an unhealthy process, orphaned helpers, a stale pid file.
+        process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
+        self._check_ports(part)
+        part.prepare(say)
+        launch = part.launch()
+        say("starting")
+        started = time.monotonic()
+        record = process.spawn(
+            launch.argv,
+            log_file=part.log_file,
+            pid_file=part.pid_file,
+            env=launch.env,
+            cwd=launch.cwd,
+            fingerprint=fingerprint,
+        )
+        try:
+            self._wait_ready(part, record, started)
+        except BaseException:
+            process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
+            raise
+        ready_s = time.monotonic() - started
+        say(f"ready in {ready_s:.1f}s (pid {record.pid}, {part.address()})")
+        return UpResult(part.name, action, record.pid, ready_s)
+
+    def _check_ports(self, part: Part) -> None:
+        for spec in part.ports():
+            if not port_is_free(self.config.host, spec.port):
+                raise PortInUse(part.name, self.config.host, spec.port, describe_holder(spec.port), spec.setting)
+
+    def _not_ready(self, part: Part, problem: str) -> NotReady:
+        return NotReady(
+            part.name,
+            problem,
+            part.log_file,
+            process.tail(part.log_file, _LOG_TAIL_LINES),
+            fix=part.not_ready_hint or f"see the log; `ragmesh up --only {part.name}` tries again",
+        )
+
+    def _wait_for(
+        self, part: Part, record: process.ProcessRecord, check: Callable[[], ProbeResult], deadline: float
+    ) -> None:
+        result = ProbeResult(False, "not probed yet")
+        while True:
+            if not process.record_is_running(record):
+                code = process.exit_code(record.pid)
+                how = f"exited with code {code}" if code is not None else "exited"
+                raise self._not_ready(part, f"{how} before it was ready")
+            result = check()
+            if result.ok:
+                return
+            if result.fatal:
+                raise self._not_ready(part, f"cannot become ready: {result.detail}")
+            if time.monotonic() >= deadline:
+                raise self._not_ready(
+                    part, f"not ready after {part.ready_timeout_s:.0f}s (last check: {result.detail})"
+                )
+            time.sleep(_POLL_S)
+
+    def _wait_ready(self, part: Part, record: process.ProcessRecord, started: float) -> None:
+        deadline = started + part.ready_timeout_s
+        self._wait_for(part, record, part.startup_probe, deadline)
+        part.after_start(self._part_say(part.name))
+        self._wait_for(part, record, part.probe, deadline)
+
+    # -- status ----------------------------------------------------------
+
+    def status(self, only: Sequence[str] | None = None) -> list[PartStatus]:
+        """The state of the configured parts (and of any other part that has a pid file)."""
+        if only:
+            names = start_order(set(only), {}, {}, PART_NAMES)
+        else:
+            shown = set(self.config.parts) | {n for n, p in self.parts.items() if p.pid_file.exists()}
+            names = [name for name in PART_NAMES if name in shown]
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            return list(pool.map(self._status_one, [self.parts[name] for name in names]))
+
+    def _status_one(self, part: Part) -> PartStatus:
+        record = process.running_record(part.pid_file)
+        if record is None:
+            state, healthy, pid, detail = "stopped", False, None, "not running"
+        else:
+            result = part.probe()
+            healthy, pid, detail = result.ok, record.pid, result.detail
+            state = "running" if result.ok else "unhealthy"
+        return PartStatus(part.name, healthy, state, part.address(), pid, part.log_file, part.pid_file, detail)
+
+    # -- down ------------------------------------------------------------
+
+    def down(self, only: Sequence[str] | None = None, *, purge: bool = False) -> list[DownResult]:
+        """Stop parts in reverse start order (all of them unless ``only``); ``purge`` deletes their data."""
+        names = list(reversed(start_order(set(only) if only else set(PART_NAMES), {}, {}, PART_NAMES)))
+        results = []
+        with self._lock():
+            for name in names:
+                part = self.parts[name]
+                started = time.monotonic()
+                outcome = process.stop_pid_file(
+                    part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s
+                )
+                stop_s = time.monotonic() - started
+                action = {None: "not running", True: "stopped", False: "killed"}[outcome]
+                if outcome is not None:
+                    self._say(f"{name}: {action} in {stop_s:.1f}s")
+                results.append(DownResult(name, action, stop_s))
+            if purge:
+                self._purge(names if only else None)
+        return results
+
+    def _purge(self, names: Sequence[str] | None) -> None:
+        if names is None:
+            targets = [self.layout.data_dir, *self.layout.short_fallback_dirs(), self.layout.part_dir("ray")]
+        else:
+            targets = [self.layout.data(name) for name in names]
+            if "ray" in names:
+                targets.append(self.layout.ray_temp_dir)
+        for target in targets:
+            if target.exists():
+                self._say(f"deleting {target}")
+                shutil.rmtree(target)
+
+    # -- locking ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One ``up`` or ``down`` at a time per stack home."""
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.layout.run_dir / "stack.lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._say("waiting for another ragmesh up/down on this stack home")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from mesh.stack.config import SERVICE_NAMES, StackConfig
+from mesh.stack.envoy_config import (
+    CORS_ALLOW_HEADERS,
+    ROUTED_SERVICES,
+    UPSTREAM_HEADER,
+    envoy_config,
+    render_envoy_config,
+)
+
+
+def _manager(doc: dict[str, Any]) -> dict[str, Any]:
+    (listener,) = doc["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    (hcm,) = chain["filters"]
+    typed: dict[str, Any] = hcm["typed_config"]
+    return typed
+
+
+def _routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    (vhost,) = _manager(doc)["route_config"]["virtual_hosts"]
+    routes: list[dict[str, Any]] = vhost["routes"]
+    return routes
+
+
+def test_rendering_is_stable_yaml_with_a_generated_header() -> None:
+    text = render_envoy_config(StackConfig())
+    assert text == render_envoy_config(StackConfig())
+    assert text.startswith("# Envoy edge")
+    assert "GENERATED" in text
+    assert yaml.safe_load(text) == envoy_config(StackConfig())
+
+
+def test_listener_and_admin_follow_the_config() -> None:
+    doc = envoy_config(StackConfig(host="127.0.0.2", envoy_listener_port=18080, envoy_admin_port=19901))
+    (listener,) = doc["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "127.0.0.2", "port_value": 18080}
+    assert doc["admin"]["address"]["socket_address"] == {"address": "127.0.0.2", "port_value": 19901}
+
+
+def test_public_services_are_routed_by_prefix_to_their_cluster() -> None:
+    routes = {r["match"]["prefix"]: r for r in _routes(envoy_config(StackConfig())) if "headers" not in r["match"]}
+    assert routes.keys() == {f"/{service}/" for service in ROUTED_SERVICES}
+    assert routes["/ragmesh.inference.v1.InferenceService/"]["route"]["cluster"] == "svc_inference"
+    assert routes["/ragmesh.retrieval.v1.RetrievalService/"]["route"]["cluster"] == "svc_retrieval"
+    assert routes["/ragmesh.ingest.v1.IngestService/"]["route"]["cluster"] == "svc_ingest"
+    assert routes["/ragmesh.sandbox.v1.SandboxService/"]["route"]["cluster"] == "svc_sandbox"
+    assert routes["/ragmesh.agent.v1.AgentService/"]["route"]["cluster"] == "svc_agent"
+
+
+def test_index_service_is_not_routed() -> None:
+    text = render_envoy_config(StackConfig())
+    assert "IndexService" not in text
+    for route in _routes(envoy_config(StackConfig())):
+        assert not "/ragmesh.retrieval.v1.IndexService/".startswith(route["match"]["prefix"])
+
+
+def test_health_and_reflection_are_routed_by_upstream_header() -> None:
+    header_routes = [r for r in _routes(envoy_config(StackConfig())) if "headers" in r["match"]]
+    seen = set()
+    for route in header_routes:
+        (header,) = route["match"]["headers"]
+        assert header["name"] == UPSTREAM_HEADER
+        assert header["string_match"]["exact"] == route["route"]["cluster"]
+        seen.add((route["match"]["prefix"], route["route"]["cluster"]))
+    for prefix in (
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ):
+        for service in SERVICE_NAMES:
+            assert (prefix, service) in seen
+
+
+def test_header_routes_come_before_prefix_routes() -> None:
+    kinds = ["headers" in r["match"] for r in _routes(envoy_config(StackConfig()))]
+    assert kinds == sorted(kinds, reverse=True)
+
+
+def test_routes_honour_grpc_timeout_and_retry_only_unavailable() -> None:
+    for route in _routes(envoy_config(StackConfig(edge_retries=3))):
+        action = route["route"]
+        assert action["timeout"] == "0s"
+        assert action["max_stream_duration"] == {"grpc_timeout_header_max": "0s"}
+        assert action["retry_policy"] == {"retry_on": "unavailable", "num_retries": 3}
+
+
+def test_grpc_timeout_cap_is_configurable() -> None:
+    route = _routes(envoy_config(StackConfig(edge_grpc_timeout_max_s=30)))[0]
+    assert route["route"]["max_stream_duration"]["grpc_timeout_header_max"] == "30s"
+
+
+def test_filters_are_in_order() -> None:
+    names = [f["name"] for f in _manager(envoy_config(StackConfig()))["http_filters"]]
+    assert names == [
+        "envoy.filters.http.grpc_web",
+        "envoy.filters.http.cors",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.router",
+    ]
+
+
+def test_cors_allows_the_grpc_web_headers() -> None:
+    (vhost,) = _manager(envoy_config(StackConfig()))["route_config"]["virtual_hosts"]
+    policy = vhost["typed_per_filter_config"]["envoy.filters.http.cors"]
+    allowed = {h.strip() for h in policy["allow_headers"].split(",")}
+    assert allowed == set(CORS_ALLOW_HEADERS)
+    assert {"x-ragmesh-tenant", "authorization", "x-request-id", "grpc-timeout"} <= allowed
+    exposed = {h.strip() for h in policy["expose_headers"].split(",")}
+    assert exposed == {"grpc-status", "grpc-message", "grpc-status-details-bin"}
+    assert policy["allow_origin_string_match"] == [{"safe_regex": {"regex": ".*"}}]
+
+
+def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
+    config = StackConfig(
+        edge_rate_limit_max_tokens=7, edge_rate_limit_tokens_per_fill=3, edge_rate_limit_fill_interval_s=0.5
+    )
+    manager = _manager(envoy_config(config))
+    (limit,) = [f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.local_ratelimit"]
+    typed = limit["typed_config"]
+    assert typed["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "0.5s"}
+    assert typed["rate_limited_as_resource_exhausted"] is True
+    (mapper,) = manager["local_reply_config"]["mappers"]
+    headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
+    assert headers["grpc-status"] == "8"
+    assert mapper["status_code"] == 200
+
+
+def test_clusters_speak_http2_to_each_service() -> None:
+    config = StackConfig(svc_agent_port=60055)
+    clusters = {c["name"]: c for c in envoy_config(config)["static_resources"]["clusters"]}
+    assert clusters.keys() == set(SERVICE_NAMES)
+    agent = clusters["svc_agent"]
+    assert agent["type"] == "STATIC"
+    options = agent["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert "http2_protocol_options" in options["explicit_http_config"]
+    (locality,) = agent["load_assignment"]["endpoints"]
+    (endpoint,) = locality["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 60055}
+
+
+def test_hostnames_resolve_by_dns() -> None:
+    clusters = envoy_config(StackConfig(host="localhost"))["static_resources"]["clusters"]
+    assert {c["type"] for c in clusters} == {"STRICT_DNS"}
+
+
+def test_tenant_header_is_not_stripped() -> None:
+    manager = _manager(envoy_config(StackConfig()))
+    text = yaml.safe_dump(manager)
+    assert "request_headers_to_remove" not in text
+    assert "x-ragmesh-tenant" in text  # allowed by CORS, passed through unchanged
