@@ -27,6 +27,8 @@ lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
 	node_modules/.bin/buf lint proto
 	node_modules/.bin/buf format proto --diff --exit-code
 	scripts/buf-breaking.sh
+	$(RUN) ragmesh envoy-config --defaults --check envoy/envoy.yaml
+	"$$($(RUN) python -c 'from mesh.stack.binaries import envoy_binary; print(envoy_binary())')" --mode validate -c envoy/envoy.yaml --disable-hot-restart --log-level warn
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy mesh svc_inference svc_retrieval svc_ingest svc_sandbox svc_agent

@@ -99,6 +99,18 @@ def _routes(config: StackConfig) -> list[dict[str, Any]]:
                     "route": _upstream_route(part, config),
                 }
             )
+        # A browser's CORS preflight carries no custom headers, so it matches none of
+        # the header-routed entries above; this route lets the CORS filter answer it.
+        routes.append(
+            {
+                "name": f"{service}@preflight",
+                "match": {
+                    "prefix": f"/{service}/",
+                    "headers": [{"name": ":method", "string_match": {"exact": "OPTIONS"}}],
+                },
+                "route": _upstream_route(SERVICE_NAMES[-1], config),
+            }
+        )
     for service, part in ROUTED_SERVICES.items():
         routes.append(
             {

@@ -61,7 +61,11 @@ def test_index_service_is_not_routed() -> None:
 
 
 def test_health_and_reflection_are_routed_by_upstream_header() -> None:
-    header_routes = [r for r in _routes(envoy_config(StackConfig())) if "headers" in r["match"]]
+    header_routes = [
+        r
+        for r in _routes(envoy_config(StackConfig()))
+        if "headers" in r["match"] and r["match"]["headers"][0]["name"] != ":method"
+    ]
     seen = set()
     for route in header_routes:
         (header,) = route["match"]["headers"]
@@ -75,6 +79,17 @@ def test_health_and_reflection_are_routed_by_upstream_header() -> None:
     ):
         for service in SERVICE_NAMES:
             assert (prefix, service) in seen
+
+
+def test_cors_preflight_of_header_routed_services_has_a_route() -> None:
+    preflight = [
+        r for r in _routes(envoy_config(StackConfig())) if r["match"].get("headers", [{}])[0].get("name") == ":method"
+    ]
+    assert {r["match"]["prefix"] for r in preflight} == {
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    }
 
 
 def test_header_routes_come_before_prefix_routes() -> None:
