@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --no-sync
 
-.PHONY: help deps proto check-gen lint test test-unit test-stack demo up down status bench-mesh
+.PHONY: help deps proto check-gen lint test test-unit demo up down status web
 
 help:
 	@echo "make demo   - install what is needed, start the mesh, ingest the samples, stream a cited answer"
@@ -29,6 +29,7 @@ lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
 	scripts/buf-breaking.sh
 	$(RUN) ragmesh envoy-config --defaults --check envoy/envoy.yaml
 	"$$($(RUN) python -c 'from mesh.stack.binaries import envoy_binary; print(envoy_binary())')" --mode validate -c envoy/envoy.yaml --disable-hot-restart --log-level warn
+	node_modules/.bin/tsc -p web/tsconfig.json
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy mesh svc_inference svc_retrieval svc_ingest svc_sandbox svc_agent
@@ -50,3 +51,6 @@ down:
 
 status:
 	$(RUN) ragmesh status
+
+web: deps  ## build the browser chat page (web/dist/app.js); serve web/ and open index.html?edge=http://127.0.0.1:8080
+	npm run -s build:web

@@ -29,6 +29,11 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+if [[ ! -f web/dist/app.js || -n "$(find web/src gen/ts package-lock.json -newer web/dist/app.js -print -quit)" ]]; then
+  step "building the browser page (web/dist)"
+  npm run -s build:web >/dev/null
+fi
+
 scripts/fetch-proto-deps.sh
 
 if [[ -x scripts/fetch-neo4j.sh ]]; then

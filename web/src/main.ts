@@ -1,0 +1,113 @@
+// A small chat page on the generated grpc-web client: StreamChat events are
+// rendered as they arrive (steps, answer tokens, citations, final timings).
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { AgentService, StepStatus, Step } from "../../gen/ts/ragmesh/agent/v1/agent_service_pb";
+import type { Citation } from "../../gen/ts/ragmesh/agent/v1/agent_service_pb";
+
+const params = new URLSearchParams(location.search);
+const edge = params.get("edge") ?? "http://127.0.0.1:8080";
+const tenant = params.get("tenant") ?? "default";
+const client = createClient(AgentService, createGrpcWebTransport({ baseUrl: edge }));
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+let sessionId = "";
+
+function stepName(step: Step): string {
+  return Step[step].toLowerCase().replace("_", " ");
+}
+
+function renderCitations(citations: Citation[]): void {
+  const list = $<HTMLOListElement>("citations");
+  list.replaceChildren();
+  for (const c of citations) {
+    const item = document.createElement("li");
+    item.dataset.chunkId = c.chunkId;
+    item.textContent = `[${c.marker}] ${c.title || c.sourceUri} — ${c.sourceUri}`;
+    const snippet = document.createElement("span");
+    snippet.className = "snippet";
+    snippet.textContent = c.snippet;
+    item.append(snippet);
+    list.append(item);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ConnectError) {
+    if (err.code === Code.ResourceExhausted) return "Too many requests right now; try again in a moment.";
+    if (err.code === Code.Unavailable) return "The service is unavailable; is the mesh up?";
+    return `${Code[err.code]}: ${err.rawMessage}`;
+  }
+  return String(err);
+}
+
+async function ask(question: string): Promise<void> {
+  const answer = $("answer");
+  const steps = $<HTMLOListElement>("steps");
+  answer.textContent = "";
+  steps.replaceChildren();
+  $("citations").replaceChildren();
+  $("meta").textContent = "";
+  $("error").textContent = "";
+  let deltas = 0;
+  for await (const res of client.streamChat(
+    { message: question, sessionId },
+    { headers: { "x-ragmesh-tenant": tenant }, timeoutMs: 180_000 },
+  )) {
+    sessionId = res.sessionId || sessionId;
+    const ev = res.event;
+    switch (ev.case) {
+      case "step": {
+        if (ev.value.status === StepStatus.STARTED) {
+          const li = document.createElement("li");
+          li.id = `step-${ev.value.step}`;
+          li.textContent = `${stepName(ev.value.step)}…`;
+          steps.append(li);
+        } else {
+          const li = document.getElementById(`step-${ev.value.step}`) ?? steps.appendChild(document.createElement("li"));
+          const took = ev.value.durationMs ? ` (${ev.value.durationMs.toFixed(0)} ms)` : "";
+          li.textContent = `${stepName(ev.value.step)}${took}${ev.value.detail ? ": " + ev.value.detail : ""}`;
+        }
+        break;
+      }
+      case "token":
+        deltas += 1;
+        answer.textContent += ev.value.text;
+        answer.dataset.deltas = String(deltas);
+        break;
+      case "citations":
+        renderCitations(ev.value.citations);
+        break;
+      case "final": {
+        answer.textContent = ev.value.answer;
+        renderCitations(ev.value.citations);
+        const l = ev.value.latency;
+        $("meta").textContent =
+          `first token ${l?.timeToFirstTokenMs.toFixed(0)} ms · total ${l?.totalMs.toFixed(0)} ms` +
+          ` · retrieval ${l?.retrievalMs.toFixed(0)} ms · cache ${ev.value.cacheHit}`;
+        document.body.dataset.done = "true";
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+$("edge").textContent = `${edge} · tenant ${tenant}`;
+$<HTMLFormElement>("ask").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const button = $<HTMLButtonElement>("send");
+  const question = $<HTMLInputElement>("question").value.trim();
+  if (!question) return;
+  button.disabled = true;
+  document.body.dataset.done = "false";
+  ask(question)
+    .catch((err: unknown) => {
+      $("error").textContent = describe(err);
+      document.body.dataset.done = "error";
+    })
+    .finally(() => {
+      button.disabled = false;
+    });
+});
