@@ -23,6 +23,9 @@ packages=(
   poppler-utils
   libmagic1
   util-linux
+  unzip
+  chromium
+  fonts-dejavu-core
 )
 
 missing=()
