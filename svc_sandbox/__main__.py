@@ -7,21 +7,24 @@ import asyncio
 from mesh.server import ServiceBinding, serve
 from ragmesh.sandbox.v1 import sandbox_service_pb2, sandbox_service_pb2_grpc
 from svc_sandbox import servicer
-from svc_sandbox.config import Config
+from svc_sandbox.config import Config, SandboxConfig
+from svc_sandbox.domain import Sandbox
 
 
-def bindings() -> list[ServiceBinding]:
+async def bindings() -> list[ServiceBinding]:
+    """Starts the sandbox (refusing to run without isolation unless told) and binds the servicer."""
+    sandbox = await Sandbox.start(SandboxConfig.from_env())
     return [
         ServiceBinding(
             full_name=sandbox_service_pb2.DESCRIPTOR.services_by_name["SandboxService"].full_name,
             add_to_server=sandbox_service_pb2_grpc.add_SandboxServiceServicer_to_server,
-            servicer=servicer.SandboxServiceServicer(),
-        ),
+            servicer=servicer.SandboxServiceServicer(sandbox),
+        )
     ]
 
 
 def main() -> None:
-    asyncio.run(serve("svc_sandbox", bindings(), Config.from_env()))
+    asyncio.run(serve("svc_sandbox", bindings, Config.from_env()))
 
 
 if __name__ == "__main__":

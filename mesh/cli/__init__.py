@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "mesh.cli.stack_cmds",
     "mesh.cli.bench_cmds",
     "mesh.cli.env_cmds",
+    "mesh.cli.sandbox_cmds",
 )
 
 

@@ -13,8 +13,9 @@ Docker) and why the design is what it is:
 * The service runs as root locally, and RLIMIT_NPROC is not enforced for real uid 0 —
   and uid 0 outside must never be what the code maps to. So when the service is root,
   bwrap is started as ``run_as_uid:run_as_gid`` (default 65534, ``nobody``) through
-  ``subprocess.Popen(user=, group=, extra_groups=[])``: the C fork/exec path sets the ids,
-  no ``preexec_fn`` runs in a process with gRPC threads. A non-root service keeps its own
+  util-linux ``setpriv`` (not ``Popen(user=...)``, which forces fork() and with it gRPC
+  core's atfork handlers, seen crashing the child; without ids Popen uses vfork()).
+  No ``preexec_fn`` runs in a process with gRPC threads. A non-root service keeps its own
   uid. Measured here: RLIMIT_NPROC is counted per (user namespace, uid) since Linux 5.14,
   so two sandboxes under the same host uid do not share a process budget — a fork bomb
   in one did not stop another from forking.

@@ -59,6 +59,7 @@ _READ_CHUNK_BYTES = 64 * 1024
 _STOP_GRACE_S = 0.5
 _KILL_ESCALATION_S = 1.0
 _STOP_SIGNAL = signal.SIGUSR1  # must match _sandbox_init._STOP_SIGNAL
+_SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 OutputSink = Callable[[OutputChunk], None]
@@ -214,9 +215,19 @@ class SandboxRun:
                 env = insecure_env(self._insecure_dir)
                 cwd = str(self._insecure_dir)
 
-            ids: dict[str, Any] = {}
             if isolation.host_uid is not None:
-                ids = {"user": isolation.host_uid, "group": isolation.host_gid, "extra_groups": []}
+                # Drop to the unprivileged uid with setpriv rather than Popen(user=...):
+                # Popen must then fork() instead of vfork(), and fork() runs the
+                # pthread_atfork handlers of gRPC's core in the child, which crashed
+                # it (SIGSEGV) while other threads were inside gRPC. vfork runs none.
+                argv = [
+                    _SETPRIV,
+                    f"--reuid={isolation.host_uid}",
+                    f"--regid={isolation.host_gid}",
+                    "--clear-groups",
+                    "--",
+                    *argv,
+                ]
             self._started = time.monotonic()
             self._popen = subprocess.Popen(
                 argv,
@@ -228,7 +239,6 @@ class SandboxRun:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
-                **ids,
             )
         finally:
             for fd in child_side:

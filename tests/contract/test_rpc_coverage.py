@@ -34,12 +34,6 @@ PENDING: dict[str, int] = {
     "ragmesh.inference.v1.InferenceService/Embed": 3,
     "ragmesh.inference.v1.InferenceService/Rerank": 3,
     "ragmesh.inference.v1.InferenceService/ListModels": 3,
-    "ragmesh.retrieval.v1.RetrievalService/Search": 5,
-    "ragmesh.retrieval.v1.RetrievalService/GetChunk": 5,
-    "ragmesh.retrieval.v1.RetrievalService/ExploreGraph": 5,
-    "ragmesh.retrieval.v1.IndexService/UpsertChunks": 5,
-    "ragmesh.retrieval.v1.IndexService/DeleteDocuments": 5,
-    "ragmesh.retrieval.v1.IndexService/GetIndexStats": 5,
     "ragmesh.ingest.v1.IngestService/CreateIngestJob": 4,
     "ragmesh.ingest.v1.IngestService/StreamIngestJob": 4,
     "ragmesh.ingest.v1.IngestService/GetIngestJob": 4,
@@ -47,13 +41,6 @@ PENDING: dict[str, int] = {
     "ragmesh.ingest.v1.IngestService/ListDocuments": 4,
     "ragmesh.ingest.v1.IngestService/DeleteDocument": 4,
     "ragmesh.ingest.v1.IngestService/UploadDocuments": 4,
-    "ragmesh.sandbox.v1.SandboxService/Execute": 7,
-    "ragmesh.sandbox.v1.SandboxService/StreamExecute": 7,
-    "ragmesh.agent.v1.AgentService/StreamChat": 6,
-    "ragmesh.agent.v1.AgentService/GetSession": 6,
-    "ragmesh.agent.v1.AgentService/ListSessions": 6,
-    "ragmesh.agent.v1.AgentService/DeleteSession": 6,
-    "ragmesh.agent.v1.AgentService/SubmitFeedback": 6,
 }
 
 
