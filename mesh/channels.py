@@ -67,22 +67,31 @@ def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
     )
 
 
-class _Propagate(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
-):
-    """Identity, request id and deadline propagation on every outgoing call."""
+# grpc.aio files each interceptor under the first call type it implements (an if/elif chain
+# in Channel.__init__), so one class implementing all four would only see unary-unary calls.
+class _PropagateUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id and deadline propagation on unary-unary calls."""
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(_details(details), request)
 
+
+class _PropagateUnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id and deadline propagation on server-streaming calls."""
+
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(_details(details), request)
 
+
+class _PropagateStreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id and deadline propagation on client-streaming calls."""
+
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(_details(details), request_iterator)
+
+
+class _PropagateStreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id and deadline propagation on bidirectional calls."""
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(_details(details), request_iterator)
@@ -115,7 +124,12 @@ def open_channel(
             options.append(("grpc.service_config", config))
             break
     options.extend(extra_options)
-    interceptors: list[Any] = [_Propagate()]
+    interceptors: list[Any] = [
+        _PropagateUnaryUnary(),
+        _PropagateUnaryStream(),
+        _PropagateStreamUnary(),
+        _PropagateStreamStream(),
+    ]
     if tracing:
         interceptors.extend(telemetry.client_interceptors())
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
