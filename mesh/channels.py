@@ -54,6 +54,9 @@ def _capped_timeout(timeout: float | None) -> float | None:
     remaining = context.remaining_s()
     if remaining is None:
         return timeout
+    # A spent deadline must fail the call, but grpc reads a zero timeout
+    # inconsistently; a millisecond expires before any reply can arrive.
+    remaining = max(remaining, 0.001)
     return remaining if timeout is None else min(timeout, remaining)
 
 
