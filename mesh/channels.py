@@ -54,9 +54,15 @@ def _capped_timeout(timeout: float | None) -> float | None:
     remaining = context.remaining_s()
     if remaining is None:
         return timeout
-    # A spent deadline must fail the call, but grpc reads a zero timeout
-    # inconsistently; a millisecond expires before any reply can arrive.
-    remaining = max(remaining, 0.001)
+    if remaining <= 0:
+        # The request being served is already out of time: fail fast instead of
+        # sending a call whose answer nobody can use.
+        raise grpc.aio.AioRpcError(
+            code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            initial_metadata=grpc.aio.Metadata(),
+            trailing_metadata=grpc.aio.Metadata(),
+            details="the caller's deadline has passed",
+        )
     return remaining if timeout is None else min(timeout, remaining)
 
 
