@@ -62,6 +62,7 @@ def _capped_timeout(timeout: float | None) -> float | None:
             initial_metadata=grpc.aio.Metadata(),
             trailing_metadata=grpc.aio.Metadata(),
             details="the caller's deadline has passed",
+            debug_error_string="ragmesh: upstream deadline exceeded before the call",
         )
     return remaining if timeout is None else min(timeout, remaining)
 
