@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The main job: start the mesh, ingest the project's sample corpus, and stream a
+# cited answer to a sample question through the Envoy edge.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.local/bin:$PATH"
+RUN=(uv run --no-sync)
+TENANT="${RAGMESH_DEMO_TENANT:-demo}"
+QUESTION="${RAGMESH_DEMO_QUESTION:-What does a Deployment do when you update its Pod template?}"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+step "starting the mesh (ragmesh up)"
+"${RUN[@]}" ragmesh up
+"${RUN[@]}" ragmesh status
+
+step "ingesting the sample corpus (samples/) as tenant '$TENANT'"
+"${RUN[@]}" ragmesh ingest samples/ --tenant "$TENANT"
+
+step "asking: $QUESTION"
+"${RUN[@]}" ragmesh ask "$QUESTION" --tenant "$TENANT"
+
+cat >&2 <<TXT
+
+The mesh is still running. Try:
+  uv run ragmesh ask "How do I limit the CPU a container can use?" --tenant $TENANT
+  uv run ragmesh search "pod disruption budget" --tenant $TENANT
+  uv run ragmesh status          # every part, healthy or not
+  uv run ragmesh down            # stop it (keeps data; --purge deletes it)
+TXT
