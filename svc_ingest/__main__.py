@@ -3,25 +3,78 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from mesh import migrations
 from mesh.server import ServiceBinding, serve
+from mesh.settings import MeshSettings
 from ragmesh.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from svc_ingest import servicer
+from svc_ingest.clients.index import IndexClient
+from svc_ingest.clients.postgres import DocumentRepository, JobRepository, create_pool
 from svc_ingest.config import Config
+from svc_ingest.jobs import JobManager
 
 
-def bindings() -> list[ServiceBinding]:
+@dataclass
+class _State:
+    manager: JobManager | None = None
+
+
+def bindings(manager: JobManager) -> list[ServiceBinding]:
+    """The services this process serves."""
     return [
         ServiceBinding(
             full_name=ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
             add_to_server=ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
-            servicer=servicer.IngestServiceServicer(),
+            servicer=servicer.IngestServiceServicer(manager),
         ),
     ]
 
 
+@contextlib.asynccontextmanager
+async def running(config: Config, settings: MeshSettings) -> AsyncIterator[JobManager]:
+    """Opens Postgres (migrated), the index channel and the job manager; closes them in reverse."""
+    if config.migrate_on_start:
+        await migrations.apply_dsn(settings.postgres_dsn)
+    pool = await create_pool(settings.postgres_dsn, timeout_s=config.store_timeout_s)
+    index = IndexClient(settings.retrieval_addr, upsert_timeout_s=config.upsert_timeout_s)
+    manager = JobManager(
+        config,
+        inference_addr=settings.inference_addr,
+        documents=DocumentRepository(pool, config.store_timeout_s),
+        jobs=JobRepository(pool, config.store_timeout_s),
+        index=index,
+        ray_address=config.ray_address,
+    )
+    await manager.start()
+    try:
+        yield manager
+    finally:
+        await manager.stop()
+        await index.close()
+        await pool.close()
+
+
 def main() -> None:
-    asyncio.run(serve("svc_ingest", bindings(), Config.from_env()))
+    """Runs the service until SIGTERM/SIGINT."""
+    config = Config.from_env()
+    settings = MeshSettings.from_env()
+    state = _State()
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with running(config, settings) as manager:
+            state.manager = manager
+            yield
+
+    async def resolved() -> list[ServiceBinding]:
+        assert state.manager is not None
+        return bindings(state.manager)
+
+    asyncio.run(serve("svc_ingest", resolved, config, lifespan=lifespan))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from mesh.server import ServiceBinding, serve
+from mesh.settings import MeshSettings
 from ragmesh.retrieval.v1 import (
     index_service_pb2,
     index_service_pb2_grpc,
@@ -12,26 +15,42 @@ from ragmesh.retrieval.v1 import (
     retrieval_service_pb2_grpc,
 )
 from svc_retrieval import servicer
+from svc_retrieval.app import Components, open_components
 from svc_retrieval.config import Config
 
 
-def bindings() -> list[ServiceBinding]:
+def bindings(components: Components) -> list[ServiceBinding]:
+    """The two services svc_retrieval serves, over the opened components."""
     return [
         ServiceBinding(
             full_name=retrieval_service_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name,
             add_to_server=retrieval_service_pb2_grpc.add_RetrievalServiceServicer_to_server,
-            servicer=servicer.RetrievalServiceServicer(),
+            servicer=servicer.RetrievalServiceServicer(components.searcher),
         ),
         ServiceBinding(
             full_name=index_service_pb2.DESCRIPTOR.services_by_name["IndexService"].full_name,
             add_to_server=index_service_pb2_grpc.add_IndexServiceServicer_to_server,
-            servicer=servicer.IndexServiceServicer(),
+            servicer=servicer.IndexServiceServicer(components.indexer),
         ),
     ]
 
 
 def main() -> None:
-    asyncio.run(serve("svc_retrieval", bindings(), Config.from_env()))
+    """Runs the service until SIGTERM/SIGINT."""
+    config = Config.from_env()
+    settings = MeshSettings.from_env()
+    opened: list[Components] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with open_components(config, settings) as components:
+            opened.append(components)
+            yield
+
+    async def resolve() -> list[ServiceBinding]:
+        return bindings(opened[0])
+
+    asyncio.run(serve("svc_retrieval", resolve, config, lifespan=lifespan))
 
 
 if __name__ == "__main__":

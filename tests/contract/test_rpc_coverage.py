@@ -30,17 +30,6 @@ SERVICE_FILES = (
 
 # RPC full name -> the issue that will implement it.
 PENDING: dict[str, int] = {
-    "ragmesh.inference.v1.InferenceService/StreamGenerate": 3,
-    "ragmesh.inference.v1.InferenceService/Embed": 3,
-    "ragmesh.inference.v1.InferenceService/Rerank": 3,
-    "ragmesh.inference.v1.InferenceService/ListModels": 3,
-    "ragmesh.ingest.v1.IngestService/CreateIngestJob": 4,
-    "ragmesh.ingest.v1.IngestService/StreamIngestJob": 4,
-    "ragmesh.ingest.v1.IngestService/GetIngestJob": 4,
-    "ragmesh.ingest.v1.IngestService/CancelIngestJob": 4,
-    "ragmesh.ingest.v1.IngestService/ListDocuments": 4,
-    "ragmesh.ingest.v1.IngestService/DeleteDocument": 4,
-    "ragmesh.ingest.v1.IngestService/UploadDocuments": 4,
 }
 
 

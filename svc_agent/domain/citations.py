@@ -1,0 +1,176 @@
+"""Citation markers in a streamed answer, and attribution when the model writes none.
+
+``MarkerFilter`` sits between the model's token stream and the client: it
+holds back a ``[`` until it knows whether a citation marker follows, keeps
+markers of sources the model was given, and drops any other marker, so a
+client never sees a citation to nothing. ``attribute`` is the fallback for
+small models that cite nothing: each answer sentence is credited to the given
+source its embedding is closest to, when that similarity clears a threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Sequence
+
+from svc_agent.domain.model import Citation, Source
+from svc_agent.domain.ports import Embedder
+from svc_agent.domain.text import clean_source_text, sentences, shorten, words
+
+_MARKER_RE = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
+# The longest text a marker can take ("[12, 13, 14]"); an open bracket held longer is not one.
+_MAX_MARKER_CHARS = 16
+_PARTIAL_RE = re.compile(r"\[[\d,\s]*$")
+SNIPPET_CHARS = 240
+
+
+class MarkerFilter:
+    """Streams answer text, keeping valid citation markers and dropping unknown ones."""
+
+    def __init__(self, valid_markers: Sequence[int]) -> None:
+        self._valid = frozenset(valid_markers)
+        self._pending = ""
+        self.used: list[int] = []
+        """Valid markers in the order they first appeared."""
+        self.dropped: list[int] = []
+        """Markers the model wrote that name no given source."""
+
+    def _rewrite(self, text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            kept: list[int] = []
+            for part in match.group(1).split(","):
+                number = int(part)
+                if number in self._valid:
+                    kept.append(number)
+                    if number not in self.used:
+                        self.used.append(number)
+                else:
+                    self.dropped.append(number)
+            return "".join(f"[{n}]" for n in kept)
+
+        return _MARKER_RE.sub(replace, text)
+
+    def feed(self, delta: str) -> str:
+        """The text that can be shown now; a possible marker's start is held back."""
+        text = self._pending + delta
+        partial = _PARTIAL_RE.search(text)
+        if partial is not None and len(text) - partial.start() <= _MAX_MARKER_CHARS:
+            self._pending = text[partial.start() :]
+            text = text[: partial.start()]
+        else:
+            self._pending = ""
+        return self._rewrite(text)
+
+    def finish(self) -> str:
+        """Whatever was held back, once the stream has ended."""
+        text, self._pending = self._pending, ""
+        return self._rewrite(text)
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without citation markers."""
+    return re.sub(r"\s*" + _MARKER_RE.pattern, "", text)
+
+
+def snippet(source: Source, near: str = "") -> str:
+    """A short excerpt of the source, around the answer's words when they appear in it."""
+    text = " ".join(clean_source_text(source.text).split())
+    if near:
+        best_start, best_hits = 0, -1
+        probe = {w.lower() for w in words(near) if len(w) > 3}
+        parts = sentences(text)
+        offset = 0
+        for part in parts:
+            hits = sum(w.lower() in probe for w in words(part))
+            start = text.find(part, offset)
+            if hits > best_hits and start >= 0:
+                best_start, best_hits = start, hits
+            offset = max(offset, start)
+        text = text[best_start:]
+    return shorten(text, SNIPPET_CHARS)
+
+
+def make_citations(markers: Sequence[int], sources: Sequence[Source], answer: str = "") -> tuple[Citation, ...]:
+    """Citations for ``markers`` (1-based positions in ``sources``), in marker order."""
+    out: list[Citation] = []
+    for marker in sorted(set(markers)):
+        if not 1 <= marker <= len(sources):
+            continue
+        source = sources[marker - 1]
+        out.append(
+            Citation(
+                marker=marker,
+                chunk_id=source.chunk_id,
+                doc_id=source.doc_id,
+                source_uri=source.source_uri,
+                title=source.title,
+                snippet=snippet(source, near=answer),
+                score=source.score,
+            )
+        )
+    return tuple(out)
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Attribution:
+    """Which sources answer sentences were credited to."""
+
+    markers: tuple[int, ...]
+    """1-based source numbers, in the order the answer first uses them."""
+    best_similarity: float
+    sentences: int
+
+
+async def attribute(
+    answer: str,
+    question: str,
+    sources: Sequence[Source],
+    embedder: Embedder,
+    *,
+    min_similarity: float,
+    question_weight: float,
+    short_claim_words: int,
+    max_chars: int,
+) -> Attribution:
+    """Credits each answer sentence to the source that best supports it, when the support is good enough.
+
+    A sentence's support from a source is its similarity to the source, and,
+    weighted by ``question_weight``, the source's relevance to the question
+    (the retrieval's dense score): a small model's sentence is often vague,
+    and of two sources it resembles equally, the one that answers the
+    question is the one it drew on. A sentence shorter than
+    ``short_claim_words`` ("The default is 3.") says too little on its own, so
+    it is embedded together with the question it answers. A source is cited
+    when the sentence's own similarity to it, or the weighted support,
+    reaches ``min_similarity``.
+    """
+    claims = sentences(strip_markers(answer))
+    if not claims or not sources:
+        return Attribution((), 0.0, len(claims))
+    asked = " ".join(question.split())
+    texts = [f"{asked} {c}" if len(words(c)) < short_claim_words else c for c in claims]
+    passages = [clean_source_text(s.text)[:max_chars] or s.title or s.chunk_id for s in sources]
+    vectors = await embedder.embed([*texts, *passages], query=False)
+    claim_vectors, source_vectors = vectors[: len(claims)], vectors[len(claims) :]
+    relevance = [s.relevance or 0.0 for s in sources]
+    markers: list[int] = []
+    best_overall = 0.0
+    for claim_vector in claim_vectors:
+        similarity = [_cosine(claim_vector, sv) for sv in source_vectors]
+        support = [
+            (sim + question_weight * rel) / (1 + question_weight)
+            for sim, rel in zip(similarity, relevance, strict=True)
+        ]
+        best = max(range(len(support)), key=support.__getitem__)
+        best_overall = max(best_overall, similarity[best])
+        if max(similarity[best], support[best]) >= min_similarity and best + 1 not in markers:
+            markers.append(best + 1)
+    return Attribution(tuple(markers), best_overall, len(claims))

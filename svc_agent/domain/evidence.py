@@ -1,0 +1,144 @@
+"""How well the retrieved sources support answering a question.
+
+Two signals, both cheap (nothing is embedded again):
+
+- strength: the best cosine similarity of question and source from the dense
+  leg of the search (a lexical proxy when no source has a dense score, for
+  example while the dense leg is degraded);
+- coverage: the share of the question's specific terms (names like
+  ``ClusterIssuer``, ``cert-manager``, ``--history-max``, capitalised words)
+  the corpus mentions: in the retrieved chunks, or else in a term lookup. A
+  question about a tool the corpus never mentions can still sit close to it
+  in embedding space; its specific terms are what give it away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Collection, Sequence
+
+from svc_agent.domain.model import Source
+from svc_agent.domain.text import STOPWORDS, content_terms, is_specific, words
+
+
+class Level(enum.Enum):
+    """What the evidence allows."""
+
+    STRONG = "strong"
+    """Answer."""
+    WEAK = "weak"
+    """Answer, but a corrective search may find better sources."""
+    INSUFFICIENT = "insufficient"
+    """Decline unless a corrective search finds better sources."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Where the levels start."""
+
+    min_relevance: float
+    """Below this best similarity the documents do not hold the answer."""
+    strong_relevance: float
+    """At or above this best similarity no corrective search is needed."""
+    min_coverage: float
+    """Share of the question's specific terms the sources must mention."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """The evidence of one set of sources for one question."""
+
+    strength: float
+    coverage: float
+    missing_terms: tuple[str, ...]
+    lexical: bool
+    """Whether strength is the lexical proxy (no source had a dense score)."""
+
+    def level(self, thresholds: Thresholds) -> Level:
+        """STRONG, WEAK or INSUFFICIENT under ``thresholds``."""
+        if self.strength < thresholds.min_relevance or self.coverage < thresholds.min_coverage:
+            return Level.INSUFFICIENT
+        if self.strength < thresholds.strong_relevance or self.missing_terms:
+            return Level.WEAK
+        return Level.STRONG
+
+    def describe(self) -> str:
+        """A short account for step details."""
+        kind = "lexical overlap" if self.lexical else "similarity"
+        text = f"best {kind} {self.strength:.2f}, specific terms covered {self.coverage:.0%}"
+        if self.missing_terms:
+            text += f" (missing: {', '.join(self.missing_terms[:4])})"
+        return text
+
+
+_QUANTITY_RE = re.compile(r"^\d+(?:[.,:]\d+)*[A-Za-z]{0,3}$")
+
+
+def specific_terms(question: str) -> list[str]:
+    """The words of ``question`` that name something specific, lower-cased, without leading dashes.
+
+    Quantities and versions ("1000Gi", "1.25", "10s") are the asker's own values,
+    not names a corpus must contain, so they are left out; so is a word that is
+    only a part of another term ("Berlin" beside "Europe/Berlin").
+    """
+    found: dict[str, None] = {}
+    for index, token in enumerate(words(question)):
+        term = token.lstrip("-").lower().removesuffix("'s")
+        if term in STOPWORDS or _QUANTITY_RE.match(token):
+            continue
+        capitalised = index > 0 and token[:1].isupper() and len(token) >= 3
+        if is_specific(token) or capitalised:
+            found.setdefault(term, None)
+    terms = list(found)
+    return [t for t in terms if not any(t != o and t in re.split(r"[/._=-]", o) for o in terms)]
+
+
+def _lexical_overlap(question: str, text: str) -> float:
+    terms = content_terms(question)
+    if not terms:
+        return 0.0
+    present = set(content_terms(text))
+    return sum(t in present for t in terms) / len(terms)
+
+
+def mentions(text: str, term: str) -> bool:
+    """Whether ``text`` (lower-cased) mentions ``term``, in its singular or plural form."""
+    if term in text:
+        return True
+    # "ConfigMaps" is covered by a source that says "ConfigMap", and the other way round.
+    other = term[:-1] if term.endswith("s") else term + "s"
+    return len(other) >= 3 and re.search(rf"\b{re.escape(other)}\b", text) is not None
+
+
+def assess(
+    question: str, sources: Sequence[Source], *, pool: Sequence[Source] = (), known: Collection[str] = ()
+) -> Evidence:
+    """The evidence ``sources`` give for answering ``question``.
+
+    Strength comes from ``sources`` (what the model will read); a specific term
+    counts as covered when any source, any other retrieved chunk in ``pool``
+    or a term lookup (``known``) shows the corpus mentions it.
+    """
+    terms = specific_terms(question)
+    haystack = "\n".join(f"{s.title}\n{s.text}" for s in (*sources, *pool)).lower()
+    missing = tuple(t for t in terms if t not in known and not mentions(haystack, t))
+    coverage = 1.0 if not terms else (len(terms) - len(missing)) / len(terms)
+    if not sources:
+        return Evidence(strength=0.0, coverage=coverage, missing_terms=missing, lexical=False)
+    dense = [s.relevance for s in sources if s.relevance is not None]
+    lexical = not dense
+    strength = max(dense) if dense else max(_lexical_overlap(question, s.text) for s in sources)
+    return Evidence(strength=strength, coverage=coverage, missing_terms=missing, lexical=lexical)
+
+
+def merge_sources(current: Sequence[Source], extra: Sequence[Source], limit: int) -> tuple[Source, ...]:
+    """The best ``limit`` sources of two searches, each chunk once, most relevant first."""
+    best: dict[str, Source] = {}
+    for source in (*current, *extra):
+        kept = best.get(source.chunk_id)
+        if kept is None or (source.relevance or 0.0) > (kept.relevance or 0.0):
+            best[source.chunk_id] = source
+    ranked = sorted(best.values(), key=lambda s: s.relevance if s.relevance is not None else -1.0, reverse=True)
+    return tuple(ranked[:limit])

@@ -1,0 +1,75 @@
+"""The answer loop's tuning, as plain values (svc_agent.config builds it from the environment)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from svc_agent.domain.evidence import Thresholds
+
+
+class PlannerMode(enum.Enum):
+    """When the planner asks the model."""
+
+    RULES = "rules"
+    """Never: the rules decide everything."""
+    AUTO = "auto"
+    """Only when the rules are not sure (not a tool, not plainly a question)."""
+    MODEL = "model"
+    """Always; the rules are the backstop for unusable output."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSettings:
+    """How the loop plans, searches, answers and caches."""
+
+    default_top_k: int = 4
+    """Sources retrieved and shown to the model when the request does not say."""
+    max_prompt_sources: int = 8
+    """Most sources put in the responder prompt, whatever the request asks."""
+    source_chars: int = 600
+    """Characters of each source in the responder prompt."""
+    history_messages: int = 6
+    """Messages of the session the rewrite step reads."""
+    answer_max_tokens: int = 160
+    """Most tokens of an answer."""
+    temperature: float = 0.0
+    """Sampling temperature of the responder (0 is greedy)."""
+    repeat_penalty: float = 1.3
+    """Repeat penalty for every generation; small models loop without one."""
+    planner_mode: PlannerMode = PlannerMode.AUTO
+    """When the planner asks the model."""
+    planner_max_tokens: int = 64
+    """Most tokens of the model's plan."""
+    rewrite_with_model: bool = True
+    """Whether follow-ups that need resolving are also rewritten by the model (checked before use)."""
+    rewrite_max_tokens: int = 48
+    """Most tokens of the model's rewrite."""
+    hyde_max_tokens: int = 96
+    """Most tokens of a HyDE passage."""
+    thresholds: Thresholds = dataclasses.field(
+        default_factory=lambda: Thresholds(min_relevance=0.3, strong_relevance=0.5, min_coverage=0.6)
+    )
+    """Evidence levels: decline below, corrective search between, answer above."""
+    corrective_max_attempts: int = 2
+    """Most extra searches when the evidence is weak."""
+    attribution_min_similarity: float = 0.4
+    """Least similarity of an answer sentence to a source for post-hoc attribution to cite it."""
+    attribution_question_weight: float = 0.5
+    """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_short_claim_words: int = 8
+    """Answer sentences shorter than this are embedded together with the question for attribution."""
+    max_term_lookups: int = 4
+    """Most specific terms looked up in the corpus when the sources do not mention them."""
+    attribution_source_chars: int = 1500
+    """Characters of each source embedded for attribution."""
+    semantic_cache_min_similarity: float = 0.92
+    """Least similarity of two questions for the semantic cache to answer."""
+    graph_depth: int = 1
+    """Hops of graph exploration."""
+    graph_max_nodes: int = 25
+    """Most nodes a graph exploration returns."""
+    tool_output_chars: int = 2000
+    """Characters of a tool's output kept in the answer."""
+    replay_words_per_delta: int = 6
+    """Words per token event when a cached answer is replayed."""

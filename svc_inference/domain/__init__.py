@@ -1,0 +1,1 @@
+"""The inference domain: model roles, their configs, hosting and routing (no grpc imports)."""

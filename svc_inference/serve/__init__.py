@@ -1,0 +1,1 @@
+"""Ray Serve hosting: the model roles as deployments, reached through DeploymentHandles."""

@@ -1,0 +1,154 @@
+"""The model role classes as Ray Serve deployments.
+
+Each deployment class is its plain domain class plus what Serve adds:
+``@serve.batch`` dynamic batching for the encoders (several requests, one model
+call, sized from the model config at start), async entry points, the
+fingerprint the service compares before redeploying, and the process id that
+tests use to crash a replica for real. Serve calls ``check_health`` on its own
+schedule and replaces a replica that fails it or dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from ray import serve
+from ray.serve.deployment import Application
+
+from svc_inference.domain.embedder import Embedder, PreparedEmbed
+from svc_inference.domain.llm import LLM
+from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelConfig, RerankerConfig
+from svc_inference.domain.reranker import CrossEncoderReranker
+from svc_inference.domain.sources import SourceSettings
+from svc_inference.domain.types import EmbedRequest, EmbedResult, RerankRequest, RerankResult
+
+
+class LLMDeployment(LLM):
+    """An LLM replica; Serve streams ``generate`` (an async generator) to the caller."""
+
+    def __init__(self, config: LLMConfig, sources: SourceSettings, fingerprint: str) -> None:
+        super().__init__(config, sources)
+        self._fingerprint = fingerprint
+
+    def fingerprint(self) -> str:
+        """The config-and-code fingerprint this replica was deployed with."""
+        return self._fingerprint
+
+    def pid(self) -> int:
+        """The replica's process id."""
+        return os.getpid()
+
+
+class EmbedderDeployment(Embedder):
+    """An embedder replica: requests are checked one by one, then embedded in dynamic batches."""
+
+    def __init__(self, config: EmbedderConfig, sources: SourceSettings, fingerprint: str) -> None:
+        super().__init__(config, sources)
+        self._fingerprint = fingerprint
+        # One model thread: a batch runs while the next one gathers, never two at once.
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{config.name}")
+        for batched in (cast(Any, self._embed_batched), cast(Any, self._rerank_batched)):
+            batched.set_max_batch_size(config.serving.max_batch_size)
+            batched.set_batch_wait_timeout_s(config.serving.batch_wait_timeout_s)
+
+    def fingerprint(self) -> str:
+        """The config-and-code fingerprint this replica was deployed with."""
+        return self._fingerprint
+
+    def pid(self) -> int:
+        """The replica's process id."""
+        return os.getpid()
+
+    async def embed_request(self, request: EmbedRequest) -> EmbedResult:
+        """Checks one request (it fails alone), then embeds it in the next batch."""
+        prepared = self.prepare(request)
+        result: EmbedResult = await self._embed_batched(prepared)
+        return result
+
+    async def rerank_request(self, request: RerankRequest) -> RerankResult:
+        """Ranks one request by cosine similarity, batched with others."""
+        result: RerankResult = await self._rerank_batched(request)
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    async def _embed_batched(self, items: list[PreparedEmbed]) -> list[EmbedResult]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_thread, self.embed_batch, items)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    async def _rerank_batched(self, items: list[RerankRequest]) -> list[RerankResult]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_thread, self.rerank_batch, items)
+
+
+class RerankerDeployment(CrossEncoderReranker):
+    """A cross-encoder replica: requests are scored in dynamic batches."""
+
+    def __init__(self, config: RerankerConfig, sources: SourceSettings, fingerprint: str) -> None:
+        super().__init__(config, sources)
+        self._fingerprint = fingerprint
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"rerank-{config.name}")
+        batched: Any = self._rerank_batched
+        batched.set_max_batch_size(config.serving.max_batch_size)
+        batched.set_batch_wait_timeout_s(config.serving.batch_wait_timeout_s)
+
+    def fingerprint(self) -> str:
+        """The config-and-code fingerprint this replica was deployed with."""
+        return self._fingerprint
+
+    def pid(self) -> int:
+        """The replica's process id."""
+        return os.getpid()
+
+    async def rerank_request(self, request: RerankRequest) -> RerankResult:
+        """Scores one request, batched with others."""
+        result: RerankResult = await self._rerank_batched(request)
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    async def _rerank_batched(self, items: list[RerankRequest]) -> list[RerankResult]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_thread, self.rerank_batch, items)
+
+
+_CLASSES: dict[type[Any], type[Any]] = {
+    LLMConfig: LLMDeployment,
+    EmbedderConfig: EmbedderDeployment,
+    RerankerConfig: RerankerDeployment,
+}
+
+
+def build_application(config: ModelConfig, sources: SourceSettings, fingerprint: str) -> Application:
+    """The Serve application of one model: a single deployment named after it, options from its config."""
+    serving = config.serving
+    actor_options: dict[str, Any] = {"num_cpus": serving.num_cpus, "num_gpus": serving.num_gpus}
+    if serving.memory_mb:
+        actor_options["memory"] = serving.memory_mb * 1024 * 1024
+    options: dict[str, Any] = {
+        "name": config.name,
+        "max_ongoing_requests": serving.max_ongoing_requests,
+        "max_queued_requests": serving.max_queued_requests,
+        "autoscaling_config": {
+            "min_replicas": serving.min_replicas,
+            "initial_replicas": serving.min_replicas,
+            "max_replicas": serving.max_replicas,
+            "target_ongoing_requests": serving.target_ongoing_requests,
+            "upscale_delay_s": serving.upscale_delay_s,
+            "downscale_delay_s": serving.downscale_delay_s,
+        },
+        "ray_actor_options": actor_options,
+        "health_check_period_s": serving.health_check_period_s,
+        "health_check_timeout_s": serving.health_check_timeout_s,
+        "graceful_shutdown_timeout_s": serving.graceful_shutdown_timeout_s,
+        # Per-request access logs cost more than a small model's call on a 2-core machine.
+        "logging_config": {"enable_access_log": False, "log_level": "WARNING"},
+    }
+    if serving.placement_group_bundles:
+        options["placement_group_bundles"] = [dict(b) for b in serving.placement_group_bundles]
+        options["placement_group_strategy"] = serving.placement_group_strategy
+    deployment: Any = serve.deployment(_CLASSES[type(config)], **options)
+    application: Application = deployment.bind(config, sources, fingerprint)
+    return application

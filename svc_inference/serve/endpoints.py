@@ -1,0 +1,141 @@
+"""Endpoints that call Ray Serve deployments through DeploymentHandles (streaming handles for generation).
+
+Handles are made once and reused for every call. A generation stream the
+caller abandons (cancelled RPC, passed deadline, closed iterator) is cancelled
+in Serve, which cancels the replica's generator and so stops the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from svc_inference.domain.types import (
+    EmbedRequest,
+    EmbedResult,
+    GenerateRequest,
+    GenerationChunk,
+    GenerationStats,
+    ModelInfo,
+    RerankRequest,
+    RerankResult,
+)
+from svc_inference.serve.errors import to_mesh_error
+
+HOSTING = "serve"
+
+
+def served_info(info: ModelInfo) -> ModelInfo:
+    """``info`` as reported by a replica, marked as served by Ray Serve."""
+    return dataclasses.replace(info, hosting=HOSTING)
+
+
+class ServeLLM:
+    """An LLM deployment."""
+
+    def __init__(self, handle: Any, info: ModelInfo) -> None:
+        self._handle = handle
+        self._generate = handle.options(stream=True).generate
+        self._stats = handle.stats
+        self._info = served_info(info)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model as ListModels shows it."""
+        return self._info
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
+        """Streams chunks from a replica as it produces them."""
+        response = self._generate.remote(request)
+        finished = False
+        try:
+            async for chunk in response:
+                yield chunk
+            finished = True
+        except Exception as exc:
+            finished = True
+            raise to_mesh_error(exc, self._info.name) from exc
+        finally:
+            if not finished:
+                response.cancel()
+
+    async def stats(self) -> GenerationStats:
+        """The counters of the replica that answers (tests run one replica)."""
+        try:
+            stats: GenerationStats = await self._stats.remote()
+        except Exception as exc:
+            raise to_mesh_error(exc, self._info.name) from exc
+        return stats
+
+    async def pid(self) -> int:
+        """The process id of the replica that answers."""
+        pid: int = await self._handle.pid.remote()
+        return pid
+
+    async def close(self) -> None:
+        """Nothing to release: the deployment outlives this service's connection."""
+
+
+class ServeEmbedder:
+    """An embedder deployment (it also ranks by cosine similarity)."""
+
+    def __init__(self, handle: Any, info: ModelInfo) -> None:
+        self._handle = handle
+        self._embed = handle.embed_request
+        self._rerank = handle.rerank_request
+        self._info = served_info(info)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model as ListModels shows it."""
+        return self._info
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """Embeds on a replica, batched there with concurrent requests."""
+        try:
+            result: EmbedResult = await self._embed.remote(request)
+        except Exception as exc:
+            raise to_mesh_error(exc, self._info.name) from exc
+        return result
+
+    async def rerank(self, request: RerankRequest) -> RerankResult:
+        """Ranks by cosine similarity on a replica."""
+        try:
+            result: RerankResult = await self._rerank.remote(request)
+        except Exception as exc:
+            raise to_mesh_error(exc, self._info.name) from exc
+        return result
+
+    async def pid(self) -> int:
+        """The process id of the replica that answers."""
+        pid: int = await self._handle.pid.remote()
+        return pid
+
+    async def close(self) -> None:
+        """Nothing to release: the deployment outlives this service's connection."""
+
+
+class ServeReranker:
+    """A cross-encoder deployment."""
+
+    def __init__(self, handle: Any, info: ModelInfo) -> None:
+        self._handle = handle
+        self._rerank = handle.rerank_request
+        self._info = served_info(info)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model as ListModels shows it."""
+        return self._info
+
+    async def rerank(self, request: RerankRequest) -> RerankResult:
+        """Scores on a replica, batched there with concurrent requests."""
+        try:
+            result: RerankResult = await self._rerank.remote(request)
+        except Exception as exc:
+            raise to_mesh_error(exc, self._info.name) from exc
+        return result
+
+    async def close(self) -> None:
+        """Nothing to release: the deployment outlives this service's connection."""

@@ -1,0 +1,41 @@
+"""Why a file could not be ingested: one exception type with a stable code.
+
+A failure belongs to one file and never stops a job; the job reports it with
+the file's path (``FileError`` in the contract) and ends PARTIAL_SUCCESS.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureCode(enum.StrEnum):
+    """Machine-readable reasons a file was not ingested (UPPER_SNAKE, stable for clients)."""
+
+    EMPTY_FILE = "EMPTY_FILE"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    UNSUPPORTED_TYPE = "UNSUPPORTED_TYPE"
+    NOT_A_PDF = "NOT_A_PDF"
+    ENCRYPTED_PDF = "ENCRYPTED_PDF"
+    TRUNCATED_PDF = "TRUNCATED_PDF"
+    CORRUPT_PDF = "CORRUPT_PDF"
+    TOO_MANY_PAGES = "TOO_MANY_PAGES"
+    NOT_A_ZIP = "NOT_A_ZIP"
+    CORRUPT_DOCX = "CORRUPT_DOCX"
+    ENCRYPTED_DOCX = "ENCRYPTED_DOCX"
+    NOT_TEXT = "NOT_TEXT"
+    NO_TEXT = "NO_TEXT"
+    PARSE_TIMEOUT = "PARSE_TIMEOUT"
+    PARSER_ERROR = "PARSER_ERROR"
+    READ_ERROR = "READ_ERROR"
+    EMBED_FAILED = "EMBED_FAILED"
+    INDEX_FAILED = "INDEX_FAILED"
+
+
+class FileFailure(Exception):
+    """A file that cannot be ingested, with a code and a reason for people."""
+
+    def __init__(self, code: FailureCode, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason

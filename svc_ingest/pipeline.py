@@ -1,0 +1,377 @@
+"""The Ray Data pipeline of a job: read and parse files, chunk, embed, extract.
+
+    work items (files that changed)
+      -> parse + chunk + sparse-encode   CPU tasks, ``parse_concurrency`` at once
+      -> embed                           actor pool calling InferenceService.Embed in batches
+      -> extract graph facts (optional)  actor pool calling StreamGenerate, ``graph_concurrency`` at once
+      -> driver                          reassembles documents and writes them through IndexService
+
+The CPU stage and the model stages are separate operators with their own
+concurrency, so each scales on its own (on KubeRay the model stages land where
+the model replicas are). Each row is one chunk, or one per-document row that
+carries the document's metadata or its parse failure; rows of a document may
+arrive in any order, and the driver (``svc_ingest.jobs``) waits for all of them.
+
+Workers read files from paths, one file per task, so memory follows the
+largest file, never the corpus. Ray sets ``OMP_NUM_THREADS`` to a task's CPU
+count; torch and Tesseract threads are set here on purpose instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from svc_ingest.domain.chunk import ChunkingOptions, chunk_elements
+from svc_ingest.domain.failures import FailureCode, FileFailure
+from svc_ingest.domain.graph import GraphSchema
+from svc_ingest.domain.parse import ParseOptions, parse_file
+
+log = logging.getLogger(__name__)
+
+KIND_DOC = "doc"
+KIND_CHUNK = "chunk"
+KIND_ERROR = "error"
+
+# Environment of every worker of an ingest job: one Tesseract thread per OCR call (parallelism
+# comes from running several parse tasks), no tokenizer thread pools, no sales notice.
+WORKER_ENV = {
+    "OMP_THREAD_LIMIT": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+}
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A file to parse: where it is, which document and version it becomes."""
+
+    doc_id: str
+    uri: str
+    name: str
+    local_path: str
+    content_hash: str
+    doc_version: int
+    format_name: str
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything the stages need; pickled into the Ray tasks and actors."""
+
+    inference_addr: str
+    tenant: str
+    parse: ParseOptions
+    chunking: ChunkingOptions
+    graph: GraphSchema | None
+    parse_concurrency: int = 2
+    parse_cpus: float = 1.0
+    embed_batch_size: int = 64
+    embed_concurrency: int = 1
+    embed_cpus: float = 0.25
+    embed_timeout_s: float = 120.0
+    embed_model: str = ""
+    graph_batch_size: int = 4
+    graph_concurrency: int = 1
+    graph_cpus: float = 0.25
+    graph_timeout_s: float = 300.0
+    graph_max_tokens: int = 384
+    llm_model: str = ""
+    torch_threads: int = 1
+
+
+def _row(kind: str, doc_id: str, **values: Any) -> dict[str, Any]:
+    """A pipeline row; every row has every column so blocks share one schema."""
+    row: dict[str, Any] = {
+        "kind": kind,
+        "doc_id": doc_id,
+        "chunk_index": -1,
+        "chunk_count": 0,
+        "text": "",
+        "title": "",
+        "section": "",
+        "page": -1,
+        "token_count": 0,
+        "sparse_indices": [],
+        "sparse_values": [],
+        "info": "",
+    }
+    row.update(values)
+    return row
+
+
+def _limit_torch_threads(threads: int) -> None:
+    # Ray sets OMP_NUM_THREADS to the task's CPU share (often 1, or 0 -> 1 for fractional CPUs);
+    # torch, when a parser pulls it in, would otherwise size its pools from that by accident.
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a project dependency
+        return
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def parse_stage(row: dict[str, Any], settings: PipelineSettings) -> list[dict[str, Any]]:
+    """Parses, chunks and sparse-encodes one file; failures become one error row."""
+    from mesh.sparse import default_encoder
+
+    _limit_torch_threads(settings.torch_threads)
+    item = WorkItem(**{k: row[k] for k in WorkItem.__dataclass_fields__})
+    started = time.perf_counter()
+    try:
+        doc = parse_file(Path(item.local_path), item.name, settings.parse)
+        chunks = chunk_elements(doc.elements, settings.chunking)
+        if not chunks:
+            raise FileFailure(FailureCode.NO_TEXT, "no text could be extracted")
+    except FileFailure as failure:
+        info: dict[str, Any] = {
+            "code": failure.code.value,
+            "reason": failure.reason,
+            "seconds": time.perf_counter() - started,
+        }
+        return [_row(KIND_ERROR, item.doc_id, info=json.dumps(info))]
+    except Exception as exc:
+        log.exception("unexpected error parsing %s", item.uri)
+        info = {"code": FailureCode.PARSER_ERROR.value, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        return [_row(KIND_ERROR, item.doc_id, info=json.dumps(info))]
+    encoder = default_encoder()
+    info = {
+        "title": doc.title[:1024],
+        "document_type": doc.document_type.value,
+        "links": doc.links[:5000],
+        "ocr_pages": doc.ocr_pages,
+        "metadata": doc.metadata,
+        "seconds": time.perf_counter() - started,
+    }
+    rows = [_row(KIND_DOC, item.doc_id, chunk_count=len(chunks), info=json.dumps(info))]
+    for chunk in chunks:
+        sparse = encoder.encode_document(chunk.text, title=doc.title, section=chunk.section)
+        rows.append(
+            _row(
+                KIND_CHUNK,
+                item.doc_id,
+                chunk_index=chunk.index,
+                chunk_count=len(chunks),
+                text=chunk.text,
+                title=doc.title[:1024],
+                section=chunk.section,
+                page=chunk.page or -1,
+                token_count=chunk.token_count,
+                sparse_indices=list(sparse.indices),
+                sparse_values=list(sparse.values),
+            )
+        )
+    return rows
+
+
+class EmbedStage:
+    """Ray Data actor: embeds the chunk rows of a batch through InferenceService.Embed."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        from svc_ingest.clients.inference import EmbedClient
+
+        _limit_torch_threads(settings.torch_threads)
+        self._client = EmbedClient(
+            settings.inference_addr, settings.tenant, timeout_s=settings.embed_timeout_s, model=settings.embed_model
+        )
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        dense: list[list[float]] = [[] for _ in range(len(batch))]
+        positions = [i for i, kind in enumerate(batch["kind"]) if kind == KIND_CHUNK]
+        if positions:
+            vectors = self._client.embed([batch["text"].iat[i] for i in positions])
+            for i, vector in zip(positions, vectors, strict=True):
+                dense[i] = vector
+        batch = batch.copy()
+        batch["dense"] = dense
+        return batch
+
+
+class GraphStage:
+    """Ray Data actor: extracts entities and relations of the chunk rows of a batch."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        from svc_ingest.clients.inference import GenerateClient
+
+        assert settings.graph is not None
+        self._schema = settings.graph
+        self._json_schema = settings.graph.json_schema()
+        self._client = GenerateClient(
+            settings.inference_addr,
+            settings.tenant,
+            timeout_s=settings.graph_timeout_s,
+            model=settings.llm_model,
+            max_tokens=settings.graph_max_tokens,
+        )
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from svc_ingest.clients.inference import InferenceCallError
+
+        facts: list[str] = ["" for _ in range(len(batch))]
+        for i, kind in enumerate(batch["kind"]):
+            if kind != KIND_CHUNK:
+                continue
+            prompt = self._schema.prompt(batch["text"].iat[i], batch["title"].iat[i], batch["section"].iat[i])
+            try:
+                answer = self._client.generate_json(prompt, self._json_schema)
+            except InferenceCallError:
+                # A chunk without graph facts is still searchable; the job reports the count.
+                log.warning("graph extraction failed for a chunk of %s", batch["doc_id"].iat[i], exc_info=True)
+                facts[i] = json.dumps({"failed": True})
+                continue
+            extraction = self._schema.parse(answer)
+            facts[i] = json.dumps(
+                {
+                    "entities": [asdict(e) for e in extraction.entities],
+                    "relations": [asdict(r) for r in extraction.relations],
+                }
+            )
+        batch = batch.copy()
+        batch["graph"] = facts
+        return batch
+
+
+_ray_lock = threading.Lock()
+_ray_error: list[BaseException] = []
+
+
+def ensure_ray(
+    address: str, *, num_cpus: int | None = None, object_store_mb: int = 0, token_path: Path | None = None
+) -> None:
+    """Connects this process to Ray once (blocking; safe to call from any thread).
+
+    ``address`` "local" starts a Ray instance in this process (with ``num_cpus``); "" lets Ray
+    decide (it joins the cluster in RAY_ADDRESS, as the local stack and KubeRay set it, else
+    starts one); anything else is the GCS address of the cluster to join.
+
+    Token authentication stays on. Joining a cluster uses the RAY_AUTH_MODE and
+    RAY_AUTH_TOKEN_PATH the process was given (the stack and KubeRay set both). An instance
+    started here gets a random token in ``token_path`` (owner-only), created on first use.
+
+    ``ray.init`` runs on a thread that lives as long as the process: Ray starts its GCS and
+    raylet with a parent-death signal, which Linux delivers when the *thread* that started
+    them exits, so initialising from a short-lived worker thread kills the cluster with it.
+    """
+    with _ray_lock:
+        # Checked without importing Ray: Ray reads its auth settings when first imported, and
+        # _init_ray sets them first.
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            return
+        ready = threading.Event()
+        _ray_error.clear()
+
+        def own() -> None:
+            try:
+                _init_ray(address, num_cpus=num_cpus, object_store_mb=object_store_mb, token_path=token_path)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                _ray_error.append(exc)
+                ready.set()
+                return
+            ready.set()
+            threading.Event().wait()  # keep the thread (and so Ray's processes) alive
+
+        threading.Thread(target=own, name="ray-owner", daemon=True).start()
+        ready.wait()
+        if _ray_error:
+            raise _ray_error[0]
+
+
+def _init_ray(address: str, *, num_cpus: int | None, object_store_mb: int, token_path: Path | None) -> None:
+    # Ray turns a driver started by `uv run` into a runtime env that uploads the working
+    # directory (the whole repo) to the cluster; workers already run this venv, where the
+    # project is installed, so nothing needs shipping.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    if address == "local":
+        # Before Ray reads its auth settings (it caches them on first use).
+        path = token_path or Path(tempfile.gettempdir()) / f"ragmesh-ray-token-{os.getuid()}"
+        _ensure_token(path)
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    import ray
+
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": dict(WORKER_ENV)}, "log_to_driver": False}
+    if address == "local":
+        kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=False)
+        if object_store_mb > 0:
+            kwargs["object_store_memory"] = object_store_mb * 1024 * 1024
+    elif address:
+        kwargs["address"] = address
+    ray.init(**kwargs)
+    _configure_data_context()
+
+
+def _ensure_token(path: Path) -> None:
+    """Creates an owner-only file holding a random Ray auth token, unless one is there."""
+    if path.is_file() and path.stat().st_size > 0:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+
+
+def _configure_data_context() -> None:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    # Progress is reported through StreamIngestJob; Ray's bars only draw on a terminal anyway.
+    ctx.enable_progress_bars = False
+    ctx.execution_options.preserve_order = False
+    ctx.execution_options.verbose_progress = False
+
+
+def build_dataset(items: list[WorkItem], settings: PipelineSettings) -> Any:
+    """The lazy Ray dataset of a job's work items through every stage."""
+    import ray
+
+    ds: Any = ray.data.from_items([asdict(item) for item in items], override_num_blocks=max(1, len(items)))
+    ds = ds.flat_map(
+        parse_stage,
+        fn_kwargs={"settings": settings},
+        num_cpus=settings.parse_cpus,
+        concurrency=settings.parse_concurrency,
+        max_retries=1,
+    )
+    ds = ds.map_batches(
+        EmbedStage,
+        fn_constructor_kwargs={"settings": settings},
+        batch_size=settings.embed_batch_size,
+        batch_format="pandas",
+        num_cpus=settings.embed_cpus,
+        concurrency=settings.embed_concurrency,
+    )
+    if settings.graph is not None:
+        ds = ds.map_batches(
+            GraphStage,
+            fn_constructor_kwargs={"settings": settings},
+            batch_size=settings.graph_batch_size,
+            batch_format="pandas",
+            num_cpus=settings.graph_cpus,
+            concurrency=settings.graph_concurrency,
+        )
+    return ds
+
+
+def iterate(items: list[WorkItem], settings: PipelineSettings, cancelled: Callable[[], bool]) -> Iterator[pd.DataFrame]:
+    """Runs the pipeline and yields result batches as they come; stops early when ``cancelled()``."""
+    if not items:
+        return
+    ds = build_dataset(items, settings)
+    iterator = ds.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=1)
+    for batch in iterator:
+        yield batch
+        if cancelled():
+            break

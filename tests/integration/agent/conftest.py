@@ -1,0 +1,157 @@
+"""Real stores for the agent's integration tests.
+
+PostgreSQL and Redis are started with the local stack's supervisor in a
+throwaway home under /tmp on free ports (a developer's stack is never
+touched), and the project's migrations are applied with ``mesh.migrations``,
+as ``ragmesh up`` does. Nothing here is a fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from mesh import migrations
+from mesh.settings import MeshSettings
+from mesh.stack import StackConfig, Supervisor
+
+pytestmark = pytest.mark.integration
+
+
+def _free_ports(count: int) -> list[int]:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+@pytest.fixture(scope="session")
+def store_settings() -> Iterator[MeshSettings]:
+    """Mesh settings whose Postgres (migrated) and Redis were started for this session."""
+    home = Path(tempfile.mkdtemp(prefix="rmagent-", dir="/tmp"))
+    home.chmod(0o755)
+    pg_port, redis_port = _free_ports(2)
+    config = StackConfig(home=home, postgres_port=pg_port, redis_port=redis_port, stop_timeout_s=10.0)
+    supervisor = Supervisor(config)
+    try:
+        supervisor.up(["postgres", "redis"], with_deps=False)
+        dsn = (
+            f"postgresql://{config.postgres_user}:{config.postgres_password}"
+            f"@127.0.0.1:{pg_port}/{config.postgres_database}"
+        )
+        asyncio.run(migrations.apply_dsn(dsn))
+        yield MeshSettings(home=home, postgres_dsn=dsn, redis_url=f"redis://127.0.0.1:{redis_port}/0")
+    finally:
+        supervisor.down(["postgres", "redis"], purge=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+async def pool(store_settings: MeshSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool to the session's Postgres."""
+    created = await asyncpg.create_pool(store_settings.postgres_dsn, min_size=1, max_size=4)
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+@pytest.fixture
+async def redis_client(store_settings: MeshSettings) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's Redis."""
+    client = aioredis.Redis.from_url(store_settings.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def new_tenant() -> str:
+    """A tenant no other test uses."""
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+# -- the agent with its real neighbours, in-process ---------------------------------------------
+
+SAMPLE_DOCS = (
+    "k8s/concepts/architecture/garbage-collection.md",
+    "k8s/concepts/workloads/controllers/cron-jobs.md",
+    "k8s/concepts/overview/working-with-objects/namespaces.md",
+    "k8s/concepts/workloads/pods/pod-qos.md",
+    "k8s/concepts/configuration/configmap.md",
+)
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+MAX_CHUNK_CHARS = 1200
+
+
+def chunk_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """(title, [(section, text)]): front matter gives the title, headings the sections, paragraphs the cuts."""
+    title = ""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        for line in text[4:end].splitlines():
+            if line.startswith("title:"):
+                title = line.split(":", 1)[1].strip().strip("\"'")
+        text = text[end + 5 :]
+    chunks: list[tuple[str, str]] = []
+    section = title
+    current: list[str] = []
+
+    def flush() -> None:
+        body = "\n\n".join(current).strip()
+        if body:
+            chunks.append((section, body))
+        current.clear()
+
+    for block in text.split("\n\n"):
+        stripped = block.strip()
+        if stripped.startswith("#"):
+            flush()
+            section = stripped.lstrip("#").strip() or section
+            continue
+        if current and sum(len(b) for b in current) + len(stripped) > MAX_CHUNK_CHARS:
+            flush()
+        if stripped:
+            current.append(stripped)
+    flush()
+    return title, chunks
+
+
+@pytest.fixture(scope="session")
+def neo4j_uri() -> Iterator[str]:
+    """bolt:// URI of a Neo4j server started for this session (svc_retrieval keeps its graph there)."""
+    home = Path(tempfile.mkdtemp(prefix="rmagneo-", dir="/tmp"))
+    home.chmod(0o755)
+    bolt, http = _free_ports(2)
+    config = StackConfig(home=home, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
+    supervisor = Supervisor(config)
+    try:
+        supervisor.up(["neo4j"], with_deps=False)
+        yield f"bolt://127.0.0.1:{bolt}"
+    finally:
+        supervisor.down(["neo4j"], purge=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def agent_mesh(
+    store_settings: MeshSettings, neo4j_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
+    """svc_agent with retrieval, the models and the stores, all real, with the sample pages indexed."""
+    from tests.integration.agent import harness
+
+    async with harness.serve(store_settings, neo4j_uri, tmp_path_factory.mktemp("agent-mesh")) as mesh:
+        yield mesh

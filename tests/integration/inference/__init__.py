@@ -1,0 +1,1 @@
+"""Integration tests of svc_inference against the real packaged models and Ray Serve."""

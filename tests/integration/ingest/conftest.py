@@ -1,0 +1,268 @@
+"""Real parts for the ingest integration tests.
+
+PostgreSQL and Neo4j are started by the local stack's own supervisor in a
+throwaway home under /tmp on free ports (a developer's stack is never
+touched); svc_retrieval (the real IndexService over the embedded Qdrant engine
+and that Neo4j) and an InferenceService with the real packaged embedding model
+(see ``model_server``) run in-process on free ports; Ray is a local instance
+started in the test process with token authentication. Each test gets its own
+tenant, so tests share the stores without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+
+from mesh import context, migrations
+from mesh.server import MeshServer, ServerConfig, start_server
+from mesh.settings import MeshSettings
+from mesh.stack import StackConfig, Supervisor
+from ragmesh.ingest.v1 import ingest_service_pb2 as pb
+from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
+from ragmesh.retrieval.v1 import index_service_pb2 as ipb
+from ragmesh.retrieval.v1 import index_service_pb2_grpc as ipb_grpc
+from svc_ingest.__main__ import bindings as ingest_bindings
+from svc_ingest.clients.index import IndexClient
+from svc_ingest.clients.postgres import DocumentRepository, JobRepository, create_pool
+from svc_ingest.config import Config
+from svc_ingest.jobs import JobManager
+from tests.integration.ingest.model_server import inference_bindings
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLES = REPO / "samples"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on right now."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Addresses of the session's PostgreSQL and Neo4j."""
+
+    postgres_dsn: str
+    neo4j_uri: str
+    neo4j_password: str
+
+
+@pytest.fixture(scope="session")
+def stores() -> Iterator[Stores]:
+    """PostgreSQL and Neo4j started for this test session by the stack supervisor."""
+    home = Path(tempfile.mkdtemp(prefix="rmingest-", dir="/tmp"))
+    home.chmod(0o755)
+    pg, bolt, http = free_ports(3)
+    config = StackConfig(home=home, postgres_port=pg, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
+    supervisor = Supervisor(config)
+    try:
+        supervisor.up(["postgres", "neo4j"], with_deps=False)
+        yield Stores(
+            postgres_dsn=(
+                f"postgresql://{config.postgres_user}:{config.postgres_password}@127.0.0.1:{pg}/"
+                f"{config.postgres_database}"
+            ),
+            neo4j_uri=f"bolt://127.0.0.1:{bolt}",
+            neo4j_password=config.neo4j_password,
+        )
+    finally:
+        supervisor.down(["postgres", "neo4j"], purge=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def migrated(stores: Stores) -> str:
+    """The session database with the project's migrations applied."""
+    await migrations.apply_dsn(stores.postgres_dsn)
+    return stores.postgres_dsn
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def inference_addr() -> AsyncIterator[str]:
+    """host:port of an InferenceService with the real embedding model."""
+    external = os.environ.get("RAGMESH_INGEST_TEST_INFERENCE_ADDR")
+    if external:
+        yield external
+        return
+    services, _ = inference_bindings()
+    server = await start_server(services, ServerConfig(port=0))
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        await server.stop(None)
+
+
+@dataclass
+class Retrieval:
+    """svc_retrieval served in-process: its address and an IndexService stub."""
+
+    addr: str
+    index: ipb_grpc.IndexServiceStub
+
+    async def stats(self, tenant: str) -> ipb.GetIndexStatsResponse:
+        """GetIndexStats for a tenant."""
+        response: ipb.GetIndexStatsResponse = await self.index.GetIndexStats(
+            ipb.GetIndexStatsRequest(), metadata=((context.TENANT_HEADER, tenant),), timeout=30
+        )
+        return response
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def retrieval(stores: Stores, inference_addr: str) -> AsyncIterator[Retrieval]:
+    """The real IndexService (svc_retrieval) over an embedded Qdrant folder and the session's Neo4j."""
+    from svc_retrieval.__main__ import bindings
+    from svc_retrieval.app import open_components
+    from svc_retrieval.config import Config as RetrievalConfig
+
+    folder = Path(tempfile.mkdtemp(prefix="rmingest-qdrant-", dir="/tmp"))
+    settings = MeshSettings(
+        neo4j_uri=stores.neo4j_uri, neo4j_password=stores.neo4j_password, inference_addr=inference_addr
+    )
+    config = RetrievalConfig(vector_backend="edge", edge_path=folder / "qdrant", optimize_idle_s=0.2)
+    try:
+        async with open_components(config, settings) as parts:
+            server: MeshServer = await start_server(bindings(parts), ServerConfig(port=0))
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+            try:
+                yield Retrieval(
+                    addr=f"127.0.0.1:{server.port}",
+                    index=ipb_grpc.IndexServiceStub(channel),  # type: ignore[no-untyped-call]
+                )
+            finally:
+                await channel.close(None)
+                await server.stop(None)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def ingest_config(tmp: Path, **overrides: Any) -> Config:
+    """svc_ingest config for tests: local Ray, small batches, graph off unless asked."""
+    values: dict[str, Any] = {
+        "port": 0,
+        "ray_address": "local",
+        "ray_num_cpus": 2,
+        "parse_concurrency": 2,
+        "embed_concurrency": 1,
+        "embed_batch_size": 32,
+        "graph_enabled": False,
+        "heartbeat_s": 0.5,
+        "progress_interval_s": 0.2,
+        "staging_dir": tmp / "staging",
+        "upload_dir": tmp / "uploads",
+        "write_batch_documents": 4,
+        "parse_timeout_s": 120.0,
+    }
+    values.update(overrides)
+    return Config(**values)
+
+
+@dataclass
+class Ingest:
+    """svc_ingest served in-process, with a stub that calls as ``tenant``."""
+
+    manager: JobManager
+    channel: grpc.aio.Channel
+    stub: pb_grpc.IngestServiceStub
+    tenant: str
+    retrieval: Retrieval
+    dsn: str
+
+    @property
+    def md(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata carrying the test's tenant."""
+        return ((context.TENANT_HEADER, self.tenant),)
+
+    async def run(self, sources: list[str], **options: Any) -> pb.IngestJob:
+        """Creates a job, follows its stream to the end and returns the final job."""
+        created = await self.stub.CreateIngestJob(
+            pb.CreateIngestJobRequest(sources=sources, options=pb.IngestOptions(**options)), metadata=self.md
+        )
+        return await self.follow(created.job.job_id)
+
+    async def follow(self, job_id: str) -> pb.IngestJob:
+        """Reads StreamIngestJob to its FINISHED event."""
+        final = None
+        async for event in self.stub.StreamIngestJob(pb.StreamIngestJobRequest(job_id=job_id), metadata=self.md):
+            if event.type == pb.INGEST_EVENT_TYPE_FINISHED:
+                final = event.job
+        assert final is not None, "the stream ended without a FINISHED event"
+        return final
+
+    async def documents(self) -> list[pb.DocumentInfo]:
+        """Every document of the tenant."""
+        out: list[pb.DocumentInfo] = []
+        token = ""
+        while True:
+            page = await self.stub.ListDocuments(
+                pb.ListDocumentsRequest(page_size=500, page_token=token), metadata=self.md
+            )
+            out.extend(page.documents)
+            token = page.next_page_token
+            if not token:
+                return out
+
+
+@contextlib.asynccontextmanager
+async def serve_ingest(config: Config, dsn: str, retrieval: Retrieval, inference_addr: str) -> AsyncIterator[Ingest]:
+    """svc_ingest in-process on a free port over the given stores and services."""
+    pool = await create_pool(dsn)
+    index = IndexClient(retrieval.addr)
+    manager = JobManager(
+        config,
+        inference_addr=inference_addr,
+        documents=DocumentRepository(pool),
+        jobs=JobRepository(pool),
+        index=index,
+        ray_address=config.ray_address,
+    )
+    await manager.start()
+    server = await start_server(ingest_bindings(manager), ServerConfig(port=0))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Ingest(
+            manager=manager,
+            channel=channel,
+            stub=pb_grpc.IngestServiceStub(channel),  # type: ignore[no-untyped-call]
+            tenant="t-" + uuid.uuid4().hex[:12],
+            retrieval=retrieval,
+            dsn=dsn,
+        )
+    finally:
+        await channel.close(None)
+        await server.stop(None)
+        await manager.stop()
+        await index.close()
+        await pool.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ingest(tmp_path: Path, migrated: str, retrieval: Retrieval, inference_addr: str) -> AsyncIterator[Ingest]:
+    """svc_ingest with graph extraction off and a fresh tenant."""
+    async with serve_ingest(ingest_config(tmp_path), migrated, retrieval, inference_addr) as served:
+        yield served
+
+
+async def table_rows(dsn: str, tenant: str) -> list[asyncpg.Record]:
+    """The tenant's rows of ingest_documents."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch("SELECT * FROM ingest_documents WHERE tenant = $1 ORDER BY doc_id", tenant))
+    finally:
+        await conn.close()

@@ -1,0 +1,162 @@
+"""A job whose process is killed part-way, run again, ends with exactly the counts of a clean run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mesh import context
+from ragmesh.ingest.v1 import ingest_service_pb2 as pb
+from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
+from tests.integration.ingest.conftest import REPO, SAMPLES, Retrieval, free_ports, table_rows
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="session"),
+    # Two service processes, each starting its own Ray instance, on a 2-core machine.
+    pytest.mark.timeout(1800),
+]
+DOCS = 14
+KILL_AFTER = 4
+
+
+@asynccontextmanager
+async def ingest_process(
+    tmp: Path, dsn: str, retrieval: Retrieval, inference_addr: str, instance: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], pb_grpc.IngestServiceStub]]:
+    """``python -m svc_ingest`` in its own process group, ready to serve."""
+    (port,) = free_ports(1)
+    env = {
+        **os.environ,
+        "RAGMESH_INGEST_PORT": str(port),
+        "RAGMESH_INGEST_RAY_ADDRESS": "local",
+        "RAGMESH_INGEST_RAY_NUM_CPUS": "2",
+        "RAGMESH_INGEST_GRAPH_ENABLED": "false",
+        "RAGMESH_INGEST_WRITE_BATCH_DOCUMENTS": "2",
+        "RAGMESH_INGEST_HEARTBEAT_S": "0.5",
+        "RAGMESH_INGEST_INSTANCE_ID": instance,
+        "RAGMESH_INGEST_STAGING_DIR": str(tmp / "staging"),
+        "RAGMESH_INGEST_UPLOAD_DIR": str(tmp / "uploads"),
+        "RAGMESH_POSTGRES_DSN": dsn,
+        "RAGMESH_RETRIEVAL_ADDR": retrieval.addr,
+        "RAGMESH_INFERENCE_ADDR": inference_addr,
+    }
+    log = (tmp / f"svc_ingest-{uuid.uuid4().hex[:6]}.log").open("wb")
+    proc = _spawn(env, log)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(240):
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.aio.AioRpcError:
+                pass
+            assert proc.poll() is None, (tmp / log.name).read_text()[-3000:]
+            await asyncio.sleep(0.5)
+        yield proc, pb_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
+    finally:
+        await channel.close(None)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def _spawn(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    # Its own session, so killing the group takes Ray's processes down with the service.
+    return subprocess.Popen(
+        [sys.executable, "-m", "svc_ingest"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _md(tenant: str) -> tuple[tuple[str, str], ...]:
+    return ((context.TENANT_HEADER, tenant),)
+
+
+async def _finish(stub: pb_grpc.IngestServiceStub, tenant: str, sources: list[str]) -> pb.IngestJob:
+    created = await stub.CreateIngestJob(
+        pb.CreateIngestJobRequest(sources=sources, options=pb.IngestOptions(skip_graph=True)), metadata=_md(tenant)
+    )
+    final = None
+    async for event in stub.StreamIngestJob(pb.StreamIngestJobRequest(job_id=created.job.job_id), metadata=_md(tenant)):
+        final = event.job
+    assert final is not None
+    return final
+
+
+async def test_killed_job_rerun_matches_clean_run(
+    tmp_path: Path, migrated: str, retrieval: Retrieval, inference_addr: str
+) -> None:
+    pages = sorted((SAMPLES / "k8s").rglob("*.md"))[:DOCS]
+    for page in pages:
+        target = tmp_path / "corpus" / page.relative_to(SAMPLES)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, target)
+    corpus = str(tmp_path / "corpus")
+    crashed, clean = "t-crash-" + uuid.uuid4().hex[:8], "t-clean-" + uuid.uuid4().hex[:8]
+    instance = "crash-test-" + uuid.uuid4().hex[:8]
+
+    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance) as (proc, stub):
+        created = await stub.CreateIngestJob(
+            pb.CreateIngestJobRequest(sources=[corpus], options=pb.IngestOptions(skip_graph=True)),
+            metadata=_md(crashed),
+        )
+        job_id = created.job.job_id
+        for _ in range(1200):
+            job = (await stub.GetIngestJob(pb.GetIngestJobRequest(job_id=job_id), metadata=_md(crashed))).job
+            if job.counts.documents_ingested >= KILL_AFTER:
+                break
+            await asyncio.sleep(0.25)
+        total = job.counts.files_discovered
+        assert KILL_AFTER <= job.counts.documents_ingested < total, "the job ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    partial_points = (await retrieval.stats(crashed)).points
+    assert partial_points > 0
+
+    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance) as (_, stub):
+        killed = (await stub.GetIngestJob(pb.GetIngestJobRequest(job_id=job_id), metadata=_md(crashed))).job
+        assert killed.state == pb.JOB_STATE_FAILED
+        assert "interrupted" in killed.failure
+        resumed = await _finish(stub, crashed, [corpus])
+        reference = await _finish(stub, clean, [corpus])
+
+    assert resumed.state == pb.JOB_STATE_SUCCEEDED, resumed.failure
+    assert reference.state == pb.JOB_STATE_SUCCEEDED, reference.failure
+    assert resumed.counts.documents_unchanged >= KILL_AFTER
+    assert resumed.counts.documents_unchanged + resumed.counts.documents_ingested == total
+    after_crash, after_clean = await retrieval.stats(crashed), await retrieval.stats(clean)
+    for field in ("points", "documents", "chunk_nodes", "entity_nodes", "relationships"):
+        assert getattr(after_crash, field) == getattr(after_clean, field), field
+    crashed_rows = await table_rows(migrated, crashed)
+    clean_rows = await table_rows(migrated, clean)
+    assert len(crashed_rows) == len(clean_rows) == total
+    assert all(r["status"] == "INDEXED" and r["doc_version"] == 1 for r in crashed_rows)
+    assert sorted((r["doc_id"], r["content_hash"], r["chunk_count"]) for r in crashed_rows) == sorted(
+        (r["doc_id"], r["content_hash"], r["chunk_count"]) for r in clean_rows
+    )

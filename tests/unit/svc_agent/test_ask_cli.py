@@ -1,0 +1,78 @@
+"""``ragmesh ask``: the JSON form of each event and the human rendering."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+from mesh.cli import agent_cmds
+from ragmesh.agent.v1 import agent_service_pb2 as pb
+
+CITATION = pb.Citation(marker=1, chunk_id="c1", doc_id="d1", source_uri="file:///gc.md", title="GC", snippet="s")
+
+
+def message(**event: object) -> pb.StreamChatResponse:
+    return pb.StreamChatResponse(session_id="s1", message_id="m1", sequence=3, **event)  # type: ignore[arg-type]
+
+
+def test_event_json_for_every_kind() -> None:
+    step = agent_cmds.event_json(
+        message(step=pb.StepEvent(step=pb.STEP_RETRIEVE, status=pb.STEP_STATUS_FINISHED, detail="d", duration_ms=2))
+    )
+    assert step == {
+        "type": "step",
+        "sequence": 3,
+        "session_id": "s1",
+        "message_id": "m1",
+        "step": "retrieve",
+        "status": "finished",
+        "detail": "d",
+        "duration_ms": 2,
+    }
+    assert agent_cmds.event_json(message(token=pb.TokenDelta(text="Po")))["text"] == "Po"
+    call = agent_cmds.event_json(
+        message(tool_call=pb.ToolCall(call_id="x", tool="calculator", arguments_json='{"expression": "1+1"}'))
+    )
+    assert call["arguments"] == {"expression": "1+1"}
+    final = agent_cmds.event_json(
+        message(
+            final=pb.FinalAnswer(
+                answer="A [1].",
+                citations=[CITATION],
+                cache_hit=pb.CACHE_HIT_EXACT,
+                answered_from_documents=True,
+                latency=pb.LatencyBreakdown(time_to_first_token_ms=12.5, total_ms=40),
+            )
+        )
+    )
+    assert final["type"] == "final" and final["answer"] == "A [1]." and final["cache_hit"] == "exact"
+    assert final["citations"][0]["source"] == "file:///gc.md" and final["citations"][0]["chunk_id"] == "c1"
+    assert final["latency_ms"]["time_to_first_token"] == 12.5
+    json.dumps(final)
+
+
+def test_human_output_streams_tokens_then_sources() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    printer = agent_cmds._Printer(out, err, show_steps=True)
+    printer(message(step=pb.StepEvent(step=pb.STEP_PLAN, status=pb.STEP_STATUS_FINISHED, detail="retrieve")))
+    printer(message(token=pb.TokenDelta(text="Every five ")))
+    printer(message(token=pb.TokenDelta(text="minutes [1].")))
+    printer(message(final=pb.FinalAnswer(answer="Every five minutes [1].", citations=[CITATION])))
+    assert out.getvalue().startswith("Every five minutes [1].\n\nSources:\n  [1] GC - file:///gc.md (chunk c1)")
+    assert "[plan finished 0 ms]: retrieve" in err.getvalue()
+    assert "--session s1" in err.getvalue()
+
+
+def test_ask_is_registered_with_its_options() -> None:
+    parser = argparse.ArgumentParser()
+    agent_cmds.register(parser.add_subparsers())
+    args = parser.parse_args(["ask", "What is a Pod?", "--json", "--session", "s", "--tenant", "acme", "--no-cache"])
+    assert (args.question, args.json, args.session, args.tenant, args.no_cache) == (
+        "What is a Pod?",
+        True,
+        "s",
+        "acme",
+        True,
+    )
+    assert args.addr is None and args.func is agent_cmds._run
