@@ -18,6 +18,9 @@ _COMMAND_MODULES = (
     "mesh.cli.bench_cmds",
     "mesh.cli.env_cmds",
     "mesh.cli.sandbox_cmds",
+    "mesh.cli.ingest_cmds",
+    "mesh.cli.retrieval_cmds",
+    "mesh.cli.agent_cmds",
 )
 
 
