@@ -60,6 +60,8 @@ def search_settings(config: Config) -> SearchSettings:
         fused_limit=config.fused_limit,
         graph_limit=config.graph_limit,
         rerank_depth=config.rerank_depth,
+        graph_timeout_s=config.graph_timeout_s,
+        max_chunks_per_doc=config.max_chunks_per_doc,
         rerank_weights={
             "cross-encoder": config.rerank_weight_cross_encoder,
             "embedding-cosine": config.rerank_weight_cosine,

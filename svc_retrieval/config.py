@@ -73,6 +73,10 @@ class Config(ServerConfig):
     That fallback re-embeds every candidate to recompute what the dense leg
     already scored: much latency, no new evidence."""
 
+    graph_timeout_s: float = 2.0
+    """Longest the graph leg may take within a search before it counts as degraded."""
+    max_chunks_per_doc: int = 2
+    """Chunks of one document allowed ahead of other documents' chunks in a result; 0 means no limit."""
     graph_fulltext_limit: int = 20
     """Entity and title matches the graph leg starts from."""
     graph_title_chunks: int = 3

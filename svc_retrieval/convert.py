@@ -74,7 +74,8 @@ def batch_from_proto(request: ipb.UpsertChunksRequest) -> UpsertBatch:
             text=c.text,
             section=c.section,
             dense=c.dense,
-            sparse=sparse_from_proto(c.sparse, f"chunks[{i}].sparse") if c.HasField("sparse") else None,
+            # An empty sparse vector counts as none: the index then encodes the chunk itself.
+            sparse=sparse_from_proto(c.sparse, f"chunks[{i}].sparse") if c.sparse.indices or c.sparse.values else None,
             mentions=tuple(c.mentions),
         )
         for i, c in enumerate(request.chunks)

@@ -100,20 +100,27 @@ class _Printer:
 
     def __init__(self, out: TextIO, err: TextIO, show_steps: bool) -> None:
         self.out, self.err, self.show_steps = out, err, show_steps
+        self._midline = False
+
+    def _note(self, text: str) -> None:
+        # On a terminal both streams share the screen: start notes on a line of their own.
+        print(("\n" if self._midline else "") + text, file=self.err)
+        self._midline = False
 
     def __call__(self, message: pb.StreamChatResponse) -> None:
         kind = message.WhichOneof("event")
         if kind == "token":
             self.out.write(message.token.text)
             self.out.flush()
+            self._midline = not message.token.text.endswith("\n")
         elif kind == "step" and self.show_steps:
             step = message.step
             status = _enum_name(pb.StepStatus, step.status, "STEP_STATUS_")
             timing = f" {step.duration_ms:.0f} ms" if status != "started" else ""
             detail = f": {step.detail}" if step.detail else ""
-            print(f"[{_enum_name(pb.Step, step.step, 'STEP_')} {status}{timing}]{detail}", file=self.err)
+            self._note(f"[{_enum_name(pb.Step, step.step, 'STEP_')} {status}{timing}]{detail}")
         elif kind == "tool_call":
-            print(f"[tool {message.tool_call.tool}] {message.tool_call.arguments_json}", file=self.err)
+            self._note(f"[tool {message.tool_call.tool}] {message.tool_call.arguments_json}")
         elif kind == "final":
             self._final(message)
 

@@ -199,7 +199,7 @@ def _print_hits(response: rpb.SearchResponse) -> None:
 
 async def _search(args: argparse.Namespace) -> int:
     async with channel(args, (SERVICE,)) as ch:
-        stub = rpb_grpc.RetrievalServiceStub(ch)  # type: ignore[no-untyped-call]
+        stub = rpb_grpc.RetrievalServiceStub(ch)
         try:
             response = await stub.Search(_search_request(args), metadata=metadata(args), timeout=args.timeout)
         except grpc.aio.AioRpcError as err:
@@ -237,7 +237,7 @@ async def _eval(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, Sequence[str]]] = {name: {} for name in EVAL_RUNS}
     limit = asyncio.Semaphore(args.concurrency)
     async with channel(args, (SERVICE,)) as ch:
-        stub = rpb_grpc.RetrievalServiceStub(ch)  # type: ignore[no-untyped-call]
+        stub = rpb_grpc.RetrievalServiceStub(ch)
 
         async def run(name: str, question: Question) -> None:
             legs, skip_rerank = EVAL_RUNS[name]

@@ -25,6 +25,8 @@ SERVICE = "ragmesh.inference.v1.InferenceService"
 MAX_EMBED_TEXTS = 256
 # Longest text one Embed call accepts (the proto's limit).
 MAX_EMBED_CHARS = 32_768
+# Token limit assumed when ListModels does not say (the smallest common encoder limit).
+DEFAULT_EMBED_TOKENS = 256
 
 _FINISH_REASONS = {
     pb.FINISH_REASON_STOP: "stop",
@@ -55,6 +57,7 @@ class InferenceClient:
         self._stub = pb_grpc.InferenceServiceStub(channel)
         self._llm_model = llm_model
         self._embed_model = embed_model
+        self._max_input_chars = 0
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         """Streams the completion; closing the generator early cancels the call."""
@@ -76,6 +79,26 @@ class InferenceClient:
         finally:
             # A no-op when the call ended by itself; otherwise it stops the generation downstream.
             call.cancel()
+
+    async def max_input_chars(self) -> int:
+        """Characters that can never exceed the embedder's token limit (read once from ListModels).
+
+        A word-piece token covers at least one character, and two special
+        tokens frame every text, so ``max_tokens - 2`` characters always fit.
+        """
+        if not self._max_input_chars:
+            try:
+                models = (await self._stub.ListModels(pb.ListModelsRequest())).models
+            except grpc.aio.AioRpcError as exc:
+                raise downstream_error(exc, "reading the embedder's limits") from exc
+            embedders = [m for m in models if m.role == pb.MODEL_ROLE_EMBEDDER]
+            chosen = next(
+                (m for m in embedders if (m.name == self._embed_model if self._embed_model else m.is_default)),
+                None,
+            )
+            tokens = chosen.context_length if chosen is not None and chosen.context_length else DEFAULT_EMBED_TOKENS
+            self._max_input_chars = max(16, tokens - 2)
+        return self._max_input_chars
 
     async def embed(self, texts: Sequence[str], *, query: bool) -> list[list[float]]:
         """Unit-length dense vectors, one per text, in order."""

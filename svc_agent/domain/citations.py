@@ -129,6 +129,34 @@ class Attribution:
     sentences: int
 
 
+def windows(text: str, max_chars: int, max_windows: int) -> list[str]:
+    """The first ``max_windows`` pieces of ``text``, each at most ``max_chars`` long, cut at sentence ends.
+
+    An embedder refuses texts over its token limit, and one vector for a whole
+    chunk blurs what each part says; a sentence longer than a window is cut at
+    a word boundary.
+    """
+    out: list[str] = []
+    current = ""
+    for sentence in sentences(text):
+        while len(sentence) > max_chars:
+            cut = sentence[:max_chars].rsplit(" ", 1)[0] or sentence[:max_chars]
+            if current:
+                out.append(current)
+                current = ""
+            out.append(cut)
+            sentence = sentence[len(cut) :].lstrip()
+        if current and len(current) + 1 + len(sentence) > max_chars:
+            out.append(current)
+            current = ""
+        current = f"{current} {sentence}".strip()
+        if len(out) >= max_windows:
+            break
+    if current:
+        out.append(current)
+    return [w for w in out if w][:max_windows]
+
+
 async def attribute(
     answer: str,
     question: str,
@@ -138,15 +166,16 @@ async def attribute(
     min_similarity: float,
     question_weight: float,
     short_claim_words: int,
-    max_chars: int,
+    source_chars: int,
 ) -> Attribution:
     """Credits each answer sentence to the source that best supports it, when the support is good enough.
 
-    A sentence's support from a source is its similarity to the source, and,
-    weighted by ``question_weight``, the source's relevance to the question
-    (the retrieval's dense score): a small model's sentence is often vague,
-    and of two sources it resembles equally, the one that answers the
-    question is the one it drew on. A sentence shorter than
+    A sentence's support from a source is its similarity to the source's
+    closest window (the first ``source_chars`` characters, cut to what the
+    embedder accepts), and, weighted by ``question_weight``, the source's
+    relevance to the question (the retrieval's dense score): a small model's
+    sentence is often vague, and of two sources it resembles equally, the one
+    that answers the question is the one it drew on. A sentence shorter than
     ``short_claim_words`` ("The default is 3.") says too little on its own, so
     it is embedded together with the question it answers. A source is cited
     when the sentence's own similarity to it, or the weighted support,
@@ -155,16 +184,27 @@ async def attribute(
     claims = sentences(strip_markers(answer))
     if not claims or not sources:
         return Attribution((), 0.0, len(claims))
+    max_chars = await embedder.max_input_chars()
     asked = " ".join(question.split())
-    texts = [f"{asked} {c}" if len(words(c)) < short_claim_words else c for c in claims]
-    passages = [clean_source_text(s.text)[:max_chars] or s.title or s.chunk_id for s in sources]
+    texts = [
+        shorten(f"{claim} {asked}" if len(words(claim)) < short_claim_words else claim, max_chars) for claim in claims
+    ]
+    per_source = max(1, source_chars // max_chars)
+    owners: list[int] = []
+    passages: list[str] = []
+    for index, source in enumerate(sources):
+        pieces = windows(clean_source_text(source.text), max_chars, per_source) or [shorten(source.title, max_chars)]
+        passages += pieces
+        owners += [index] * len(pieces)
     vectors = await embedder.embed([*texts, *passages], query=False)
-    claim_vectors, source_vectors = vectors[: len(claims)], vectors[len(claims) :]
+    claim_vectors, passage_vectors = vectors[: len(texts)], vectors[len(texts) :]
     relevance = [s.relevance or 0.0 for s in sources]
     markers: list[int] = []
     best_overall = 0.0
     for claim_vector in claim_vectors:
-        similarity = [_cosine(claim_vector, sv) for sv in source_vectors]
+        similarity = [0.0] * len(sources)
+        for owner, passage_vector in zip(owners, passage_vectors, strict=True):
+            similarity[owner] = max(similarity[owner], _cosine(claim_vector, passage_vector))
         support = [
             (sim + question_weight * rel) / (1 + question_weight)
             for sim, rel in zip(similarity, relevance, strict=True)

@@ -75,7 +75,15 @@ from svc_agent.domain.ports import (
     SemanticHit,
 )
 from svc_agent.domain.settings import AgentSettings, PlannerMode
-from svc_agent.domain.text import content_terms, keyword_query, normalize_question, sentences, shorten, words
+from svc_agent.domain.text import (
+    clean_source_text,
+    content_terms,
+    keyword_query,
+    normalize_question,
+    sentences,
+    shorten,
+    words,
+)
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +373,10 @@ class Agent:
         outcome = await self._deps.retriever.search(search_text, run.top_k)
         return _Retrieval(search_text, outcome, _ms(self._deps.clock() - started), passage)
 
+    async def _embed_question(self, run: _Run) -> list[list[float]]:
+        limit = await self._deps.embedder.max_input_chars()
+        return await self._deps.embedder.embed([run.query[:limit]], query=True)
+
     async def _hyde_passage(self, run: _Run, query: str) -> str:
         passage = await self._complete(
             run,
@@ -381,7 +393,7 @@ class Agent:
         use_cache = self._uses_cache(run)
         if use_cache and self._deps.semantic_cache is not None:
             # The semantic cache needs the question's embedding: computed while the search runs.
-            run.embedding = asyncio.create_task(self._deps.embedder.embed([run.query], query=True))
+            run.embedding = asyncio.create_task(self._embed_question(run))
         yield StepEvent(Step.RETRIEVE, StepStatus.STARTED, f"searching for {shorten(run.query, 200)!r}")
         try:
             first = await self._search(run, run.query, hyde=run.request.options.hyde)
@@ -579,7 +591,7 @@ class Agent:
                     min_similarity=self._settings.attribution_min_similarity,
                     question_weight=self._settings.attribution_question_weight,
                     short_claim_words=self._settings.attribution_short_claim_words,
-                    max_chars=self._settings.attribution_source_chars,
+                    source_chars=self._settings.attribution_source_chars,
                 )
             except MeshError as exc:
                 detail += f"no markers, and attribution failed: {exc.message}"
@@ -622,10 +634,12 @@ class Agent:
         terms = set(content_terms(run.query))
         best_sentence, best_marker, best_hits = "", 1, -1
         for number, source in enumerate(run.sources, start=1):
-            for sentence in sentences(source.text):
+            for sentence in sentences(clean_source_text(source.text)):
                 hits = sum(t in terms for t in content_terms(sentence))
                 if hits > best_hits and len(words(sentence)) >= 4:
                     best_sentence, best_marker, best_hits = sentence, number, hits
+        if not best_sentence:
+            best_sentence = clean_source_text(run.sources[0].text)
         return f"{shorten(best_sentence, 400)} [{best_marker}]", best_marker
 
     # -- DECLINE: the documents do not hold the answer.
@@ -816,7 +830,7 @@ class Agent:
             if self._deps.answer_cache is not None:
                 await self._deps.answer_cache.put(run.scope, run.normalized, entry)
             if self._deps.semantic_cache is not None:
-                vector = run.query_vector or (await self._deps.embedder.embed([run.query], query=True))[0]
+                vector = run.query_vector or (await self._embed_question(run))[0]
                 await self._deps.semantic_cache.store(run.scope, run.query, vector, entry)
         except MeshError as exc:
             # A cache that cannot be written only costs a future miss.

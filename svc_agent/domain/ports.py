@@ -53,6 +53,10 @@ class Embedder(Protocol):
         """One vector per text; ``query`` selects query mode over document mode."""
         ...
 
+    async def max_input_chars(self) -> int:
+        """The longest text, in characters, the embedder is sure to accept (it refuses longer ones)."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchOutcome:

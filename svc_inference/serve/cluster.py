@@ -33,6 +33,7 @@ from svc_inference.config import Config, RayEnvironment
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+_LOCAL_START_ATTEMPTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,18 +129,31 @@ def start_local(num_cpus: int, namespace: str = "ragmesh", *, log_to_driver: boo
     prepare_process()
     import ray
 
+    # Ray starts workers at niceness 15; this instance exists to serve models, whose replicas are
+    # the latency-critical processes here (see serve.deployments.serve_at_normal_priority).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
     _reload_auth_settings()
-    context: Any = ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        namespace=namespace,
-        log_to_driver=log_to_driver,
-        logging_level=logging.WARNING,
-    )
+    for attempt in range(1, _LOCAL_START_ATTEMPTS + 1):
+        try:
+            context: Any = ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                namespace=namespace,
+                log_to_driver=log_to_driver,
+                logging_level=logging.WARNING,
+            )
+            break
+        except Exception as exc:
+            # Ray gives its raylet a fixed 30 s to register; on a 2-core machine under load that is
+            # sometimes not enough, and a second try usually is.
+            if "timed out during startup" not in str(exc) or attempt == _LOCAL_START_ATTEMPTS:
+                raise
+            log.warning("the private Ray instance did not start in time (attempt %d); retrying", attempt)
+            ray.shutdown()
     return RayConnection(address=str(context.address_info.get("gcs_address", "local")), started_local=True, owned=True)
 
 

@@ -2,21 +2,25 @@
 
 ``chunk_by_title`` keeps sections together (a heading starts a new chunk,
 small neighbouring sections are combined) and splits oversized elements with
-an overlap. It counts tokens with tiktoken encodings only; here its options
-class is given the embedding model's WordPiece counter instead, so
-``max_tokens`` means what the embedder will see. Each chunk carries the
-heading path of its section ("Pods > Pod lifecycle > Container states").
+an overlap. It resolves its ``tokenizer`` argument to a tiktoken encoding; the
+embedding model's WordPiece counter is registered under a name of its own in
+unstructured's token-counter class (every place that counts tokens, table-cell
+splitting included, builds its counter through that class), so ``max_tokens``
+means what the embedder will see. Each chunk carries the heading path of its
+section ("Pods > Pod lifecycle > Container states").
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from unstructured.chunking.title import _ByTitleChunkingOptions, _chunk_by_title
+from unstructured.chunking import base as chunking_base
+from unstructured.chunking.title import chunk_by_title
 from unstructured.documents.elements import Element
 
 from svc_ingest.domain.tokens import TokenCounter, default_counter
@@ -66,17 +70,29 @@ class Chunk:
         return hashlib.sha256(f"{self.section}\x1f{self.text}".encode()).hexdigest()
 
 
-class _TokenSizedOptions(_ByTitleChunkingOptions):
-    """By-title options whose token counter is the embedding tokenizer instead of tiktoken."""
+_COUNTERS: dict[str, TokenCounter] = {}
+_routing_lock = threading.Lock()
 
-    def __init__(self, counter: TokenCounter, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.counter = counter
 
-    # Same duck type as unstructured's tiktoken counter (count, max_token_bytes, validate).
-    @cached_property
-    def token_counter(self) -> TokenCounter:  # type: ignore[override]
-        return self.counter
+def _register(counter: TokenCounter) -> str:
+    """The tokenizer name under which unstructured's chunkers will count with ``counter``."""
+    name = f"ragmesh-wordpiece-{id(counter):x}"
+    with _routing_lock:
+        _COUNTERS[name] = counter
+        original = chunking_base.TokenCounter
+        if not getattr(original, "_ragmesh_routing", False):
+
+            class _Routing(original):  # type: ignore[misc, valid-type]
+                """unstructured's TokenCounter, answering our names with our counters."""
+
+                _ragmesh_routing = True
+
+                def __new__(cls, tokenizer: str) -> Any:
+                    ours = _COUNTERS.get(tokenizer)
+                    return ours if ours is not None else super().__new__(cls)
+
+            chunking_base.TokenCounter = _Routing  # type: ignore[misc]
+    return name
 
 
 def annotate_sections(elements: Sequence[Element]) -> None:
@@ -101,19 +117,18 @@ def chunk_elements(
     if not elements:
         return []
     annotate_sections(elements)
-    opts = _TokenSizedOptions(
-        counter or default_counter(),
+    tokens = counter or default_counter()
+    chunks: list[Chunk] = []
+    last_section = ""
+    for element in chunk_by_title(
+        elements,
         max_tokens=options.max_tokens,
         overlap=options.overlap_tokens,
         combine_text_under_n_chars=min(options.combine_under_tokens, options.max_tokens),
-        tokenizer="ragmesh-embedding-wordpiece",
+        tokenizer=_register(tokens),
         include_orig_elements=True,
         multipage_sections=True,
-    )
-    opts._validate()
-    chunks: list[Chunk] = []
-    last_section = ""
-    for element in _chunk_by_title(elements, opts):
+    ):
         text = element.text.strip()
         if not text:
             continue
@@ -128,7 +143,7 @@ def chunk_elements(
                 text=text,
                 section=section,
                 page=element.metadata.page_number,
-                token_count=opts.counter.count(text),
+                token_count=tokens.count(text),
             )
         )
     return chunks

@@ -43,7 +43,7 @@ class InferenceClient:
         rerank_timeout_s: float = 10.0,
     ) -> None:
         self._channel = channel
-        self._stub = pb_grpc.InferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._stub = pb_grpc.InferenceServiceStub(channel)
         self._embed_model = embed_model
         self._rerank_model = rerank_model
         self._dense_dim = dense_dim

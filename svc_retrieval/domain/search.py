@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 from mesh.errors import DeadlineExceeded, NotFound, Unavailable
 from mesh.sparse import SparseEncoder
@@ -117,7 +117,10 @@ class Searcher:
             graph_ms = 0.0
             if graph_task is not None:
                 try:
-                    graph_hits, graph_ms = await graph_task
+                    graph_hits, graph_ms = await asyncio.wait_for(graph_task, self._graph_budget_s(started))
+                except TimeoutError:
+                    log.warning("graph leg degraded: slower than %.3f s", settings.graph_timeout_s)
+                    degraded.append(Leg.GRAPH)
                 except _LEG_FAULTS as exc:
                     log.warning("graph leg degraded: %s", exc)
                     degraded.append(Leg.GRAPH)
@@ -176,7 +179,7 @@ class Searcher:
             )
             for cid in candidates[: query.top_k]
         )
-        version = await self._settle_version(version_task, tenant)
+        version = await self._settle_version(version_task, tenant, started)
         timings = SearchTimings(
             embed_ms=embed_ms, vector_ms=vector_ms, graph_ms=graph_ms, rerank_ms=rerank_ms, total_ms=_ms(started)
         )
@@ -209,11 +212,15 @@ class Searcher:
         self._versions.remember(tenant, version)
         return version
 
-    async def _settle_version(self, task: Awaitable[int], tenant: str) -> int:
+    async def _settle_version(self, task: asyncio.Task[int], tenant: str, started: float) -> int:
         try:
-            return await task
-        except _LEG_FAULTS:
+            return await asyncio.wait_for(task, self._graph_budget_s(started))
+        except (TimeoutError, *_LEG_FAULTS):
             return self._versions.last_known(tenant)
+
+    def _graph_budget_s(self, started: float) -> float:
+        # A slow graph store must not hold the whole search: past its budget the leg degrades.
+        return max(0.0, self._settings.graph_timeout_s - (time.perf_counter() - started))
 
 
 def _leg_index(result: VectorResult, graph: Sequence[LegHit]) -> dict[str, tuple[tuple[Leg, LegHit], ...]]:

@@ -35,6 +35,8 @@ class SearchSettings:
     """
     default_rerank_weight: float = 1.0
     """Weight for a reranker method not listed in rerank_weights."""
+    graph_timeout_s: float = 2.0
+    """Longest the graph leg (and the corpus-version read) may take, from the start of a search."""
     max_chunks_per_doc: int = 2
     """Chunks of one document allowed ahead of other documents' chunks in the result; 0 means no limit."""
     hnsw_ef: int | None = None

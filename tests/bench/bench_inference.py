@@ -284,15 +284,23 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             grpc_embed: dict[int, list[float]] = {c: [] for c in args.concurrency}
             direct_gen: dict[str, list[dict[str, float]]] = {"rag": [], "short": []}
             grpc_gen: dict[str, list[dict[str, float]]] = {"rag": [], "short": []}
-            for _ in range(args.rounds):
-                direct_embed.append(await _embed_direct(embedder, batches))
+            for round_no in range(args.rounds):
+                # Alternate which path goes first, so neither always runs right after the other's burst.
+                if round_no % 2:
+                    direct_embed.append(await _embed_direct(embedder, batches))
                 for concurrency in args.concurrency:
                     grpc_embed[concurrency].append(await _embed_grpc(stub, batches, concurrency))
-                for _ in range(per_round):
+                if not round_no % 2:
+                    direct_embed.append(await _embed_direct(embedder, batches))
+                for i in range(per_round):
                     for kind, prompts in (("rag", rag), ("short", short)):
                         prompt = prompts[prompt_at]
-                        direct_gen[kind].append(await _generate_direct(llm, prompt, args.max_tokens))
-                        grpc_gen[kind].append(await _generate_grpc(stub, prompt, args.max_tokens))
+                        if (round_no + i) % 2:
+                            direct_gen[kind].append(await _generate_direct(llm, prompt, args.max_tokens))
+                            grpc_gen[kind].append(await _generate_grpc(stub, prompt, args.max_tokens))
+                        else:
+                            grpc_gen[kind].append(await _generate_grpc(stub, prompt, args.max_tokens))
+                            direct_gen[kind].append(await _generate_direct(llm, prompt, args.max_tokens))
                     prompt_at += 1
             direct_rate = statistics.median(direct_embed)
             figures["embedding"][hosting] = {
@@ -312,6 +320,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             for kind in ("rag", "short"):
                 d, g = direct_gen[kind], grpc_gen[kind]
                 d_ttft, g_ttft = _median(d, "ttft_ms"), _median(g, "ttft_ms")
+                # Each prompt ran on both paths back to back: per-pair differences cancel slow load drift.
+                paired = [b["ttft_ms"] - a["ttft_ms"] for a, b in zip(d, g, strict=True)]
+                paired_pct = [100.0 * (b["ttft_ms"] - a["ttft_ms"]) / a["ttft_ms"] for a, b in zip(d, g, strict=True)]
                 d_rate, g_rate = _median(d, "decode_tokens_per_s"), _median(g, "decode_tokens_per_s")
                 generation[f"{kind}_prompt"] = {
                     "prompt_tokens": _median(d, "prompt_tokens"),
@@ -320,6 +331,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                     "grpc_ttft_ms": g_ttft,
                     "ttft_overhead_ms": round(g_ttft - d_ttft, 2),
                     "ttft_overhead_pct": round(100.0 * (g_ttft - d_ttft) / d_ttft, 2),
+                    "ttft_overhead_ms_paired_median": round(statistics.median(paired), 2),
+                    "ttft_overhead_pct_paired_median": round(statistics.median(paired_pct), 2),
                     "in_process_decode_tokens_per_s": d_rate,
                     "grpc_decode_tokens_per_s": g_rate,
                     "decode_grpc_vs_in_process": round(g_rate / d_rate, 3) if d_rate else 0.0,

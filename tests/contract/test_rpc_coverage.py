@@ -29,8 +29,7 @@ SERVICE_FILES = (
 )
 
 # RPC full name -> the issue that will implement it.
-PENDING: dict[str, int] = {
-}
+PENDING: dict[str, int] = {}
 
 
 def _rpcs() -> list[tuple[str, str, str]]:

@@ -132,7 +132,10 @@ def test_rate_limit_gives_resource_exhausted_to_grpc_and_grpc_web(settings: Mesh
     with httpx.Client() as client:
         for _ in range(400):
             reply = grpcweb.call(
-                client, base, "/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest(),
+                client,
+                base,
+                "/grpc.health.v1.Health/Check",
+                health_pb2.HealthCheckRequest(),
                 headers={"x-ragmesh-upstream": "svc_agent"},
             )
             seen.append(reply.grpc_status)

@@ -39,11 +39,7 @@ def test_exec_json_through_the_edge(settings: MeshSettings, tmp_path: Path) -> N
 def test_no_network_through_the_whole_mesh(settings: MeshSettings, tmp_path: Path) -> None:
     host, port = settings.edge_addr.rsplit(":", 1)
     code = tmp_path / "escape.py"
-    code.write_text(
-        "import socket\n"
-        f"s = socket.create_connection(({host!r}, {port}), timeout=1)\n"
-        "print('connected')\n"
-    )
+    code.write_text(f"import socket\ns = socket.create_connection(({host!r}, {port}), timeout=1)\nprint('connected')\n")
     result = _exec(code, "--json", "--tenant", "e2e-sandbox")
     doc = json.loads(result.stdout)
     assert "connected" not in doc["stdout"]

@@ -94,7 +94,8 @@ SAMPLE_DOCS = (
     "k8s/concepts/configuration/configmap.md",
 )
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
-MAX_CHUNK_CHARS = 1200
+# Short enough for the embedder's 256-token limit even for YAML, as ingestion's token-sized chunks are.
+MAX_CHUNK_CHARS = 400
 
 
 def chunk_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -122,6 +123,12 @@ def chunk_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
             flush()
             section = stripped.lstrip("#").strip() or section
             continue
+        while len(stripped) > MAX_CHUNK_CHARS:
+            flush()
+            cut = stripped[:MAX_CHUNK_CHARS].rsplit("\n", 1)[0] or stripped[:MAX_CHUNK_CHARS]
+            current.append(cut)
+            flush()
+            stripped = stripped[len(cut) :].strip()
         if current and sum(len(b) for b in current) + len(stripped) > MAX_CHUNK_CHARS:
             flush()
         if stripped:

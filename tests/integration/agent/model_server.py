@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mesh.errors import InvalidArgument
 from mesh.server import ServiceBinding
 from ragmesh.common.v1 import common_pb2
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
 _DONE = object()
+MAX_EMBED_TOKENS = 256
 
 
 class LocalModelsServicer(pb_grpc.InferenceServiceServicer):  # type: ignore[misc]
@@ -57,7 +59,38 @@ class LocalModelsServicer(pb_grpc.InferenceServiceServicer):  # type: ignore[mis
         async with self._encode_lock:
             return await asyncio.to_thread(self.encode, texts)
 
+    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(
+            models=[
+                pb.ModelInfo(
+                    name="gemma3-270m",
+                    role=pb.MODEL_ROLE_LLM,
+                    backend="llamacpp",
+                    hosting="inprocess",
+                    context_length=4096,
+                    is_default=True,
+                ),
+                pb.ModelInfo(
+                    name="all-minilm-l6-v2",
+                    role=pb.MODEL_ROLE_EMBEDDER,
+                    backend="sentence-transformers",
+                    hosting="inprocess",
+                    context_length=MAX_EMBED_TOKENS,
+                    dimensions=384,
+                    is_default=True,
+                ),
+            ]
+        )
+
     async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
+        # Like svc_inference: a text over the model's token limit is refused, not silently truncated.
+        tokenizer = self.encoder.tokenizer
+        lengths = [len(tokenizer(text)["input_ids"]) for text in request.texts]
+        if any(n > MAX_EMBED_TOKENS for n in lengths):
+            raise InvalidArgument(
+                f"a text is {max(lengths)} tokens; all-minilm-l6-v2 takes at most {MAX_EMBED_TOKENS}",
+                reason="TEXT_TOO_LONG",
+            )
         vectors = await self._encode(list(request.texts))
         return pb.EmbedResponse(
             embeddings=[pb.Embedding(dense=v) for v in vectors], model="all-MiniLM-L6-v2", dimensions=384

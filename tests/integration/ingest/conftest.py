@@ -178,6 +178,7 @@ class Ingest:
     """svc_ingest served in-process, with a stub that calls as ``tenant``."""
 
     manager: JobManager
+    addr: str
     channel: grpc.aio.Channel
     stub: pb_grpc.IngestServiceStub
     tenant: str
@@ -238,6 +239,7 @@ async def serve_ingest(config: Config, dsn: str, retrieval: Retrieval, inference
     try:
         yield Ingest(
             manager=manager,
+            addr=f"127.0.0.1:{server.port}",
             channel=channel,
             stub=pb_grpc.IngestServiceStub(channel),  # type: ignore[no-untyped-call]
             tenant="t-" + uuid.uuid4().hex[:12],

@@ -136,7 +136,9 @@ async def test_upload_limits_and_bad_names(ingest: Ingest) -> None:
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     for name in ("..", "a/b.txt"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await ingest.stub.UploadDocuments(iter([pb.UploadDocumentsRequest(filename=name, data=b"x")]), metadata=ingest.md)
+            await ingest.stub.UploadDocuments(
+                iter([pb.UploadDocumentsRequest(filename=name, data=b"x")]), metadata=ingest.md
+            )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await ingest.stub.UploadDocuments(iter([]), metadata=ingest.md)
@@ -171,7 +173,9 @@ async def test_delete_document_removes_it_everywhere(ingest: Ingest, tmp_path: P
     await ingest.run([str(folder)], skip_graph=True)
     docs = {Path(d.source_uri).name: d for d in await ingest.documents()}
     before = await ingest.retrieval.stats(ingest.tenant)
-    deleted = await ingest.stub.DeleteDocument(pb.DeleteDocumentRequest(doc_id=docs["qos.md"].doc_id), metadata=ingest.md)
+    deleted = await ingest.stub.DeleteDocument(
+        pb.DeleteDocumentRequest(doc_id=docs["qos.md"].doc_id), metadata=ingest.md
+    )
     assert deleted.points_deleted == docs["qos.md"].chunk_count
     after = await ingest.retrieval.stats(ingest.tenant)
     assert after.points == before.points - docs["qos.md"].chunk_count

@@ -129,8 +129,8 @@ async def serve_retrieval(
             yield Served(
                 server,
                 channel,
-                rpb_grpc.RetrievalServiceStub(channel),  # type: ignore[no-untyped-call]
-                ipb_grpc.IndexServiceStub(channel),  # type: ignore[no-untyped-call]
+                rpb_grpc.RetrievalServiceStub(channel),
+                ipb_grpc.IndexServiceStub(channel),
                 parts,
             )
         finally:
@@ -140,8 +140,15 @@ async def serve_retrieval(
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    """Retrieval config with the embedded engine in a temporary folder; the cosine reranker is blended in."""
-    return Config(vector_backend="edge", edge_path=tmp_path / "qdrant", optimize_idle_s=0.2, rerank_weight_cosine=0.5)
+    """Retrieval config: the embedded engine in a temporary folder, the cosine reranker blended in."""
+    return Config(
+        vector_backend="edge",
+        edge_path=tmp_path / "qdrant",
+        optimize_idle_s=0.2,
+        rerank_weight_cosine=0.5,
+        # A loaded 2-core machine can take seconds for a cold Neo4j query; degrading is tested on its own.
+        graph_timeout_s=30.0,
+    )
 
 
 @pytest.fixture

@@ -37,7 +37,9 @@ async def served(settings: MeshSettings, minilm: MiniLm) -> AsyncIterator[Served
     vectors = QdrantServerIndex(AsyncQdrantClient(location=":memory:"), "chunks", 384, HnswSettings())
     await vectors.open()
     try:
-        async with serve_retrieval(Config(vector_backend="qdrant"), settings, minilm, vectors=vectors) as s:
+        async with serve_retrieval(
+            Config(vector_backend="qdrant", graph_timeout_s=30.0), settings, minilm, vectors=vectors
+        ) as s:
             yield s
     finally:
         await vectors.close()

@@ -67,7 +67,9 @@ def service(
     tmp_path_factory: pytest.TempPathFactory, settings: MeshSettings, minilm: MiniLm
 ) -> Iterator[tuple[LoopThread, Served]]:
     runner = LoopThread()
-    config = Config(vector_backend="edge", edge_path=Path(tmp_path_factory.mktemp("iso")) / "qdrant")
+    config = Config(
+        vector_backend="edge", edge_path=Path(tmp_path_factory.mktemp("iso")) / "qdrant", graph_timeout_s=30.0
+    )
     holder: dict[str, Any] = {}
     opened = asyncio.Event()
     done = asyncio.Event()

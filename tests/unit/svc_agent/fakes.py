@@ -85,17 +85,23 @@ class FakeGenerator:
 
 
 class FakeEmbedder:
-    """Bag-of-words embeddings."""
+    """Bag-of-words embeddings; refuses texts longer than ``max_chars``, as a real embedder refuses long ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int = 10_000) -> None:
         self.calls: list[tuple[tuple[str, ...], bool]] = []
         self.fail = False
+        self.max_chars = max_chars
 
     async def embed(self, texts: Sequence[str], *, query: bool) -> list[list[float]]:
         self.calls.append((tuple(texts), query))
         if self.fail:
             raise Unavailable("embedder down")
+        if any(len(t) > self.max_chars for t in texts):
+            raise InvalidArgument("a text is longer than the embedder takes")
         return [bag_of_words(t) for t in texts]
+
+    async def max_input_chars(self) -> int:
+        return self.max_chars
 
 
 def source(chunk_id: str, text: str, title: str = "", doc_id: str = "") -> Source:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from svc_agent.domain.citations import MarkerFilter, attribute, make_citations, snippet, strip_markers
+from svc_agent.domain.citations import MarkerFilter, attribute, make_citations, snippet, strip_markers, windows
 from svc_agent.domain.model import Source
 from tests.unit.svc_agent.fakes import FakeEmbedder, source
 
@@ -69,7 +69,7 @@ async def attribute_plainly(answer: str, sources: list[Source], question: str = 
         min_similarity=0.3,
         question_weight=weight,
         short_claim_words=0,
-        max_chars=500,
+        source_chars=500,
     )
 
 
@@ -110,7 +110,7 @@ async def test_a_short_sentence_is_read_with_the_question_it_answers() -> None:
         min_similarity=0.2,
         question_weight=0.0,
         short_claim_words=0,
-        max_chars=500,
+        source_chars=500,
     )
     with_question = await attribute(
         "Just that many.",
@@ -120,6 +120,33 @@ async def test_a_short_sentence_is_read_with_the_question_it_answers() -> None:
         min_similarity=0.2,
         question_weight=0.0,
         short_claim_words=20,
-        max_chars=500,
+        source_chars=500,
     )
     assert alone.markers == () and with_question.markers == (1,)
+
+
+def test_windows_cut_at_sentence_ends_and_never_exceed_the_limit() -> None:
+    text = "One short sentence. " * 10 + "x" * 130 + " tail words here."
+    pieces = windows(text, 60, 10)
+    assert all(len(p) <= 60 for p in pieces)
+    assert pieces[0] == "One short sentence. One short sentence. One short sentence."
+    assert windows(text, 60, 2) == pieces[:2]
+
+
+async def test_attribution_keeps_every_text_within_what_the_embedder_takes() -> None:
+    embedder = FakeEmbedder(max_chars=80)
+    long_source = source("gc", "The kubelet garbage collects unused images every five minutes. " * 20)
+    answer = "The kubelet garbage collects unused images every five minutes, " + "and so on " * 30 + "."
+    attribution = await attribute(
+        answer,
+        "How often are images collected? " * 10,
+        [long_source],
+        embedder,
+        min_similarity=0.3,
+        question_weight=0.5,
+        short_claim_words=8,
+        source_chars=400,
+    )
+    assert attribution.markers == (1,)
+    ((texts, _),) = embedder.calls
+    assert all(len(t) <= 80 for t in texts) and len(texts) == 1 + 5

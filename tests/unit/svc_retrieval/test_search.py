@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from mesh.sparse import default_encoder
 from svc_retrieval.domain.model import (
     ALL_LEGS,
     ChunkPoint,
+    GraphQuery,
     Leg,
     LegHit,
     SearchFilter,
@@ -207,3 +209,20 @@ async def test_explore_without_a_match_is_not_found(vectors: FakeVectorIndex) ->
 async def test_timings_are_filled(vectors: FakeVectorIndex) -> None:
     out = await make(vectors).search("acme", query())
     assert out.timings.total_ms >= out.timings.vector_ms >= 0.0
+
+
+async def test_a_slow_graph_store_degrades_instead_of_holding_the_search(vectors: FakeVectorIndex) -> None:
+    class SlowGraph(FakeGraphStore):
+        async def search(self, query: GraphQuery) -> list[LegHit]:
+            await asyncio.sleep(5)
+            return []
+
+        async def corpus_version(self, tenant: str) -> int:
+            await asyncio.sleep(5)
+            return 99
+
+    started = asyncio.get_running_loop().time()
+    out = await make(vectors, SlowGraph(), graph_timeout_s=0.05).search("acme", query())
+    assert asyncio.get_running_loop().time() - started < 2
+    assert out.degraded_legs == (Leg.GRAPH,)
+    assert out.hits and out.corpus_version == 0
