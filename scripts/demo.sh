@@ -15,7 +15,7 @@ step "starting the mesh (ragmesh up)"
 "${RUN[@]}" ragmesh status
 
 step "ingesting the sample corpus (samples/) as tenant '$TENANT'"
-"${RUN[@]}" ragmesh ingest samples/ --tenant "$TENANT"
+"${RUN[@]}" ragmesh ingest samples/k8s samples/noise --tenant "$TENANT"
 
 step "asking: $QUESTION"
 "${RUN[@]}" ragmesh ask "$QUESTION" --tenant "$TENANT"

@@ -64,8 +64,10 @@ class Config(ServerConfig):
     """Most extra searches when the evidence is weak."""
     attribution_min_similarity: float = 0.4
     """Least sentence-source cosine for post-hoc attribution to cite a source."""
-    attribution_question_weight: float = 0.5
+    attribution_question_weight: float = 1.0
     """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_tie_band: float = 0.05
+    """Sources whose support of an answer sentence is within this of the best one's are cited too."""
     attribution_short_claim_words: int = 8
     """Answer sentences shorter than this (in words) are embedded with the question for attribution."""
     max_term_lookups: int = 4
@@ -147,6 +149,7 @@ class Config(ServerConfig):
             attribution_min_similarity=self.attribution_min_similarity,
             attribution_source_chars=self.attribution_source_chars,
             attribution_question_weight=self.attribution_question_weight,
+            attribution_tie_band=self.attribution_tie_band,
             attribution_short_claim_words=self.attribution_short_claim_words,
             max_term_lookups=self.max_term_lookups,
             semantic_cache_min_similarity=self.semantic_cache_min_similarity,

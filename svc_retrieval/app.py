@@ -62,6 +62,8 @@ def search_settings(config: Config) -> SearchSettings:
         rerank_depth=config.rerank_depth,
         graph_timeout_s=config.graph_timeout_s,
         max_chunks_per_doc=config.max_chunks_per_doc,
+        doc_support_weight=config.doc_support_weight,
+        doc_support_chunks=config.doc_support_chunks,
         rerank_weights={
             "cross-encoder": config.rerank_weight_cross_encoder,
             "embedding-cosine": config.rerank_weight_cosine,

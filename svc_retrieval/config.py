@@ -49,17 +49,17 @@ class Config(ServerConfig):
     optimize_idle_s: float = 2.0
     """Quiet time after the last write before the embedded engine builds its index."""
 
-    rrf_k: int = 60
-    """k of reciprocal-rank fusion."""
+    rrf_k: int = 2
+    """k of reciprocal-rank fusion (Qdrant's weighted RRF; tuned on the dev set: small k trusts the top ranks)."""
     dense_weight: float = 1.0
     """Fusion weight of the dense leg."""
     sparse_weight: float = 1.0
     """Fusion weight of the sparse leg."""
-    graph_weight: float = 0.5
+    graph_weight: float = 0.3
     """Fusion weight of the graph leg."""
-    leg_limit: int = 100
+    leg_limit: int = 50
     """Candidates per vector leg."""
-    fused_limit: int = 100
+    fused_limit: int = 50
     """Candidates kept from the engine's fusion."""
     graph_limit: int = 50
     """Candidates from the graph leg."""
@@ -75,8 +75,12 @@ class Config(ServerConfig):
 
     graph_timeout_s: float = 2.0
     """Longest the graph leg may take within a search before it counts as degraded."""
-    max_chunks_per_doc: int = 2
+    max_chunks_per_doc: int = 1
     """Chunks of one document allowed ahead of other documents' chunks in a result; 0 means no limit."""
+    doc_support_weight: float = 0.3
+    """Share of a document's other retrieved chunks' scores added to each of its chunks; 0 turns it off."""
+    doc_support_chunks: int = 3
+    """How many of a document's other chunks count towards that support."""
     graph_fulltext_limit: int = 20
     """Entity and title matches the graph leg starts from."""
     graph_title_chunks: int = 3

@@ -167,6 +167,7 @@ async def attribute(
     question_weight: float,
     short_claim_words: int,
     source_chars: int,
+    tie_band: float = 0.0,
 ) -> Attribution:
     """Credits each answer sentence to the source that best supports it, when the support is good enough.
 
@@ -177,9 +178,11 @@ async def attribute(
     sentence is often vague, and of two sources it resembles equally, the one
     that answers the question is the one it drew on. A sentence shorter than
     ``short_claim_words`` ("The default is 3.") says too little on its own, so
-    it is embedded together with the question it answers. A source is cited
-    when the sentence's own similarity to it, or the weighted support,
-    reaches ``min_similarity``.
+    it is embedded together with the question it answers. A sentence is
+    credited when its own similarity to the best source, or the weighted
+    support, reaches ``min_similarity``; every source whose support is within
+    ``tie_band`` of the best supports it as well as that one does, and is
+    credited too.
     """
     claims = sentences(strip_markers(answer))
     if not claims or not sources:
@@ -211,6 +214,8 @@ async def attribute(
         ]
         best = max(range(len(support)), key=support.__getitem__)
         best_overall = max(best_overall, similarity[best])
-        if max(similarity[best], support[best]) >= min_similarity and best + 1 not in markers:
-            markers.append(best + 1)
+        if max(similarity[best], support[best]) < min_similarity:
+            continue
+        tied = sorted((i for i, s in enumerate(support) if s >= support[best] - tie_band), key=lambda i: -support[i])
+        markers += [i + 1 for i in tied if i + 1 not in markers]
     return Attribution(tuple(markers), best_overall, len(claims))

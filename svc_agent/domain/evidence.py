@@ -43,7 +43,7 @@ class Thresholds:
     strong_relevance: float
     """At or above this best similarity no corrective search is needed."""
     min_coverage: float
-    """Share of the question's specific terms the sources must mention."""
+    """Share of the question's names (see ``specific_terms``) the corpus must mention."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,9 @@ class Evidence:
 
     strength: float
     coverage: float
+    """Share of the question's names the corpus mentions (1 when it has none)."""
     missing_terms: tuple[str, ...]
+    """Specific terms, names or not, no retrieved chunk or lookup mentions."""
     lexical: bool
     """Whether strength is the lexical proxy (no source had a dense score)."""
 
@@ -67,7 +69,7 @@ class Evidence:
     def describe(self) -> str:
         """A short account for step details."""
         kind = "lexical overlap" if self.lexical else "similarity"
-        text = f"best {kind} {self.strength:.2f}, specific terms covered {self.coverage:.0%}"
+        text = f"best {kind} {self.strength:.2f}, names covered {self.coverage:.0%}"
         if self.missing_terms:
             text += f" (missing: {', '.join(self.missing_terms[:4])})"
         return text
@@ -76,23 +78,40 @@ class Evidence:
 _QUANTITY_RE = re.compile(r"^\d+(?:[.,:]\d+)*[A-Za-z]{0,3}$")
 
 
-def specific_terms(question: str) -> list[str]:
-    """The words of ``question`` that name something specific, lower-cased, without leading dashes.
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """A specific term of a question, lower-cased, and whether it names something."""
+
+    text: str
+    name: bool
+    """A flag, a CamelCase, ALLCAPS or capitalised word: what the question is about. Lower-case
+    hyphenated or dotted words ("my-app", "scratch-volume") are as often the asker's own identifiers."""
+
+
+def question_terms(question: str) -> list[Term]:
+    """The words of ``question`` that are specific, each once.
 
     Quantities and versions ("1000Gi", "1.25", "10s") are the asker's own values,
-    not names a corpus must contain, so they are left out; so is a word that is
+    not words a corpus must contain, so they are left out; so is a word that is
     only a part of another term ("Berlin" beside "Europe/Berlin").
     """
-    found: dict[str, None] = {}
+    found: dict[str, bool] = {}
     for index, token in enumerate(words(question)):
         term = token.lstrip("-").lower().removesuffix("'s")
         if term in STOPWORDS or _QUANTITY_RE.match(token):
             continue
         capitalised = index > 0 and token[:1].isupper() and len(token) >= 3
-        if is_specific(token) or capitalised:
-            found.setdefault(term, None)
-    terms = list(found)
-    return [t for t in terms if not any(t != o and t in re.split(r"[/._=-]", o) for o in terms)]
+        flag = f"--{token}" in question
+        if is_specific(token) or capitalised or flag:
+            name = flag or any(c.isupper() for c in token)
+            found[term] = found.get(term, False) or name
+    terms = [Term(t, n) for t, n in found.items()]
+    return [t for t in terms if not any(t.text != o.text and t.text in re.split(r"[/._=-]", o.text) for o in terms)]
+
+
+def specific_terms(question: str) -> list[str]:
+    """The specific terms of ``question`` (see ``question_terms``), lower-cased, without leading dashes."""
+    return [t.text for t in question_terms(question)]
 
 
 def _lexical_overlap(question: str, text: str) -> float:
@@ -119,12 +138,15 @@ def assess(
 
     Strength comes from ``sources`` (what the model will read); a specific term
     counts as covered when any source, any other retrieved chunk in ``pool``
-    or a term lookup (``known``) shows the corpus mentions it.
+    or a term lookup (``known``) shows the corpus mentions it. Coverage counts
+    names only: an absent identifier of the asker's own does not make a
+    question unanswerable, an absent product or flag does.
     """
-    terms = specific_terms(question)
+    terms = question_terms(question)
     haystack = "\n".join(f"{s.title}\n{s.text}" for s in (*sources, *pool)).lower()
-    missing = tuple(t for t in terms if t not in known and not mentions(haystack, t))
-    coverage = 1.0 if not terms else (len(terms) - len(missing)) / len(terms)
+    missing = tuple(t.text for t in terms if t.text not in known and not mentions(haystack, t.text))
+    names = [t.text for t in terms if t.name]
+    coverage = 1.0 if not names else sum(n not in missing for n in names) / len(names)
     if not sources:
         return Evidence(strength=0.0, coverage=coverage, missing_terms=missing, lexical=False)
     dense = [s.relevance for s in sources if s.relevance is not None]

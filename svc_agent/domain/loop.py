@@ -571,16 +571,19 @@ class Agent:
             async for text in stream:
                 yield TokenEvent(text)
         detail = ""
-        if not any(c.isalnum() for c in run.answer):
-            # Nothing usable came back: answer with the best sentence of the best source instead of nothing.
+        problem = prompts.answer_problem(run.answer, run.query)
+        if problem is not None:
+            # What was streamed answers nothing: add the best matching source sentence, cited, so the reply
+            # still carries the documents' answer. Markers the unusable text had do not count.
             fallback, marker = self._extractive_answer(run)
-            run.answer_parts = [fallback]
-            markers.used.append(marker)
-            detail = "the model wrote nothing usable; answered with the best matching source sentence. "
-            yield TokenEvent(fallback)
+            text = f"\n\nFrom the documents: {fallback}" if run.answer else fallback
+            run.answer_parts.append(text)
+            markers.used[:] = [marker]
+            detail = f"the model's answer was unusable ({problem}); added the best matching source sentence. "
+            yield TokenEvent(text)
         if markers.used:
             run.citations = cite.make_citations(markers.used, run.sources, run.answer)
-            detail += f"cited by the model: {markers.used}"
+            detail += f"cited by the model: {markers.used}" if problem is None else f"cited its source: {markers.used}"
         else:
             try:
                 attribution = await cite.attribute(
@@ -592,6 +595,7 @@ class Agent:
                     question_weight=self._settings.attribution_question_weight,
                     short_claim_words=self._settings.attribution_short_claim_words,
                     source_chars=self._settings.attribution_source_chars,
+                    tie_band=self._settings.attribution_tie_band,
                 )
             except MeshError as exc:
                 detail += f"no markers, and attribution failed: {exc.message}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from svc_agent.domain.model import Source
-from svc_agent.domain.text import clean_source_text, shorten
+from svc_agent.domain.text import clean_source_text, content_terms, shorten
 
 DECLINE_ANSWER = (
     "I could not find the answer in the documents, so I will not guess. "
@@ -23,14 +23,16 @@ SMALL_TALK_ANSWER = (
 
 RESPONDER_STOPS = ("\nQuestion:", "\nSources:", "\n\n", "\n[")
 
-_EXAMPLE = """Sources:
+_EXAMPLE_QUESTION = "What is the smallest deployable unit in Kubernetes?"
+_EXAMPLE_ANSWER = "The smallest deployable unit of computing in Kubernetes is the Pod [1]."
+_EXAMPLE = f"""Sources:
 [1] Pods
 A Pod is the smallest deployable unit of computing that you can create and manage in Kubernetes.
 [2] Namespaces
 Namespaces provide a mechanism for isolating groups of resources within a single cluster.
 
-Question: What is the smallest deployable unit in Kubernetes?
-Answer: The smallest deployable unit of computing in Kubernetes is the Pod [1].
+Question: {_EXAMPLE_QUESTION}
+Answer: {_EXAMPLE_ANSWER}
 """
 
 
@@ -54,6 +56,30 @@ def answer_prompt(question: str, sources: Sequence[Source], max_chars: int) -> s
         f"Question: {' '.join(question.split())}\n"
         "Answer:"
     )
+
+
+def _overlap(part: str, whole: str) -> float:
+    terms = content_terms(part)
+    if not terms:
+        return 0.0
+    present = set(content_terms(whole))
+    return sum(t in present for t in terms) / len(terms)
+
+
+def answer_problem(answer: str, question: str) -> str | None:
+    """Why a generated answer is unusable, or None.
+
+    A small base model, when the sources puzzle it, writes nothing, repeats
+    the question, or copies the prompt's worked example; none of those
+    answers anything.
+    """
+    if not any(c.isalnum() for c in answer):
+        return "it is empty"
+    if _overlap(answer, question) >= 0.8 and len(content_terms(answer)) <= len(content_terms(question)) + 2:
+        return "it repeats the question"
+    if _overlap(answer, _EXAMPLE_ANSWER) >= 0.8 and _overlap(question, _EXAMPLE_QUESTION) < 0.5:
+        return "it copies the prompt's example"
+    return None
 
 
 def hyde_prompt(question: str) -> str:

@@ -55,8 +55,10 @@ class AgentSettings:
     """Most extra searches when the evidence is weak."""
     attribution_min_similarity: float = 0.4
     """Least similarity of an answer sentence to a source for post-hoc attribution to cite it."""
-    attribution_question_weight: float = 0.5
+    attribution_question_weight: float = 1.0
     """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_tie_band: float = 0.05
+    """Sources whose support of a sentence is within this of the best one's are credited too."""
     attribution_short_claim_words: int = 8
     """Answer sentences shorter than this are embedded together with the question for attribution."""
     max_term_lookups: int = 4

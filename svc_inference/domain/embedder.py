@@ -9,6 +9,7 @@ cross-encoder.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -73,6 +74,10 @@ class Embedder:
                 f"{config.name}: the model at {path} makes {dims}-d vectors, config says {config.dimensions}"
             )
         self._tokenizer: Any = self._model.tokenizer
+        # A fast tokenizer keeps its truncation and padding settings as state that every call rewrites,
+        # so it must never serve two threads at once. Length checks run beside a batch being encoded
+        # (on the replica's event loop, while the model thread encodes), so they get their own copy.
+        self._length_tokenizer: Any = copy.deepcopy(self._tokenizer)
         self._bm25: Any = None
         self._sparse_head: SparseHead | None = None
         if config.sparse == "bm25":
@@ -135,7 +140,7 @@ class Embedder:
         lengths = [2 * len(t.encode("utf-8")) + 2 for t in texts]
         long_ones = [i for i, n in enumerate(lengths) if n > self.config.max_tokens]
         if long_ones:
-            encoded = self._tokenizer(
+            encoded = self._length_tokenizer(
                 [texts[i] for i in long_ones],
                 add_special_tokens=True,
                 truncation=False,

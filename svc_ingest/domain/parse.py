@@ -214,6 +214,10 @@ def _parse_markdown(path: Path, name: str, opts: ParseOptions) -> ParsedDocument
     source = split_front_matter(decoded.text)
     body = strip_shortcodes(source.body)
     links = [*_MD_LINK.findall(body), *_MD_REF_LINK.findall(body)]
+    if not body.strip() and source.front_matter.get("description"):
+        # A section index page: its front matter is all it says, so its description is its text.
+        body = f"# {source.title}\n\n{source.front_matter['description']}\n" if source.title else ""
+        body = body or str(source.front_matter["description"])
     elements = partition_md(text=body, languages=["eng"]) if body.strip() else []
     metadata = {k: str(v) for k, v in source.front_matter.items() if isinstance(v, (str, int, float)) and k != "title"}
     return ParsedDocument(

@@ -52,6 +52,31 @@ def merge_graph(fused: Mapping[str, float], graph: Sequence[LegHit], weight: flo
     return merged
 
 
+def document_support(
+    scores: Mapping[str, float], doc_of: Mapping[str, str], weight: float, chunks: int
+) -> dict[str, float]:
+    """Each chunk's score plus ``weight`` times the best ``chunks`` scores of its document's other chunks.
+
+    A page that several retrieved chunks come from is more likely the one the
+    question is about than a page with a single lucky match (a glossary stub, a
+    generated reference page); the bonus lets that evidence count while the
+    chunk's own score still decides within the document.
+    """
+    if weight <= 0 or chunks <= 0:
+        return dict(scores)
+    by_doc: dict[str, list[float]] = {}
+    for cid, score in scores.items():
+        by_doc.setdefault(doc_of[cid], []).append(score)
+    for values in by_doc.values():
+        values.sort(reverse=True)
+    out: dict[str, float] = {}
+    for cid, score in scores.items():
+        others = list(by_doc[doc_of[cid]])
+        others.remove(score)
+        out[cid] = score + weight * sum(others[:chunks])
+    return out
+
+
 def best_first(scores: Mapping[str, float]) -> list[str]:
     """Chunk ids by descending score; ties broken by id so results are reproducible."""
     return sorted(scores, key=lambda cid: (-scores[cid], cid))

@@ -77,6 +77,10 @@ class Searcher:
         if Leg.GRAPH in query.legs:
             graph_task = asyncio.create_task(self._graph_leg(tenant, query))
         version_task = asyncio.create_task(self._corpus_version(tenant))
+        for task in (graph_task, version_task):
+            if task is not None:
+                # A search that fails early never awaits these; their faults must not go unretrieved.
+                task.add_done_callback(_retrieve_exception)
 
         try:
             dense: list[float] | None = None
@@ -144,10 +148,12 @@ class Searcher:
             # Graph-only hits: their payload comes from the vector store, which also
             # re-applies the tenant and metadata filters server-side.
             chunks.update(await self._vectors.fetch(tenant, missing, query.filter))
-        candidates = [cid for cid in fusion.best_first(merged) if cid in chunks]
+        found = {cid: score for cid, score in merged.items() if cid in chunks}
+        doc_of = {cid: chunks[cid].doc_id for cid in found}
+        supported = fusion.document_support(found, doc_of, settings.doc_support_weight, settings.doc_support_chunks)
+        candidates = fusion.best_first(supported)
 
         rerank_ms = 0.0
-        final_scores = {cid: merged[cid] for cid in candidates}
         rerank_scores: dict[str, float] = {}
         if not query.skip_rerank and self._reranker is not None and candidates and settings.rerank_depth > 0:
             rerank_started = time.perf_counter()
@@ -157,8 +163,7 @@ class Searcher:
                 if weight > 0:
                     head = candidates[: settings.rerank_depth]
                     reranked = await self._reranker.rerank(query.text, [chunks[cid].text for cid in head])
-                    blended = fusion.blend_rerank(head, merged, reranked.order, weight, settings.rrf_k)
-                    final_scores.update(blended.scores)
+                    blended = fusion.blend_rerank(head, supported, reranked.order, weight, settings.rrf_k)
                     rerank_scores = blended.rerank_scores
                     candidates = blended.order + candidates[len(head) :]
             except _LEG_FAULTS as exc:
@@ -166,9 +171,7 @@ class Searcher:
                 log.warning("rerank skipped: %s", exc)
             rerank_ms = _ms(rerank_started)
 
-        candidates = fusion.cap_per_document(
-            candidates, {cid: chunks[cid].doc_id for cid in candidates}, settings.max_chunks_per_doc
-        )
+        candidates = fusion.cap_per_document(candidates, doc_of, settings.max_chunks_per_doc)
         legs_by_chunk = _leg_index(result, graph_hits)
         hits = tuple(
             SearchHit(
@@ -221,6 +224,11 @@ class Searcher:
     def _graph_budget_s(self, started: float) -> float:
         # A slow graph store must not hold the whole search: past its budget the leg degrades.
         return max(0.0, self._settings.graph_timeout_s - (time.perf_counter() - started))
+
+
+def _retrieve_exception(task: asyncio.Task[object]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _leg_index(result: VectorResult, graph: Sequence[LegHit]) -> dict[str, tuple[tuple[Leg, LegHit], ...]]:

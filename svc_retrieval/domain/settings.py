@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 class SearchSettings:
     """How the legs are run, fused and reranked."""
 
-    rrf_k: int = 60
+    rrf_k: int = 2
     """The k of reciprocal-rank fusion: larger flattens the difference between ranks."""
     dense_weight: float = 1.0
     """Weight of the dense leg in the fusion."""
     sparse_weight: float = 1.0
     """Weight of the sparse leg in the fusion."""
-    graph_weight: float = 0.5
+    graph_weight: float = 0.3
     """Weight of the graph leg in the fusion."""
-    leg_limit: int = 100
+    leg_limit: int = 50
     """Candidates each vector leg contributes to the fusion."""
-    fused_limit: int = 100
+    fused_limit: int = 50
     """Candidates kept from the engine's fusion."""
     graph_limit: int = 50
     """Candidates the graph leg contributes."""
@@ -37,7 +37,11 @@ class SearchSettings:
     """Weight for a reranker method not listed in rerank_weights."""
     graph_timeout_s: float = 2.0
     """Longest the graph leg (and the corpus-version read) may take, from the start of a search."""
-    max_chunks_per_doc: int = 2
+    doc_support_weight: float = 0.3
+    """Share of a document's other retrieved chunks' scores added to each of its chunks; 0 turns it off."""
+    doc_support_chunks: int = 3
+    """How many of those other chunks count."""
+    max_chunks_per_doc: int = 1
     """Chunks of one document allowed ahead of other documents' chunks in the result; 0 means no limit."""
     hnsw_ef: int | None = None
     """HNSW search beam; None uses the engine's default."""

@@ -4,8 +4,9 @@ Needs the local stack (``ragmesh up``) with a corpus ingested for ``--tenant``.
 
 * latency: the same queries (the dev questions) as the domain call in this
   process (``Searcher.search`` over the same stores), as a gRPC call straight
-  to svc_retrieval, and through the Envoy edge, alternating in rounds so drift
-  affects all paths alike; p50/p90/p99 and what Envoy adds over in-process.
+  to svc_retrieval, and through the Envoy edge, each query down every path
+  back to back in rotating order so drift affects all paths alike; p50/p90/p99,
+  what Envoy adds over in-process, and the median of the per-query differences.
 * throughput: Search requests per second through Envoy at ``--concurrency``
   (16), next to InferenceService.Embed requests per second (one query text)
   through Envoy at the same concurrency: the embedding is the floor of a search.
@@ -179,12 +180,20 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
         for make in paths.values():
             await _timed([make(q) for q in questions[: args.warmup]])
         results: dict[str, list[float]] = {name: [] for name in paths}
-        per_round = max(1, len(order) // args.rounds)
-        for r in range(args.rounds):
-            chunk = order[r * per_round : (r + 1) * per_round]
-            for name, make in paths.items():
-                results[name] += await _timed([make(q) for q in chunk])
+        names = list(paths)
+        # Each query goes down every path back to back, in a rotating order, so load drift
+        # (other processes on a shared machine) and cache warmth hit all paths alike.
+        for i, q in enumerate(order):
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                results[name] += await _timed([paths[name](q)])
         latency = {name: _summary(values) for name, values in results.items()}
+        # The per-query difference is steadier than a difference of two medians.
+        paired = {
+            f"{name}_minus_in_process_p50_ms": round(
+                statistics.median(a - b for a, b in zip(results[name], results["in_process"], strict=True)), 3
+            )
+            for name in ("direct_grpc", "through_envoy")
+        }
 
         embed_request = [ipb.EmbedRequest(texts=[q], mode=ipb.EMBED_MODE_QUERY) for q in questions]
         search_rps = await _rps(
@@ -201,6 +210,7 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
         )
         return {
             "latency": latency,
+            "paired_differences": paired,
             "envoy_added_p50_ms_over_in_process": round(
                 latency["through_envoy"]["p50_ms"] - latency["in_process"]["p50_ms"], 3
             ),
@@ -362,7 +372,6 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--questions", default=str(_DEV_QUESTIONS), help="JSONL questions used as queries")
     parser.add_argument("--edge-path", default=str(settings.home / "qdrant" / "chunks"), help="svc_retrieval's shard")
     parser.add_argument("--calls", type=int, default=400, help="searches per path for latency")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the calls are split into")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up searches per path")
     parser.add_argument("--top-k", type=int, default=10, help="top_k of every search")
     parser.add_argument("--concurrency", type=int, default=16, help="callers in flight for the throughput runs")

@@ -18,3 +18,15 @@ def settings() -> MeshSettings:
     except OSError:
         pytest.fail(f"the Envoy edge at {s.edge_addr} is not up: start the stack with `ragmesh up` (make test does)")
     return s
+
+
+@pytest.fixture(scope="session")
+def sample_corpus_tenant(settings: MeshSettings) -> str:
+    """A tenant with the project's sample corpus ingested (the agent e2e tests' tenant: ingest is idempotent)."""
+    import asyncio
+
+    from tests.bench.bench_agent import ingest_samples
+
+    tenant = "e2e-agent"
+    asyncio.run(ingest_samples(settings, tenant))
+    return tenant

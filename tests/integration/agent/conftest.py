@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import socket
 import tempfile
@@ -107,6 +108,8 @@ def chunk_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
             if line.startswith("title:"):
                 title = line.split(":", 1)[1].strip().strip("\"'")
         text = text[end + 5 :]
+    # Runs of table rules ("-----") cost a token a character and say nothing.
+    text = re.sub(r"([-=_*])\1{3,}", r"\1\1\1", text)
     chunks: list[tuple[str, str]] = []
     section = title
     current: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,16 @@ async def test_query_and_document_prefixes_come_from_the_model_config() -> None:
     plain = embedder.embed(EmbedRequest(texts=("pod restarts",), mode=EmbedMode.DOCUMENT)).dense[0]
     assert np.array_equal(as_query, spelled_out)
     assert not np.array_equal(as_query, plain)
+
+
+async def test_concurrent_requests_get_their_own_vectors(stack: Stack) -> None:
+    # Texts of different lengths, long enough that their token counts are checked while other
+    # requests are being encoded (on Ray Serve: batched together by @serve.batch).
+    texts = [f"{UNRELATED[i % 20]} {PASSAGE * (1 + i % 3)} ({i})" for i in range(24)]
+    requests = [texts[i : i + 8] for i in range(0, 24, 8)]
+    expected = [_matrix(await stack.stub.Embed(pb.EmbedRequest(texts=r), timeout=60)) for r in requests]
+    responses = await asyncio.gather(
+        *(stack.stub.Embed(pb.EmbedRequest(texts=requests[i % 3]), timeout=120) for i in range(12))
+    )
+    for i, response in enumerate(responses):
+        np.testing.assert_allclose(_matrix(response), expected[i % 3], atol=1e-5)

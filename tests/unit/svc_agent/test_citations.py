@@ -150,3 +150,29 @@ async def test_attribution_keeps_every_text_within_what_the_embedder_takes() -> 
     assert attribution.markers == (1,)
     ((texts, _),) = embedder.calls
     assert all(len(t) <= 80 for t in texts) and len(texts) == 1 + 5
+
+
+async def test_sources_that_support_a_sentence_about_as_well_as_the_best_are_cited_too() -> None:
+    sentence = "The kubelet garbage collects unused images and dead containers on a schedule."
+    sources = [
+        source("images", "The kubelet garbage collects unused images on a schedule."),
+        source("containers", "The kubelet garbage collects dead containers every minute on a schedule."),
+        source("svc", "A Service exposes Pods on a stable virtual IP address."),
+    ]
+
+    async def cited(band: float) -> tuple[int, ...]:
+        found = await attribute(
+            sentence,
+            "",
+            sources,
+            FakeEmbedder(),
+            min_similarity=0.3,
+            question_weight=0.0,
+            short_claim_words=0,
+            source_chars=500,
+            tie_band=band,
+        )
+        return found.markers
+
+    assert len(await cited(0.0)) == 1
+    assert sorted(await cited(0.2)) == [1, 2]

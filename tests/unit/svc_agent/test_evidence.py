@@ -70,3 +70,12 @@ def test_terms_found_in_the_pool_or_by_lookup_count_as_covered() -> None:
     assert assess(question, sources).missing_terms == ("taints", "nodeaffinity")
     pooled = assess(question, sources, pool=[scored("b", "Taints repel pods.", None)], known={"nodeaffinity"})
     assert pooled.missing_terms == () and pooled.coverage == 1.0 and pooled.strength == 0.8
+
+
+def test_only_names_count_towards_coverage() -> None:
+    sources = [scored("a", "A generic ephemeral volume gets a claim named after the pod and the volume.", 0.7)]
+    own_names = assess("Pod my-app declares a volume named scratch-volume. What is the claim called?", sources)
+    assert own_names.missing_terms == ("my-app", "scratch-volume") and own_names.coverage == 1.0
+    assert own_names.level(THRESHOLDS) is Level.WEAK
+    product = assess("How many revisions does Helm keep (the --history-max default)?", sources)
+    assert product.coverage == 0.0 and product.level(THRESHOLDS) is Level.INSUFFICIENT

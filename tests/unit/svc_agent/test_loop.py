@@ -415,7 +415,25 @@ async def test_an_empty_model_answer_falls_back_to_the_best_source_sentence() ->
     done = final(out)
     assert "every five minutes" in done.answer and done.answer.endswith("[1]")
     assert [c.chunk_id for c in done.citations] == ["gc"]
-    assert "nothing usable" in step_details(out, Step.RESPOND)[-1]
+    assert "unusable (it is empty)" in step_details(out, Step.RESPOND)[-1]
+
+
+async def test_an_answer_that_repeats_the_question_gets_the_documents_answer_added() -> None:
+    r = make(answering("How often does the kubelet ", "garbage collect unused images?"))
+    out = await run(r.agent, GC_QUESTION)
+    done = final(out)
+    assert done.answer.startswith("How often does the kubelet garbage collect unused images?\n\nFrom the documents: ")
+    assert "every five minutes" in done.answer and [c.chunk_id for c in done.citations] == ["gc"]
+    assert "unusable (it repeats the question)" in step_details(out, Step.RESPOND)[-1]
+
+
+async def test_a_copy_of_the_prompts_example_is_not_an_answer_and_its_marker_does_not_count() -> None:
+    r = make(answering("The smallest deployable unit of computing in Kubernetes is the Pod [1]."))
+    out = await run(r.agent, "How do I create a PodDisruptionBudget?")
+    done = final(out)
+    assert "From the documents: " in done.answer and "kubectl apply" in done.answer
+    assert [c.chunk_id for c in done.citations] == ["pdb"]
+    assert "copies the prompt's example" in step_details(out, Step.RESPOND)[-1]
 
 
 async def test_small_talk_is_answered_without_searching() -> None:

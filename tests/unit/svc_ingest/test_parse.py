@@ -86,3 +86,11 @@ def test_size_limit(tmp_path: Path) -> None:
     with pytest.raises(FileFailure) as caught:
         parse_file(big, "big.txt", ParseOptions(max_file_bytes=1000))
     assert caught.value.code is FailureCode.FILE_TOO_LARGE
+
+
+def test_index_page_with_only_front_matter_uses_its_description(tmp_path: Path) -> None:
+    page = tmp_path / "_index.md"
+    page.write_text('---\ntitle: "Storage"\ndescription: >\n  Ways to provide storage to Pods.\n---\n')
+    doc = parse_file(page, "_index.md")
+    assert doc.title == "Storage"
+    assert "Ways to provide storage to Pods." in "\n".join(e.text for e in doc.elements)

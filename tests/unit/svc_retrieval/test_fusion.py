@@ -53,3 +53,21 @@ def test_blend_rerank_reorders_the_head_only() -> None:
 def test_zero_rerank_weight_keeps_the_fused_order() -> None:
     out = fusion.blend_rerank(["a", "b"], {"a": 0.5, "b": 0.4}, [(1, 9.0), (0, 1.0)], weight=0.0, k=60)
     assert out.order == ["a", "b"]
+
+
+def test_document_support_lifts_pages_with_more_evidence() -> None:
+    scores = {"stub": 0.50, "page-1": 0.45, "page-2": 0.30, "page-3": 0.20, "page-4": 0.10}
+    doc_of = {"stub": "glossary", **{f"page-{i}": "concept" for i in range(1, 5)}}
+    supported = fusion.document_support(scores, doc_of, weight=0.3, chunks=2)
+    assert fusion.best_first(supported)[0] == "page-1"
+    assert supported["page-1"] == pytest.approx(0.45 + 0.3 * (0.30 + 0.20))
+    assert supported["stub"] == 0.50
+    assert fusion.document_support(scores, doc_of, weight=0.0, chunks=2) == scores
+
+
+def test_cap_per_document_defers_and_keeps_everything() -> None:
+    order = ["a1", "a2", "b1", "a3", "c1"]
+    doc_of = {c: c[0] for c in order}
+    assert fusion.cap_per_document(order, doc_of, 1) == ["a1", "b1", "c1", "a2", "a3"]
+    assert fusion.cap_per_document(order, doc_of, 2) == ["a1", "a2", "b1", "c1", "a3"]
+    assert fusion.cap_per_document(order, doc_of, 0) == order

@@ -71,7 +71,9 @@ def make(
         embedder or FakeEmbedder(),
         reranker,
         default_encoder(),
-        SearchSettings(**settings),  # type: ignore[arg-type]
+        # Plain RRF with a flat k and no document-level steps unless a test asks: the fixture's
+        # orderings then follow from the legs alone, whatever the tuned defaults are.
+        SearchSettings(**{"rrf_k": 60, "doc_support_weight": 0.0, "max_chunks_per_doc": 0, **settings}),  # type: ignore[arg-type]
         KnownVersions(),
     )
 
@@ -226,3 +228,22 @@ async def test_a_slow_graph_store_degrades_instead_of_holding_the_search(vectors
     assert asyncio.get_running_loop().time() - started < 2
     assert out.degraded_legs == (Leg.GRAPH,)
     assert out.hits and out.corpus_version == 0
+
+
+async def test_document_support_and_the_per_document_cap_shape_the_result() -> None:
+    index = FakeVectorIndex()
+    for p in (
+        # The stub is 2nd by meaning and 1st by terms; the concept page's chunks fill the other places.
+        chunk("stub", "eviction eviction", doc="glossary", dense=unit([0.95, 0.3, 0.0])),
+        chunk(
+            "p1", "eviction of pods under memory pressure on busy nodes at night", doc="concept", dense=unit([1, 0, 0])
+        ),
+        chunk("p2", "eviction thresholds", doc="concept", dense=unit([0.9, 0.4, 0.0])),
+        chunk("p3", "pressure triggers eviction", doc="concept", dense=unit([0.7, 0.5, 0.0])),
+    ):
+        index.points[p.chunk.chunk_id] = p
+    plain = await make(index).search("acme", query("eviction"))
+    assert [h.chunk.doc_id for h in plain.hits][:2] == ["glossary", "concept"]
+    tuned = await make(index, rrf_k=2, doc_support_weight=0.3, max_chunks_per_doc=1).search("acme", query("eviction"))
+    assert [h.chunk.doc_id for h in tuned.hits][:2] == ["concept", "glossary"], "the page with more evidence first"
+    assert len(tuned.hits) == 4, "capped chunks follow, none is dropped"
