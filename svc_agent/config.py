@@ -66,6 +66,8 @@ class Config(ServerConfig):
     """Least sentence-source cosine for post-hoc attribution to cite a source."""
     attribution_question_weight: float = 1.0
     """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_lexical_weight: float = 0.5
+    """Weight of the share of an answer sentence's own words and numbers a source contains, in attribution."""
     attribution_tie_band: float = 0.05
     """Sources whose support of an answer sentence is within this of the best one's are cited too."""
     attribution_short_claim_words: int = 8
@@ -150,6 +152,7 @@ class Config(ServerConfig):
             attribution_source_chars=self.attribution_source_chars,
             attribution_question_weight=self.attribution_question_weight,
             attribution_tie_band=self.attribution_tie_band,
+            attribution_lexical_weight=self.attribution_lexical_weight,
             attribution_short_claim_words=self.attribution_short_claim_words,
             max_term_lookups=self.max_term_lookups,
             semantic_cache_min_similarity=self.semantic_cache_min_similarity,

@@ -1,0 +1,1 @@
+"""svc_retrieval: the index owner (IndexService) and hybrid search (RetrievalService)."""

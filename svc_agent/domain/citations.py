@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from svc_agent.domain.model import Citation, Source
 from svc_agent.domain.ports import Embedder
-from svc_agent.domain.text import clean_source_text, sentences, shorten, words
+from svc_agent.domain.text import clean_source_text, content_terms, sentences, shorten, words
 
 _MARKER_RE = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
 # The longest text a marker can take ("[12, 13, 14]"); an open bracket held longer is not one.
@@ -129,6 +129,14 @@ class Attribution:
     sentences: int
 
 
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _vocabulary(text: str) -> set[str]:
+    """Content terms and numbers of ``text``."""
+    return set(content_terms(text)) | set(_NUMBER_RE.findall(text))
+
+
 def windows(text: str, max_chars: int, max_windows: int) -> list[str]:
     """The first ``max_windows`` pieces of ``text``, each at most ``max_chars`` long, cut at sentence ends.
 
@@ -168,6 +176,7 @@ async def attribute(
     short_claim_words: int,
     source_chars: int,
     tie_band: float = 0.0,
+    lexical_weight: float = 0.0,
 ) -> Attribution:
     """Credits each answer sentence to the source that best supports it, when the support is good enough.
 
@@ -178,8 +187,11 @@ async def attribute(
     sentence is often vague, and of two sources it resembles equally, the one
     that answers the question is the one it drew on. A sentence shorter than
     ``short_claim_words`` ("The default is 3.") says too little on its own, so
-    it is embedded together with the question it answers. A sentence is
-    credited when its own similarity to the best source, or the weighted
+    it is embedded together with the question it answers. With
+    ``lexical_weight``, the share of the sentence's own words and numbers (those
+    not taken from the question) that a source contains adds to its support:
+    a small model copies values ("30 seconds") from what it read. A sentence
+    is credited when its own similarity to the best source, or the weighted
     support, reaches ``min_similarity``; every source whose support is within
     ``tie_band`` of the best supports it as well as that one does, and is
     credited too.
@@ -202,15 +214,20 @@ async def attribute(
     vectors = await embedder.embed([*texts, *passages], query=False)
     claim_vectors, passage_vectors = vectors[: len(texts)], vectors[len(texts) :]
     relevance = [s.relevance or 0.0 for s in sources]
+    vocabularies = [_vocabulary(clean_source_text(s.text)[:source_chars]) for s in sources]
+    asked_vocabulary = _vocabulary(asked)
+    weights = 1 + question_weight + lexical_weight
     markers: list[int] = []
     best_overall = 0.0
-    for claim_vector in claim_vectors:
+    for claim, claim_vector in zip(claims, claim_vectors, strict=True):
         similarity = [0.0] * len(sources)
         for owner, passage_vector in zip(owners, passage_vectors, strict=True):
             similarity[owner] = max(similarity[owner], _cosine(claim_vector, passage_vector))
+        own = [t for t in _vocabulary(claim) if t not in asked_vocabulary]
+        lexical = [sum(t in vocabulary for t in own) / len(own) if own else 0.0 for vocabulary in vocabularies]
         support = [
-            (sim + question_weight * rel) / (1 + question_weight)
-            for sim, rel in zip(similarity, relevance, strict=True)
+            (sim + question_weight * rel + lexical_weight * lex) / weights
+            for sim, rel, lex in zip(similarity, relevance, lexical, strict=True)
         ]
         best = max(range(len(support)), key=support.__getitem__)
         best_overall = max(best_overall, similarity[best])

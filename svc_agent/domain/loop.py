@@ -596,6 +596,7 @@ class Agent:
                     short_claim_words=self._settings.attribution_short_claim_words,
                     source_chars=self._settings.attribution_source_chars,
                     tie_band=self._settings.attribution_tie_band,
+                    lexical_weight=self._settings.attribution_lexical_weight,
                 )
             except MeshError as exc:
                 detail += f"no markers, and attribution failed: {exc.message}"

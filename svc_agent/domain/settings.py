@@ -57,6 +57,8 @@ class AgentSettings:
     """Least similarity of an answer sentence to a source for post-hoc attribution to cite it."""
     attribution_question_weight: float = 1.0
     """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_lexical_weight: float = 0.5
+    """Weight of the share of a sentence's own words and numbers a source contains, in attribution."""
     attribution_tie_band: float = 0.05
     """Sources whose support of a sentence is within this of the best one's are credited too."""
     attribution_short_claim_words: int = 8

@@ -267,9 +267,7 @@ class EdgeVectorIndex:
         def run(shard: qe.EdgeShard) -> list[list[qe.ScoredPoint]]:
             return shard.query_batch(qe.QueryBatchRequest(requests))
 
-        started = time.perf_counter()
         answers = await self._call(run)
-        log.debug("edge query_batch of %d took %.2f ms", len(requests), (time.perf_counter() - started) * 1000)
         return _vector_result(query, answers, fused_in_engine=dense_q is not None and sparse_q is not None)
 
     # -- optimizer ---------------------------------------------------------

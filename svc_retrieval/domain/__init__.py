@@ -1,0 +1,1 @@
+"""Domain of svc_retrieval: plain Python, no transport or store imports."""

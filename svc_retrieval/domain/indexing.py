@@ -62,7 +62,7 @@ class Indexer:
     async def upsert(self, tenant: str, batches: AsyncIterator[UpsertBatch]) -> UpsertStats:
         """Writes every batch of a stream in order; returns what changed."""
         documents = written = unchanged = deleted = nodes = rels = 0
-        version = self._versions.last_known(tenant)
+        version: int | None = None
         async for batch in batches:
             self._check(batch)
             async with self._doc_lock(tenant, batch.document.doc_id):
@@ -73,6 +73,9 @@ class Indexer:
             nodes += n
             rels += r
             documents += int(batch.document_complete)
+        if version is None:
+            # An empty stream changed nothing; it still reports where the corpus stands.
+            version = await self._graph.corpus_version(tenant)
         return UpsertStats(
             documents=documents,
             points_written=written,

@@ -1,9 +1,14 @@
 """Hybrid search: dense + sparse in the vector engine, the graph leg beside it, RRF, rerank.
 
 The legs run concurrently where they can: the query is embedded while the graph
-leg and the corpus-version read are already in flight. A leg whose store or
-model is down is reported in ``degraded_legs`` and the others still answer;
-only when no requested leg can run does the search fail (UNAVAILABLE).
+leg and the corpus-version read are already in flight. The engine's fused list
+and the graph leg are merged with one RRF formula; each chunk then gets a share
+of its document's other retrieved chunks' scores (document support), the head
+is reranked, and each document's chunks beyond ``max_chunks_per_doc`` move
+behind the other documents. A leg whose store or model is down (or, for the
+graph, slower than its budget) is reported in ``degraded_legs`` and the others
+still answer; only when no requested leg can run does the search fail
+(UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -153,23 +158,9 @@ class Searcher:
         supported = fusion.document_support(found, doc_of, settings.doc_support_weight, settings.doc_support_chunks)
         candidates = fusion.best_first(supported)
 
-        rerank_ms = 0.0
-        rerank_scores: dict[str, float] = {}
-        if not query.skip_rerank and self._reranker is not None and candidates and settings.rerank_depth > 0:
-            rerank_started = time.perf_counter()
-            try:
-                weight = settings.rerank_weight(await self._reranker.method())
-                # A zero weight could not change the order: the (costly) call is not made.
-                if weight > 0:
-                    head = candidates[: settings.rerank_depth]
-                    reranked = await self._reranker.rerank(query.text, [chunks[cid].text for cid in head])
-                    blended = fusion.blend_rerank(head, supported, reranked.order, weight, settings.rrf_k)
-                    rerank_scores = blended.rerank_scores
-                    candidates = blended.order + candidates[len(head) :]
-            except _LEG_FAULTS as exc:
-                # Reranking refines an order that is already usable: keep the fused one.
-                log.warning("rerank skipped: %s", exc)
-            rerank_ms = _ms(rerank_started)
+        rerank_started = time.perf_counter()
+        candidates, rerank_scores = await self._rerank(query, candidates, supported, chunks)
+        rerank_ms = _ms(rerank_started)
 
         candidates = fusion.cap_per_document(candidates, doc_of, settings.max_chunks_per_doc)
         legs_by_chunk = _leg_index(result, graph_hits)
@@ -187,6 +178,27 @@ class Searcher:
             embed_ms=embed_ms, vector_ms=vector_ms, graph_ms=graph_ms, rerank_ms=rerank_ms, total_ms=_ms(started)
         )
         return SearchOutcome(hits=hits, degraded_legs=tuple(degraded), timings=timings, corpus_version=version)
+
+    async def _rerank(
+        self, query: SearchQuery, candidates: list[str], scores: dict[str, float], chunks: dict[str, StoredChunk]
+    ) -> tuple[list[str], dict[str, float]]:
+        """The candidates with the reranker's order blended into the head, and the reranker's scores."""
+        settings = self._settings
+        if query.skip_rerank or self._reranker is None or not candidates or settings.rerank_depth <= 0:
+            return candidates, {}
+        try:
+            weight = settings.rerank_weight(await self._reranker.method())
+            # A zero weight could not change the order: the (costly) call is not made.
+            if weight <= 0:
+                return candidates, {}
+            head = candidates[: settings.rerank_depth]
+            reranked = await self._reranker.rerank(query.text, [chunks[cid].text for cid in head])
+        except _LEG_FAULTS as exc:
+            # Reranking refines an order that is already usable: keep the fused one.
+            log.warning("rerank skipped: %s", exc)
+            return candidates, {}
+        blended = fusion.blend_rerank(head, scores, reranked.order, weight, settings.rrf_k)
+        return blended.order + candidates[len(head) :], blended.rerank_scores
 
     async def get_chunk(self, tenant: str, chunk_id: str) -> StoredChunk:
         """One of the tenant's chunks; NOT_FOUND for unknown ids and other tenants' chunks alike."""

@@ -128,7 +128,7 @@ def test_asking_again_hits_the_cache_and_a_reingest_makes_it_miss(
             metadata=MD,
             timeout=60,
         ).job
-        for event in ingest.StreamIngestJob(gpb.StreamIngestJobRequest(job_id=job.job_id), metadata=MD, timeout=300):
+        for event in ingest.StreamIngestJob(gpb.StreamIngestJobRequest(job_id=job.job_id), metadata=MD, timeout=900):
             if event.type == gpb.INGEST_EVENT_TYPE_FINISHED:
                 assert event.job.state == gpb.JOB_STATE_SUCCEEDED, event.job.failure
     assert final_of(chat(agent, question)).cache_hit == pb.CACHE_HIT_NONE

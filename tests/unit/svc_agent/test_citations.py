@@ -176,3 +176,26 @@ async def test_sources_that_support_a_sentence_about_as_well_as_the_best_are_cit
 
     assert len(await cited(0.0)) == 1
     assert sorted(await cited(0.2)) == [1, 2]
+
+
+async def test_a_value_the_sentence_copied_points_at_the_source_it_came_from() -> None:
+    sources = [
+        source("lifecycle", "Deleting a Pod gives it a grace period of 30 seconds by default."),
+        source("jobs", "Deleting a Pod of a Job gives it a grace period before it is killed."),
+    ]
+
+    async def cited(weight: float) -> tuple[int, ...]:
+        found = await attribute(
+            "The grace period is 30 seconds.",
+            "How long is the grace period when deleting a Pod?",
+            sources,
+            FakeEmbedder(),
+            min_similarity=0.1,
+            question_weight=0.0,
+            short_claim_words=0,
+            source_chars=500,
+            lexical_weight=weight,
+        )
+        return found.markers
+
+    assert await cited(1.0) == (1,)

@@ -152,3 +152,12 @@ async def test_delete_removes_points_then_graph(stores: tuple[FakeVectorIndex, F
     assert graph.deletes == [("acme", ("d1",))]
     assert vectors.points == {}
     assert stats.corpus_version > 1
+
+
+async def test_an_empty_stream_reports_the_current_version(
+    stores: tuple[FakeVectorIndex, FakeGraphStore, Indexer],
+) -> None:
+    _, graph, indexer = stores
+    graph.versions["acme"] = 7
+    out = await indexer.upsert("acme", stream([]))
+    assert (out.documents, out.points_written, out.corpus_version) == (0, 0, 7)
