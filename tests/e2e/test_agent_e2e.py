@@ -124,7 +124,15 @@ def test_asking_again_hits_the_cache_and_a_reingest_makes_it_miss(
         ingest = gpb_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
         note = f"Release note {uuid.uuid4().hex}: the e2e suite touched the corpus.".encode()
         job = ingest.UploadDocuments(
-            iter([gpb.UploadDocumentsRequest(filename=f"e2e-note-{uuid.uuid4().hex[:8]}.txt", data=note)]),
+            iter(
+                [
+                    gpb.UploadDocumentsRequest(
+                        filename=f"e2e-note-{uuid.uuid4().hex[:8]}.txt",
+                        data=note,
+                        options=gpb.IngestOptions(skip_graph=True),
+                    )
+                ]
+            ),
             metadata=MD,
             timeout=60,
         ).job

@@ -1,0 +1,31 @@
+"""The answer loop in plain Python (no transport types): plan, rewrite, retrieve, use tools, respond, cite."""
+
+from svc_agent.domain.events import (
+    AgentEvent,
+    CitationsEvent,
+    Envelope,
+    FinalEvent,
+    StepEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from svc_agent.domain.loop import TRANSITIONS, Agent, Dependencies, State
+from svc_agent.domain.settings import AgentSettings, PlannerMode
+
+__all__ = [
+    "TRANSITIONS",
+    "Agent",
+    "AgentEvent",
+    "AgentSettings",
+    "CitationsEvent",
+    "Dependencies",
+    "Envelope",
+    "FinalEvent",
+    "PlannerMode",
+    "State",
+    "StepEvent",
+    "TokenEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
+]
