@@ -114,6 +114,29 @@ def specific_terms(question: str) -> list[str]:
     return [t.text for t in question_terms(question)]
 
 
+def same_specifics(first: str, second: str) -> bool:
+    """Whether two questions name the same specific things and numbers (a check on semantic cache hits).
+
+    Each question's specific terms must appear in the other (case, plurals and
+    hyphens aside), and both must hold the same numbers.
+    """
+
+    def flat(text: str) -> str:
+        return " " + " ".join(re.sub(r"[-_/.]", " ", text.lower()).split()) + " "
+
+    def covered(terms: list[str], text: str) -> bool:
+        return all(f" {flat(t).strip().removesuffix('s')}" in text for t in terms)
+
+    def numbers(text: str) -> set[str]:
+        return set(re.findall(r"\d+(?:\.\d+)?", text))
+
+    return (
+        numbers(first) == numbers(second)
+        and covered(specific_terms(first), flat(second))
+        and covered(specific_terms(second), flat(first))
+    )
+
+
 def _lexical_overlap(question: str, text: str) -> float:
     terms = content_terms(question)
     if not terms:

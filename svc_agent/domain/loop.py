@@ -45,7 +45,7 @@ from svc_agent.domain.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from svc_agent.domain.evidence import Evidence, Level, assess, mentions, merge_sources
+from svc_agent.domain.evidence import Evidence, Level, assess, mentions, merge_sources, same_specifics
 from svc_agent.domain.model import (
     Action,
     CachedAnswer,
@@ -448,11 +448,12 @@ class Agent:
                 scope, run.query_vector, self._settings.semantic_cache_min_similarity
             )
             if semantic is not None:
+                candidate = f"{shorten(semantic.question, 80)!r} (similarity {semantic.similarity:.3f})"
+                if not same_specifics(run.query, semantic.question):
+                    # "... a Deployment keep?" and "... a StatefulSet keep?" embed alike and differ in the answer.
+                    return f"miss (corpus version {version}); semantic candidate {candidate} names other things"
                 run.cache_hit, run.cached = CacheHit.SEMANTIC, semantic.answer
-                return (
-                    f"semantic hit: {shorten(semantic.question, 80)!r} "
-                    f"(similarity {semantic.similarity:.3f}, corpus version {version})"
-                )
+                return f"semantic hit: {candidate}, corpus version {version}"
         return f"miss (corpus version {version})"
 
     def _variant(self, run: _Run) -> str:

@@ -91,7 +91,7 @@ def metadata(tenant: str) -> tuple[tuple[str, str], ...]:
 async def ingest_samples(settings: MeshSettings, tenant: str, timeout_s: float = 1800.0) -> gpb.IngestJob:
     """Ingests samples/ for ``tenant`` through the edge (unchanged files are skipped) and waits for the job."""
     async with open_channel(settings.edge_addr, ["ragmesh.ingest.v1.IngestService"], tracing=False) as channel:
-        stub = gpb_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = gpb_grpc.IngestServiceStub(channel)
         created = await stub.CreateIngestJob(
             gpb.CreateIngestJobRequest(sources=[str(SAMPLES)], options=gpb.IngestOptions(skip_graph=True)),
             metadata=metadata(tenant),
@@ -121,9 +121,9 @@ class Mesh:
             open_channel(settings.retrieval_addr, ["ragmesh.retrieval.v1.RetrievalService"], tracing=False),
             open_channel(settings.inference_addr, ["ragmesh.inference.v1.InferenceService"], tracing=False),
         ]
-        self.agent = apb_grpc.AgentServiceStub(self._channels[0])  # type: ignore[no-untyped-call]
-        self.retrieval = rpb_grpc.RetrievalServiceStub(self._channels[1])  # type: ignore[no-untyped-call]
-        self.inference = ipb_grpc.InferenceServiceStub(self._channels[2])  # type: ignore[no-untyped-call]
+        self.agent = apb_grpc.AgentServiceStub(self._channels[0])
+        self.retrieval = rpb_grpc.RetrievalServiceStub(self._channels[1])
+        self.inference = ipb_grpc.InferenceServiceStub(self._channels[2])
 
     async def close(self) -> None:
         for channel in self._channels:

@@ -71,6 +71,14 @@ class LocalModelsServicer(pb_grpc.InferenceServiceServicer):  # type: ignore[mis
                     is_default=True,
                 ),
                 pb.ModelInfo(
+                    name="all-minilm-l6-v2-cosine",
+                    role=pb.MODEL_ROLE_RERANKER,
+                    backend="embedding-cosine",
+                    hosting="inprocess",
+                    context_length=MAX_EMBED_TOKENS,
+                    is_default=True,
+                ),
+                pb.ModelInfo(
                     name="all-minilm-l6-v2",
                     role=pb.MODEL_ROLE_EMBEDDER,
                     backend="sentence-transformers",

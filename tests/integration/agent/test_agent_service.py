@@ -233,8 +233,9 @@ async def test_the_callers_deadline_reaches_the_generation(agent_mesh: AgentMesh
     ]
     assert final_of(messages).answered_from_documents
     remaining = models.deadlines[seen:]
-    # Without propagation the generation would get InferenceService's own 300 s (or no deadline at all).
-    assert remaining and all(r is not None and 0 < r <= 150 for r in remaining), remaining
+    # Without propagation the generation would get InferenceService's own 300 s (or no deadline at all);
+    # gRPC rounds a timeout up when it puts it on the wire, hence the second of slack.
+    assert remaining and all(r is not None and 0 < r <= 151.5 for r in remaining), remaining
 
 
 async def test_a_passed_deadline_is_deadline_exceeded(agent_mesh: AgentMesh) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from svc_agent.domain.evidence import Level, Thresholds, assess, merge_sources, specific_terms
+from svc_agent.domain.evidence import Level, Thresholds, assess, merge_sources, same_specifics, specific_terms
 from tests.unit.svc_agent.fakes import source
 
 THRESHOLDS = Thresholds(min_relevance=0.3, strong_relevance=0.5, min_coverage=0.5)
@@ -79,3 +79,9 @@ def test_only_names_count_towards_coverage() -> None:
     assert own_names.level(THRESHOLDS) is Level.WEAK
     product = assess("How many revisions does Helm keep (the --history-max default)?", sources)
     assert product.coverage == 0.0 and product.level(THRESHOLDS) is Level.INSUFFICIENT
+
+
+def test_same_specifics() -> None:
+    assert same_specifics("How many ReplicaSets does a Deployment keep?", "how many replicasets does a deployment keep")
+    assert not same_specifics("How many ReplicaSets does a Deployment keep?", "How many does a StatefulSet keep?")
+    assert not same_specifics("Is 10 the default?", "Is 20 the default?")

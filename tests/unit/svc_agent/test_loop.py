@@ -504,3 +504,12 @@ async def test_a_failed_term_lookup_gives_the_term_the_benefit_of_the_doubt() ->
     out = await run(r.agent, "How does the kubelet garbage collect images in cert-manager ClusterIssuer?")
     assert "lookup failed for: cert-manager, clusterissuer" in step_details(out, Step.RETRIEVE)[-1]
     assert final(out).answered_from_documents
+
+
+async def test_a_similar_question_about_another_thing_does_not_hit_the_semantic_cache() -> None:
+    settings = dataclasses.replace(SETTINGS, semantic_cache_min_similarity=0.5)
+    r = make(settings=settings)
+    await run(r.agent, "How do I create a PodDisruptionBudget with kubectl?")
+    out = await run(r.agent, "How do I create a NetworkPolicy with kubectl?")
+    assert final(out).cache_hit is CacheHit.NONE
+    assert any("names other things" in d for d in step_details(out, Step.CACHE_LOOKUP))
