@@ -1,6 +1,6 @@
 """Text-extraction report: parses every file under some folders and counts what came out.
 
-``python -m svc_ingest.extraction_report /work/shared/corpus/noise --json out.json``
+``python -m svc_ingest.extraction_report ../shared/corpus/noise --json out.json``
 prints the share of files that yielded text, the counts per format, and every
 file that failed with its code and reason. Files are parsed in worker
 processes (one file at a time each, recycled every few files) so a file that

@@ -125,8 +125,13 @@ class StackConfig(EnvConfig):
     ray_dashboard_agent_port: int = 56382
     """HTTP port of Ray's dashboard agent (Ray fixes it to 52365 unless told otherwise)."""
 
-    ray_num_cpus: int = 2
-    """CPUs the Ray head offers to tasks and actors."""
+    ray_num_cpus: int = 4
+    """Logical CPUs the Ray head offers to tasks and actors (a scheduling budget, not a pinning).
+
+    svc_inference's Serve replicas hold theirs for life (1.0 locally: embedder 0.5 + LLM 0.5)
+    while an ingest job needs a parse task (1.0) next to its embedding actors (0.25 each); a
+    budget equal to a 2-core machine's cores leaves the parse task pending for ever, so the
+    local default offers twice that and lets the kernel share the cores."""
 
     ray_object_store_mb: int = 1024
     """Size of the Ray head's shared-memory object store, in MiB."""

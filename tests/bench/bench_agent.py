@@ -51,11 +51,12 @@ from svc_agent.clients.retrieval import source_from_hit
 from svc_agent.config import Config as AgentConfig
 from svc_agent.domain import prompts
 from svc_agent.domain.ports import GenerationRequest
+from tests.bench import DEV_QUESTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
 SAMPLE_QUESTIONS = SAMPLES / "questions.jsonl"
-SHARED_DEV_SET = Path("/work/shared/eval/dev_questions.jsonl")
+SHARED_DEV_SET = DEV_QUESTIONS
 _FINISHED = {gpb.JOB_STATE_SUCCEEDED, gpb.JOB_STATE_PARTIAL_SUCCESS, gpb.JOB_STATE_FAILED, gpb.JOB_STATE_CANCELLED}
 
 

@@ -55,9 +55,10 @@ from svc_retrieval.config import Config
 from svc_retrieval.domain.model import SearchQuery
 from svc_retrieval.domain.search import Searcher
 from svc_retrieval.domain.versions import KnownVersions
+from tests.bench import DEV_QUESTIONS
 
 _REPO = Path(__file__).resolve().parents[2]
-_DEV_QUESTIONS = Path("/work/shared/eval/dev_questions.jsonl")
+_DEV_QUESTIONS = DEV_QUESTIONS
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
