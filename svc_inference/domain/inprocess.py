@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, Protocol, TypeVar
 
 from svc_inference.domain.admission import AdmissionGate
 from svc_inference.domain.embedder import Embedder
@@ -70,74 +71,82 @@ class InProcessLLM:
         await asyncio.to_thread(self._model.close)
 
 
-class InProcessEmbedder:
-    """An embedder running in this process."""
+class _ThreadedModel(Protocol):
+    """What ``_OnModelThreads`` needs of a model: its config, its info and a way to free it."""
 
-    def __init__(self, model: Embedder) -> None:
+    @property
+    def config(self) -> EmbedderConfig | RerankerConfig:
+        """The model's settings."""
+        ...
+
+    def info(self) -> ModelInfo:
+        """The model as ListModels shows it."""
+        ...
+
+    def close(self) -> None:
+        """Frees the model."""
+        ...
+
+
+_Model = TypeVar("_Model", bound=_ThreadedModel)
+_Arg = TypeVar("_Arg")
+_Result = TypeVar("_Result")
+
+
+class _OnModelThreads(Generic[_Model]):
+    """A model whose blocking calls run on its own threads once the queue admits them."""
+
+    def __init__(self, model: _Model) -> None:
         serving = model.config.serving
         self._model = model
         self._gate = _gate(model.config.name, serving)
         self._executor = ThreadPoolExecutor(serving.inprocess_concurrency, thread_name_prefix=model.config.name)
         self._info = dataclasses.replace(model.info(), hosting=HOSTING)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model as ListModels shows it."""
+        return self._info
+
+    async def _run(self, fn: Callable[[_Arg], _Result], arg: _Arg) -> _Result:
+        async with self._gate.admit():
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
+
+    async def close(self) -> None:
+        """Stops the thread and drops the model."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._model.close()
+
+
+class InProcessEmbedder(_OnModelThreads[Embedder]):
+    """An embedder running in this process."""
 
     @classmethod
     async def load(cls, config: EmbedderConfig, sources: SourceSettings) -> InProcessEmbedder:
         """Loads the model on a worker thread."""
         return cls(await asyncio.to_thread(Embedder, config, sources))
 
-    @property
-    def info(self) -> ModelInfo:
-        """The model as ListModels shows it."""
-        return self._info
-
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         """Checks and embeds the request on the model's thread."""
-        async with self._gate.admit():
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._model.embed, request)
+        return await self._run(self._model.embed, request)
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Ranks by cosine similarity on the model's thread."""
-        async with self._gate.admit():
-            results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._model.rerank_batch, [request]
-            )
-            return results[0]
-
-    async def close(self) -> None:
-        """Stops the thread and drops the model."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._model.close()
+        results = await self._run(self._model.rerank_batch, [request])
+        return results[0]
 
 
-class InProcessReranker:
+class InProcessReranker(_OnModelThreads[CrossEncoderReranker]):
     """A cross-encoder running in this process."""
-
-    def __init__(self, model: CrossEncoderReranker) -> None:
-        serving = model.config.serving
-        self._model = model
-        self._gate = _gate(model.config.name, serving)
-        self._executor = ThreadPoolExecutor(serving.inprocess_concurrency, thread_name_prefix=model.config.name)
-        self._info = dataclasses.replace(model.info(), hosting=HOSTING)
 
     @classmethod
     async def load(cls, config: RerankerConfig, sources: SourceSettings) -> InProcessReranker:
         """Loads the model on a worker thread."""
         return cls(await asyncio.to_thread(CrossEncoderReranker, config, sources))
 
-    @property
-    def info(self) -> ModelInfo:
-        """The model as ListModels shows it."""
-        return self._info
-
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Scores the request on the model's thread."""
-        async with self._gate.admit():
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._model.rerank, request)
-
-    async def close(self) -> None:
-        """Stops the thread and drops the model."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._model.close()
+        return await self._run(self._model.rerank, request)
 
 
 async def open_inprocess_runtime(profile: Profile, sources: SourceSettings) -> ModelRuntime:
