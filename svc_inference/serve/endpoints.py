@@ -31,19 +31,41 @@ def served_info(info: ModelInfo) -> ModelInfo:
     return dataclasses.replace(info, hosting=HOSTING)
 
 
-class ServeLLM:
-    """An LLM deployment."""
+class _ServeEndpoint:
+    """What every deployment endpoint shares: its handle, its info and the mapping of Serve errors."""
 
     def __init__(self, handle: Any, info: ModelInfo) -> None:
         self._handle = handle
-        self._generate = handle.options(stream=True).generate
-        self._stats = handle.stats
         self._info = served_info(info)
 
     @property
     def info(self) -> ModelInfo:
         """The model as ListModels shows it."""
         return self._info
+
+    async def _call(self, method: Any, *args: Any) -> Any:
+        """Calls ``method`` on a replica, its failures mapped to mesh errors."""
+        try:
+            return await method.remote(*args)
+        except Exception as exc:
+            raise to_mesh_error(exc, self._info.name) from exc
+
+    async def pid(self) -> int:
+        """The process id of the replica that answers."""
+        pid: int = await self._handle.pid.remote()
+        return pid
+
+    async def close(self) -> None:
+        """Nothing to release: the deployment outlives this service's connection."""
+
+
+class ServeLLM(_ServeEndpoint):
+    """An LLM deployment."""
+
+    def __init__(self, handle: Any, info: ModelInfo) -> None:
+        super().__init__(handle, info)
+        self._generate = handle.options(stream=True).generate
+        self._stats = handle.stats
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
         """Streams chunks from a replica as it produces them."""
@@ -62,80 +84,37 @@ class ServeLLM:
 
     async def stats(self) -> GenerationStats:
         """The counters of the replica that answers (tests run one replica)."""
-        try:
-            stats: GenerationStats = await self._stats.remote()
-        except Exception as exc:
-            raise to_mesh_error(exc, self._info.name) from exc
+        stats: GenerationStats = await self._call(self._stats)
         return stats
 
-    async def pid(self) -> int:
-        """The process id of the replica that answers."""
-        pid: int = await self._handle.pid.remote()
-        return pid
 
-    async def close(self) -> None:
-        """Nothing to release: the deployment outlives this service's connection."""
-
-
-class ServeEmbedder:
+class ServeEmbedder(_ServeEndpoint):
     """An embedder deployment (it also ranks by cosine similarity)."""
 
     def __init__(self, handle: Any, info: ModelInfo) -> None:
-        self._handle = handle
+        super().__init__(handle, info)
         self._embed = handle.embed_request
         self._rerank = handle.rerank_request
-        self._info = served_info(info)
-
-    @property
-    def info(self) -> ModelInfo:
-        """The model as ListModels shows it."""
-        return self._info
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         """Embeds on a replica, batched there with concurrent requests."""
-        try:
-            result: EmbedResult = await self._embed.remote(request)
-        except Exception as exc:
-            raise to_mesh_error(exc, self._info.name) from exc
+        result: EmbedResult = await self._call(self._embed, request)
         return result
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Ranks by cosine similarity on a replica."""
-        try:
-            result: RerankResult = await self._rerank.remote(request)
-        except Exception as exc:
-            raise to_mesh_error(exc, self._info.name) from exc
+        result: RerankResult = await self._call(self._rerank, request)
         return result
 
-    async def pid(self) -> int:
-        """The process id of the replica that answers."""
-        pid: int = await self._handle.pid.remote()
-        return pid
 
-    async def close(self) -> None:
-        """Nothing to release: the deployment outlives this service's connection."""
-
-
-class ServeReranker:
+class ServeReranker(_ServeEndpoint):
     """A cross-encoder deployment."""
 
     def __init__(self, handle: Any, info: ModelInfo) -> None:
-        self._handle = handle
+        super().__init__(handle, info)
         self._rerank = handle.rerank_request
-        self._info = served_info(info)
-
-    @property
-    def info(self) -> ModelInfo:
-        """The model as ListModels shows it."""
-        return self._info
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Scores on a replica, batched there with concurrent requests."""
-        try:
-            result: RerankResult = await self._rerank.remote(request)
-        except Exception as exc:
-            raise to_mesh_error(exc, self._info.name) from exc
+        result: RerankResult = await self._call(self._rerank, request)
         return result
-
-    async def close(self) -> None:
-        """Nothing to release: the deployment outlives this service's connection."""
