@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _health_aio: Any = health.aio  # type: ignore[attr-defined]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_Resources = TypeVar("_Resources")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +132,31 @@ async def serve(
         await stop.wait()
         log.info("shutting down", extra={"fields": {"grace_s": config.grace_s}})
         await started.stop(config.grace_s)
+
+
+async def serve_opened(
+    service_name: str,
+    open_resources: Callable[[], contextlib.AbstractAsyncContextManager[_Resources]],
+    bindings: Callable[[_Resources], Sequence[ServiceBinding]],
+    config: ServerConfig,
+) -> None:
+    """Runs a service whose servicers need resources (stores, channels, models) opened first.
+
+    ``open_resources`` opens them before the server starts and closes them after it stops;
+    ``bindings`` binds the servicers to what it opened.
+    """
+    opened: list[_Resources] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with open_resources() as resources:
+            opened.append(resources)
+            yield
+
+    async def resolve() -> Sequence[ServiceBinding]:
+        return bindings(opened[0])
+
+    await serve(service_name, resolve, config, lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from mesh.server import ServiceBinding, serve
+from mesh.server import ServiceBinding, serve_opened
 from mesh.settings import MeshSettings
 from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 from svc_inference import servicer
@@ -26,25 +26,21 @@ def bindings(runtime: ModelRuntime) -> list[ServiceBinding]:
     ]
 
 
+@contextlib.asynccontextmanager
+async def running(config: Config, settings: MeshSettings) -> AsyncIterator[ModelRuntime]:
+    """Opens the model runtime; closes it on the way out."""
+    runtime = await open_runtime(config, settings.ray_address)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
 def main() -> None:
     """Runs the service until SIGTERM/SIGINT."""
     config = Config.from_env()
     settings = MeshSettings.from_env()
-    opened: list[ModelRuntime] = []
-
-    @contextlib.asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        runtime = await open_runtime(config, settings.ray_address)
-        opened.append(runtime)
-        try:
-            yield
-        finally:
-            await runtime.close()
-
-    async def make_bindings() -> list[ServiceBinding]:
-        return bindings(opened[0])
-
-    asyncio.run(serve("svc_inference", make_bindings, config, lifespan=lifespan))
+    asyncio.run(serve_opened("svc_inference", lambda: running(config, settings), bindings, config))
 
 
 if __name__ == "__main__":

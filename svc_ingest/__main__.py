@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from mesh import migrations
-from mesh.server import ServiceBinding, serve
+from mesh.server import ServiceBinding, serve_opened
 from mesh.settings import MeshSettings
 from ragmesh.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from svc_ingest import servicer
@@ -16,11 +15,6 @@ from svc_ingest.clients.index import IndexClient
 from svc_ingest.clients.postgres import DocumentRepository, JobRepository, create_pool
 from svc_ingest.config import Config
 from svc_ingest.jobs import JobManager
-
-
-@dataclass
-class _State:
-    manager: JobManager | None = None
 
 
 def bindings(manager: JobManager) -> list[ServiceBinding]:
@@ -62,19 +56,7 @@ def main() -> None:
     """Runs the service until SIGTERM/SIGINT."""
     config = Config.from_env()
     settings = MeshSettings.from_env()
-    state = _State()
-
-    @contextlib.asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with running(config, settings) as manager:
-            state.manager = manager
-            yield
-
-    async def resolved() -> list[ServiceBinding]:
-        assert state.manager is not None
-        return bindings(state.manager)
-
-    asyncio.run(serve("svc_ingest", resolved, config, lifespan=lifespan))
+    asyncio.run(serve_opened("svc_ingest", lambda: running(config, settings), bindings, config))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
-from mesh.server import ServiceBinding, serve
+from mesh.server import ServiceBinding, serve_opened
 from mesh.settings import MeshSettings
 from ragmesh.retrieval.v1 import (
     index_service_pb2,
@@ -39,18 +37,7 @@ def main() -> None:
     """Runs the service until SIGTERM/SIGINT."""
     config = Config.from_env()
     settings = MeshSettings.from_env()
-    opened: list[Components] = []
-
-    @contextlib.asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with open_components(config, settings) as components:
-            opened.append(components)
-            yield
-
-    async def resolve() -> list[ServiceBinding]:
-        return bindings(opened[0])
-
-    asyncio.run(serve("svc_retrieval", resolve, config, lifespan=lifespan))
+    asyncio.run(serve_opened("svc_retrieval", lambda: open_components(config, settings), bindings, config))
 
 
 if __name__ == "__main__":
