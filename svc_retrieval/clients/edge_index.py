@@ -26,10 +26,9 @@ import qdrant_edge as qe
 from mesh.errors import DeadlineExceeded
 from svc_retrieval.clients import payload as pl
 from svc_retrieval.clients.deadline import call_timeout_s
-from svc_retrieval.domain import fusion
+from svc_retrieval.clients.vector_result import vector_result
 from svc_retrieval.domain.model import (
     ChunkPoint,
-    LegHit,
     SearchFilter,
     StoredChunk,
     VectorQuery,
@@ -268,7 +267,7 @@ class EdgeVectorIndex:
             return shard.query_batch(qe.QueryBatchRequest(requests))
 
         answers = await self._call(run)
-        return _vector_result(query, answers, fused_in_engine=dense_q is not None and sparse_q is not None)
+        return vector_result(query, answers, fused_in_engine=dense_q is not None and sparse_q is not None)
 
     # -- optimizer ---------------------------------------------------------
 
@@ -337,27 +336,3 @@ def _filter(tenant: str, search_filter: SearchFilter, *extra: Any) -> qe.Filter:
             qe.FieldCondition(pl.DATETIME_FIELD, range=qe.RangeDateTime(gt=search_filter.ingested_after.isoformat()))
         )
     return qe.Filter(must=must)
-
-
-def _vector_result(query: VectorQuery, answers: list[list[qe.ScoredPoint]], *, fused_in_engine: bool) -> VectorResult:
-    chunks: dict[str, StoredChunk] = {}
-    lists = list(answers)
-    fused_points = lists.pop(0) if fused_in_engine else None
-    dense = _hits(lists.pop(0)) if query.dense is not None else ()
-    sparse = _hits(lists.pop(0)) if query.sparse is not None else ()
-    if fused_points is not None:
-        fused = tuple(LegHit(str(p.id), rank, p.score) for rank, p in enumerate(fused_points, start=1))
-        payload_points = fused_points
-    else:
-        # One leg only: the fusion is that leg's ranking in the same RRF currency.
-        single, weight = (dense, query.dense_weight) if query.dense is not None else (sparse, query.sparse_weight)
-        fused = fusion.ranked((h.chunk_id, fusion.rrf_term(weight, query.rrf_k, h.rank)) for h in single)
-        payload_points = answers[0]
-    for p in payload_points:
-        if p.payload:
-            chunks[str(p.id)] = pl.from_payload(str(p.id), p.payload)
-    return VectorResult(dense=dense, sparse=sparse, fused=fused, chunks=chunks)
-
-
-def _hits(points: Sequence[qe.ScoredPoint]) -> tuple[LegHit, ...]:
-    return fusion.ranked((str(p.id), p.score) for p in points)

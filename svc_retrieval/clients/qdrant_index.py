@@ -27,10 +27,9 @@ from mesh.errors import DeadlineExceeded, Unavailable
 from svc_retrieval.clients import payload as pl
 from svc_retrieval.clients.deadline import call_timeout_s
 from svc_retrieval.clients.edge_index import HnswSettings
-from svc_retrieval.domain import fusion
+from svc_retrieval.clients.vector_result import vector_result
 from svc_retrieval.domain.model import (
     ChunkPoint,
-    LegHit,
     SearchFilter,
     StoredChunk,
     VectorQuery,
@@ -270,28 +269,7 @@ class QdrantServerIndex:
         responses = await self._call(
             lambda t: self._client.query_batch_points(self._collection, requests=requests, timeout=t)
         )
-        answers = [list(r.points) for r in responses]
-        chunks: dict[str, StoredChunk] = {}
-        fused_points = answers.pop(0) if fused_in_engine else None
-        dense = _hits(answers.pop(0)) if query.dense is not None else ()
-        sparse_hits = _hits(answers.pop(0)) if query.sparse is not None else ()
-        if fused_points is not None:
-            fused = tuple(LegHit(str(p.id), rank, p.score) for rank, p in enumerate(fused_points, start=1))
-            payload_points = fused_points
-        else:
-            single, weight = (
-                (dense, query.dense_weight) if query.dense is not None else (sparse_hits, query.sparse_weight)
-            )
-            fused = fusion.ranked((h.chunk_id, fusion.rrf_term(weight, query.rrf_k, h.rank)) for h in single)
-            payload_points = [p for r in responses for p in r.points]
-        for point in payload_points:
-            if point.payload:
-                chunks[str(point.id)] = pl.from_payload(str(point.id), point.payload)
-        return VectorResult(dense=dense, sparse=sparse_hits, fused=fused, chunks=chunks)
-
-
-def _hits(points: Sequence[models.ScoredPoint]) -> tuple[LegHit, ...]:
-    return fusion.ranked((str(p.id), p.score) for p in points)
+        return vector_result(query, [r.points for r in responses], fused_in_engine=fused_in_engine)
 
 
 def _tenant(tenant: str) -> models.FieldCondition:

@@ -1,0 +1,62 @@
+"""Reading a search batch's answers into a VectorResult, as both vector backends do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from mesh.sparse import SparseVector
+from svc_retrieval.clients.vector_result import vector_result
+from svc_retrieval.domain import fusion
+from svc_retrieval.domain.model import SearchFilter, VectorQuery
+
+
+@dataclass(frozen=True)
+class FakePoint:
+    id: str
+    score: float
+    payload: dict[str, Any] | None = None
+
+
+def payload(doc_id: str) -> dict[str, Any]:
+    return {"doc_id": doc_id, "ingested_at": "2025-01-01T00:00:00+00:00"}
+
+
+def query(*, dense: bool, sparse: bool) -> VectorQuery:
+    return VectorQuery(
+        tenant="t",
+        dense=[1.0, 0.0] if dense else None,
+        sparse=SparseVector((3,), (1.0,)) if sparse else None,
+        filter=SearchFilter(),
+        leg_limit=10,
+        fused_limit=10,
+        rrf_k=60,
+        dense_weight=1.0,
+        sparse_weight=0.5,
+    )
+
+
+def test_the_engine_fused_answer_comes_first_and_carries_the_payloads() -> None:
+    fused = [FakePoint("b", 0.03, payload("B")), FakePoint("a", 0.02, payload("A"))]
+    dense = [FakePoint("a", 0.9), FakePoint("b", 0.8)]
+    sparse = [FakePoint("b", 4.0)]
+    result = vector_result(query(dense=True, sparse=True), [fused, dense, sparse], fused_in_engine=True)
+    assert [(h.chunk_id, h.rank, h.score) for h in result.fused] == [("b", 1, 0.03), ("a", 2, 0.02)]
+    assert [h.chunk_id for h in result.dense] == ["a", "b"]
+    assert [h.chunk_id for h in result.sparse] == ["b"]
+    assert {cid: c.doc_id for cid, c in result.chunks.items()} == {"b": "B", "a": "A"}
+
+
+@pytest.mark.parametrize(("dense", "weight"), [(True, 1.0), (False, 0.5)])
+def test_one_leg_is_its_own_fusion_in_rrf_terms(dense: bool, weight: float) -> None:
+    leg = [FakePoint("a", 0.9, payload("A")), FakePoint("b", 0.8, payload("B"))]
+    result = vector_result(query(dense=dense, sparse=not dense), [leg], fused_in_engine=False)
+    assert (result.dense if dense else result.sparse) == fusion.ranked([("a", 0.9), ("b", 0.8)])
+    assert (result.sparse if dense else result.dense) == ()
+    assert [(h.chunk_id, h.score) for h in result.fused] == [
+        ("a", pytest.approx(fusion.rrf_term(weight, 60, 1))),
+        ("b", pytest.approx(fusion.rrf_term(weight, 60, 2))),
+    ]
+    assert sorted(result.chunks) == ["a", "b"]
