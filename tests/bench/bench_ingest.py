@@ -2,8 +2,8 @@
 
 Starts the real parts (PostgreSQL and Neo4j from the stack supervisor in a
 throwaway home, svc_retrieval's IndexService over an embedded Qdrant folder,
-an InferenceService with the packaged all-MiniLM-L6-v2, svc_ingest with a local
-Ray instance), then:
+svc_inference in-process with the packaged models (all-MiniLM-L6-v2 embeds),
+svc_ingest with a local Ray instance), then:
 
 1. startup: the time to bring those up, and a warm-up job over one file, which
    pays Ray's start and the first actors' cold start (reported apart);
@@ -13,8 +13,8 @@ Ray instance), then:
    step 2, embedded again through the same Embed RPC with the same batch size
    and concurrency; chunks/s, and the ratio end-to-end / embedding-only;
 4. with ``--graph``: a job with graph extraction on over ``--graph-files``
-   files; extraction chunks/s (needs an InferenceService with StreamGenerate:
-   ``--inference-addr``; skipped, and said so, without one).
+   files; extraction chunks/s (StreamGenerate of the in-process svc_inference,
+   or of the one at ``--inference-addr``).
 
 Default corpus: /work/shared/corpus/k8s-docs/concepts plus /work/shared/corpus/noise
 when present (said in the output), else the project's samples/.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -48,9 +49,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--embed-batch-size", type=int, default=64)
     parser.add_argument("--graph", action="store_true", help="also measure graph extraction")
     parser.add_argument("--graph-files", type=int, default=3)
-    parser.add_argument(
-        "--inference-addr", default="", help="a running InferenceService (default: serve MiniLM in-process)"
-    )
+    parser.add_argument("--inference-addr", default="", help="a running svc_inference (default: serve it in-process)")
     return parser.parse_args(argv)
 
 
@@ -89,7 +88,7 @@ def _graph_subset(work: Path, corpus: Path, count: int) -> Path:
 
 
 class _Recorder:
-    """Keeps every text the in-process InferenceService embeds (to replay them embedding-only)."""
+    """Keeps every text the in-process svc_inference embeds (to replay them embedding-only)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
@@ -114,16 +113,18 @@ def _embed_only(addr: str, texts: list[str], batch: int, concurrency: int) -> fl
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from mesh import migrations
-    from mesh.server import ServerConfig, start_server
+    from mesh.server import ServerConfig, ServiceBinding, start_server
     from mesh.settings import MeshSettings
     from mesh.stack import StackConfig, Supervisor
     from ragmesh.inference.v1 import inference_service_pb2 as ipb
     from ragmesh.ingest.v1 import ingest_service_pb2 as pb
+    from svc_inference.__main__ import bindings as inference_bindings
+    from svc_inference.domain.runtime import ModelRuntime
     from svc_retrieval.__main__ import bindings as retrieval_bindings
     from svc_retrieval.app import open_components
     from svc_retrieval.config import Config as RetrievalConfig
     from tests.integration.ingest.conftest import Retrieval, free_ports, ingest_config, serve_ingest
-    from tests.integration.ingest.model_server import inference_bindings
+    from tests.integration.local_inference import serve_local_inference
 
     figures: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, no GPU"}
     work = _workdir()
@@ -137,27 +138,31 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     stack = StackConfig(home=work / "stack", postgres_port=pg, neo4j_bolt_port=bolt, neo4j_http_port=http)
     supervisor = Supervisor(stack)
     recorder = _Recorder()
+    exits = contextlib.AsyncExitStack()
     try:
         supervisor.up(["postgres", "neo4j"], with_deps=False)
         dsn = f"postgresql://{stack.postgres_user}:{stack.postgres_password}@127.0.0.1:{pg}/{stack.postgres_database}"
         await migrations.apply_dsn(dsn)
-        inference_server = None
         if args.inference_addr:
-            inference_addr, embedder = args.inference_addr, "external InferenceService"
+            inference_addr, embedder = args.inference_addr, "external svc_inference"
         else:
-            services, embedder = inference_bindings()
-            servicer = services[0].servicer
-            original = servicer.Embed
 
-            async def recording_embed(request: ipb.EmbedRequest, context: Any) -> ipb.EmbedResponse:
-                if recorder.enabled:
-                    with recorder.lock:
-                        recorder.texts.extend(request.texts)
-                return await original(request, context)
+            def recording_bindings(runtime: ModelRuntime) -> list[ServiceBinding]:
+                services = inference_bindings(runtime)
+                servicer = services[0].servicer
+                original = servicer.Embed
 
-            servicer.Embed = recording_embed
-            inference_server = await start_server(services, ServerConfig(port=0))
-            inference_addr = f"127.0.0.1:{inference_server.port}"
+                async def recording_embed(request: ipb.EmbedRequest, context: Any) -> ipb.EmbedResponse:
+                    if recorder.enabled:
+                        with recorder.lock:
+                            recorder.texts.extend(request.texts)
+                    return await original(request, context)
+
+                servicer.Embed = recording_embed
+                return services
+
+            inference_addr = (await exits.enter_async_context(serve_local_inference(recording_bindings))).addr
+            embedder = "svc_inference in-process (local profile: all-minilm-l6-v2)"
         figures["embedder"] = embedder
         settings = MeshSettings(
             neo4j_uri=f"bolt://127.0.0.1:{bolt}", neo4j_password=stack.neo4j_password, inference_addr=inference_addr
@@ -232,9 +237,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 figures["graph"] = await _graph(args, work, corpus, dsn, retrieval, inference_addr, config)
             await rchannel.close(None)
             await rserver.stop(None)
-        if inference_server is not None:
-            await inference_server.stop(None)
     finally:
+        await exits.aclose()
         supervisor.down(["postgres", "neo4j"], purge=True)
         shutil.rmtree(work, ignore_errors=True)
     return figures
@@ -248,11 +252,6 @@ async def _graph(
     from ragmesh.ingest.v1 import ingest_service_pb2 as pb
     from tests.integration.ingest.conftest import serve_ingest
 
-    if not args.inference_addr:
-        return (
-            "skipped: graph extraction needs InferenceService.StreamGenerate (svc_inference, issue #3); "
-            "pass --inference-addr"
-        )
     subset = _graph_subset(work, corpus, args.graph_files)
     async with serve_ingest(replace(config, graph_enabled=True), dsn, retrieval, inference_addr) as ingest:
         ingest.tenant = "bench-graph-" + uuid.uuid4().hex[:8]

@@ -3,13 +3,17 @@
 PostgreSQL and Redis are started with the local stack's supervisor in a
 throwaway home under /tmp on free ports (a developer's stack is never
 touched), and the project's migrations are applied with ``mesh.migrations``,
-as ``ragmesh up`` does. Nothing here is a fake.
+as ``ragmesh up`` does. The models are svc_inference, the real
+InferenceService: the session's in-process one (tests/integration/conftest.py)
+or a running one named by RAGMESH_AGENT_TEST_INFERENCE_ADDR. Nothing here is a
+fake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import socket
@@ -27,6 +31,7 @@ import redis.asyncio as aioredis
 from mesh import migrations
 from mesh.settings import MeshSettings
 from mesh.stack import StackConfig, Supervisor
+from tests.integration.local_inference import Inference
 
 pytestmark = pytest.mark.integration
 
@@ -156,12 +161,22 @@ def neo4j_uri() -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def inference(request: pytest.FixtureRequest) -> Inference:
+    """svc_inference: RAGMESH_AGENT_TEST_INFERENCE_ADDR (no runtime to look into), else the session's in-process one."""
+    external = os.environ.get("RAGMESH_AGENT_TEST_INFERENCE_ADDR")
+    if external:
+        return Inference(addr=external, runtime=None)
+    served: Inference = request.getfixturevalue("local_inference")
+    return served
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def agent_mesh(
-    store_settings: MeshSettings, neo4j_uri: str, tmp_path_factory: pytest.TempPathFactory
+    store_settings: MeshSettings, neo4j_uri: str, inference: Inference, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Any]:
     """svc_agent with retrieval, the models and the stores, all real, with the sample pages indexed."""
     from tests.integration.agent import harness
 
-    async with harness.serve(store_settings, neo4j_uri, tmp_path_factory.mktemp("agent-mesh")) as mesh:
+    async with harness.serve(store_settings, neo4j_uri, inference, tmp_path_factory.mktemp("agent-mesh")) as mesh:
         yield mesh

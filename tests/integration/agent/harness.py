@@ -1,17 +1,17 @@
 """svc_agent served in-process with its real neighbours: retrieval (Qdrant Edge + Neo4j), the models, the stores.
 
 svc_retrieval runs in-process over an embedded shard in a temporary folder and
-the session's Neo4j; the models are svc_inference at
-RAGMESH_AGENT_TEST_INFERENCE_ADDR when that is set, else the packaged models
-served by ``model_server``. A few sample pages are indexed for one tenant
-through IndexService, as ingestion would send them.
+the session's Neo4j; the models are svc_inference, the real InferenceService,
+which the caller passes in: the session's in-process one with the packaged
+models (see tests/integration/local_inference.py) or a running one named by
+RAGMESH_AGENT_TEST_INFERENCE_ADDR. A few sample pages are indexed for one
+tenant through IndexService, as ingestion would send them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -30,24 +30,24 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from svc_agent.__main__ import bindings as agent_bindings
 from svc_agent.app import open_components as open_agent
 from svc_agent.config import Config as AgentConfig
+from svc_inference.domain.runtime import ModelRuntime
 from svc_retrieval.__main__ import bindings as retrieval_bindings
 from svc_retrieval.app import open_components as open_retrieval
 from svc_retrieval.config import Config as RetrievalConfig
-from tests.integration.agent import model_server
 from tests.integration.agent.conftest import SAMPLE_DOCS, SAMPLES, chunk_markdown
-
-INFERENCE_ADDR_ENV = "RAGMESH_AGENT_TEST_INFERENCE_ADDR"
+from tests.integration.local_inference import Inference
 
 
 @dataclasses.dataclass
 class AgentMesh:
-    """Stubs to the in-process services, the tenant whose corpus is indexed, and the model server."""
+    """Stubs to the in-process services, the tenant whose corpus is indexed, and svc_inference's runtime."""
 
     agent: apb_grpc.AgentServiceStub
     retrieval: rpb_grpc.RetrievalServiceStub
     index: ipb_grpc.IndexServiceStub
     inference: infpb_grpc.InferenceServiceStub
-    models: model_server.LocalModelsServicer | None
+    models: ModelRuntime | None
+    """svc_inference's models when it runs in this process (their backend counters); None when external."""
     tenant: str
     channels: list[grpc.aio.Channel]
 
@@ -96,22 +96,17 @@ class AgentMesh:
 async def serve(
     store_settings: MeshSettings,
     neo4j_uri: str,
+    inference: Inference,
     workdir: Path,
     *,
     documents: Sequence[str] = SAMPLE_DOCS,
     agent_config: AgentConfig | None = None,
 ) -> AsyncIterator[AgentMesh]:
-    """Starts the models (unless external), retrieval and the agent; indexes ``documents`` (under samples/)."""
+    """Starts retrieval and the agent over ``inference``; indexes ``documents`` (under samples/)."""
     servers: list[MeshServer] = []
     channels: list[grpc.aio.Channel] = []
     async with contextlib.AsyncExitStack() as stack:
-        models: model_server.LocalModelsServicer | None = None
-        inference_addr = os.environ.get(INFERENCE_ADDR_ENV, "")
-        if not inference_addr:
-            models = model_server.LocalModelsServicer(workdir / "models")
-            server = await start_server(model_server.bindings(models), ServerConfig(port=0))
-            servers.append(server)
-            inference_addr = f"127.0.0.1:{server.port}"
+        inference_addr = inference.addr
         settings = dataclasses.replace(store_settings, neo4j_uri=neo4j_uri, inference_addr=inference_addr, home=workdir)
 
         retrieval = await stack.enter_async_context(
@@ -144,7 +139,7 @@ async def serve(
             retrieval=rpb_grpc.RetrievalServiceStub(retrieval_channel),  # type: ignore[no-untyped-call]
             index=ipb_grpc.IndexServiceStub(retrieval_channel),  # type: ignore[no-untyped-call]
             inference=infpb_grpc.InferenceServiceStub(inference_channel),  # type: ignore[no-untyped-call]
-            models=models,
+            models=inference.runtime,
             tenant="t-" + uuid.uuid4().hex[:12],
             channels=channels,
         )

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 import pytest
 
 from mesh import status
 from ragmesh.agent.v1 import agent_service_pb2 as pb
+from ragmesh.inference.v1 import inference_service_pb2 as infpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
+from svc_inference import convert as inference_convert
+from svc_inference.domain.runtime import ModelRuntime
+from svc_inference.domain.types import GenerateRequest, GenerationStats
 from tests.integration.agent.conftest import new_tenant
 from tests.integration.agent.harness import AgentMesh
 
@@ -194,20 +198,24 @@ async def test_sessions_feedback_and_deletion_over_grpc(agent_mesh: AgentMesh) -
     assert gone.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def _wait_until(condition: object, timeout_s: float = 30.0) -> bool:
+async def _wait_for_stats(
+    models: ModelRuntime, done: Callable[[GenerationStats], bool], timeout_s: float = 30.0
+) -> GenerationStats:
+    """The LLM backend's counters once ``done`` holds for them; fails when they never settle."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
+    while True:
+        stats = await models.stats()
+        if done(stats):
+            return stats
+        assert time.monotonic() < deadline, f"the backend's counters never settled: {stats}"
         await asyncio.sleep(0.05)
-    return False
 
 
 async def test_a_client_that_goes_away_stops_the_generation(agent_mesh: AgentMesh) -> None:
     models = agent_mesh.models
     if models is None:
         pytest.skip("an external svc_inference serves the models; its cancellation is its own test")
-    cancelled_before = models.cancelled
+    before = await models.stats()
     call = agent_mesh.agent.StreamChat(
         pb.StreamChatRequest(message=GC_QUESTION, options=pb.ChatOptions(bypass_cache=True)), metadata=agent_mesh.md()
     )
@@ -215,14 +223,23 @@ async def test_a_client_that_goes_away_stops_the_generation(agent_mesh: AgentMes
         if message.WhichOneof("event") == "token":
             break
     call.cancel()
-    assert await _wait_until(lambda: models.cancelled > cancelled_before and models.active == 0)
+    await _wait_for_stats(models, lambda s: s.cancelled > before.cancelled and s.active == 0)
 
 
-async def test_the_callers_deadline_reaches_the_generation(agent_mesh: AgentMesh) -> None:
-    models = agent_mesh.models
-    if models is None:
+async def test_the_callers_deadline_reaches_the_generation(
+    agent_mesh: AgentMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if agent_mesh.models is None:
         pytest.skip("an external svc_inference serves the models; its deadline handling is its own test")
-    seen = len(models.deadlines)
+    # svc_inference's servicer hands the deadline its caller sent to the backend here; a spy notes each one.
+    remaining: list[float | None] = []
+    generate_request = inference_convert.generate_request
+
+    def noting(request: infpb.StreamGenerateRequest, timeout_s: float | None) -> GenerateRequest:
+        remaining.append(timeout_s)
+        return generate_request(request, timeout_s)
+
+    monkeypatch.setattr(inference_convert, "generate_request", noting)
     messages = [
         m
         async for m in agent_mesh.agent.StreamChat(
@@ -232,7 +249,6 @@ async def test_the_callers_deadline_reaches_the_generation(agent_mesh: AgentMesh
         )
     ]
     assert final_of(messages).answered_from_documents
-    remaining = models.deadlines[seen:]
     # Without propagation the generation would get InferenceService's own 300 s (or no deadline at all);
     # gRPC rounds a timeout up when it puts it on the wire, hence the second of slack.
     assert remaining and all(r is not None and 0 < r <= 151.5 for r in remaining), remaining

@@ -3,9 +3,10 @@
 PostgreSQL and Neo4j are started by the local stack's own supervisor in a
 throwaway home under /tmp on free ports (a developer's stack is never
 touched); svc_retrieval (the real IndexService over the embedded Qdrant engine
-and that Neo4j) and an InferenceService with the real packaged embedding model
-(see ``model_server``) run in-process on free ports; Ray is a local instance
-started in the test process with token authentication. Each test gets its own
+and that Neo4j) and svc_inference (the real InferenceService with the packaged
+models, see tests/integration/local_inference.py; or a running one named by
+RAGMESH_INGEST_TEST_INFERENCE_ADDR) run in-process on free ports; Ray is a
+local instance started in the test process with token authentication. Each test gets its own
 tenant, so tests share the stores without seeing each other's data.
 """
 
@@ -40,7 +41,7 @@ from svc_ingest.clients.index import IndexClient
 from svc_ingest.clients.postgres import DocumentRepository, JobRepository, create_pool
 from svc_ingest.config import Config
 from svc_ingest.jobs import JobManager
-from tests.integration.ingest.model_server import inference_bindings
+from tests.integration.local_inference import Inference
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "samples"
@@ -94,19 +95,14 @@ async def migrated(stores: Stores) -> str:
     return stores.postgres_dsn
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def inference_addr() -> AsyncIterator[str]:
-    """host:port of an InferenceService with the real embedding model."""
+@pytest.fixture(scope="session")
+def inference_addr(request: pytest.FixtureRequest) -> str:
+    """host:port of svc_inference: RAGMESH_INGEST_TEST_INFERENCE_ADDR, else the session's in-process one."""
     external = os.environ.get("RAGMESH_INGEST_TEST_INFERENCE_ADDR")
     if external:
-        yield external
-        return
-    services, _ = inference_bindings()
-    server = await start_server(services, ServerConfig(port=0))
-    try:
-        yield f"127.0.0.1:{server.port}"
-    finally:
-        await server.stop(None)
+        return external
+    served: Inference = request.getfixturevalue("local_inference")
+    return served.addr
 
 
 @dataclass
