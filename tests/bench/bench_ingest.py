@@ -16,7 +16,7 @@ svc_ingest with a local Ray instance), then:
    files; extraction chunks/s (StreamGenerate of the in-process svc_inference,
    or of the one at ``--inference-addr``).
 
-Default corpus: /work/shared/corpus/k8s-docs/concepts plus /work/shared/corpus/noise
+Default corpus: ../shared/corpus/k8s-docs/concepts plus ../shared/corpus/noise
 when present (said in the output), else the project's samples/.
 """
 
@@ -35,9 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_CONCEPTS = Path("/work/shared/corpus/k8s-docs/concepts")
-SHARED_NOISE = Path("/work/shared/corpus/noise")
+from tests.bench import REPO, SHARED
+
+SHARED_CONCEPTS = SHARED / "corpus" / "k8s-docs" / "concepts"
+SHARED_NOISE = SHARED / "corpus" / "noise"
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
