@@ -43,22 +43,29 @@ class InferenceCallError(RuntimeError):
     """A call to InferenceService failed after its retries."""
 
 
-class EmbedClient:
-    """Embeds document texts in batches through InferenceService.Embed."""
+class _InferenceClient:
+    """A blocking InferenceService stub for one tenant, on a channel of its own."""
 
-    def __init__(
-        self, target: str, tenant: str, *, timeout_s: float = 60.0, model: str = "", attempts: int = 4
-    ) -> None:
+    def __init__(self, target: str, tenant: str, *, timeout_s: float, model: str) -> None:
         self._channel = blocking_channel(target)
         self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
         self._metadata = ((context.TENANT_HEADER, tenant),)
         self._timeout_s = timeout_s
         self._model = model
-        self._attempts = attempts
 
     def close(self) -> None:
         """Closes the channel."""
         self._channel.close()
+
+
+class EmbedClient(_InferenceClient):
+    """Embeds document texts in batches through InferenceService.Embed."""
+
+    def __init__(
+        self, target: str, tenant: str, *, timeout_s: float = 60.0, model: str = "", attempts: int = 4
+    ) -> None:
+        super().__init__(target, tenant, timeout_s=timeout_s, model=model)
+        self._attempts = attempts
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Dense unit vectors of ``texts`` (as passages), in order."""
@@ -98,22 +105,14 @@ class EmbedClient:
         raise AssertionError("unreachable")
 
 
-class GenerateClient:
+class GenerateClient(_InferenceClient):
     """Schema-constrained generation through InferenceService.StreamGenerate."""
 
     def __init__(
         self, target: str, tenant: str, *, timeout_s: float = 300.0, model: str = "", max_tokens: int = 512
     ) -> None:
-        self._channel = blocking_channel(target)
-        self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
-        self._metadata = ((context.TENANT_HEADER, tenant),)
-        self._timeout_s = timeout_s
-        self._model = model
+        super().__init__(target, tenant, timeout_s=timeout_s, model=model)
         self._max_tokens = max_tokens
-
-    def close(self) -> None:
-        """Closes the channel."""
-        self._channel.close()
 
     def generate_json(self, prompt: str, json_schema: str) -> str:
         """The complete answer to ``prompt`` (a user message), constrained to ``json_schema``."""
