@@ -9,9 +9,6 @@ all-MiniLM-L6-v2 model for embeddings: nothing here is a fake.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +22,7 @@ import pytest
 from mesh import context
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
-from mesh.stack import StackConfig, Supervisor
+from mesh.stack import StackConfig
 from ragmesh.retrieval.v1 import index_service_pb2 as ipb
 from ragmesh.retrieval.v1 import index_service_pb2_grpc as ipb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
@@ -33,32 +30,17 @@ from svc_retrieval.__main__ import bindings
 from svc_retrieval.app import Components, open_components
 from svc_retrieval.config import Config
 from svc_retrieval.domain.ports import RerankResult, VectorIndex
+from tests.support.stores import free_ports, started_stores
 
 pytestmark = pytest.mark.integration
-
-
-def _free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
 @pytest.fixture(scope="session")
 def neo4j_uri() -> Iterator[str]:
     """bolt:// URI of a Neo4j server started for this test session."""
-    home = Path(tempfile.mkdtemp(prefix="rmret-", dir="/tmp"))
-    home.chmod(0o755)
-    bolt, http = _free_ports(2)
-    config = StackConfig(home=home, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
-    supervisor = Supervisor(config)
-    try:
-        supervisor.up(["neo4j"], with_deps=False)
+    bolt, http = free_ports(2)
+    with started_stores("rmret-", ["neo4j"], neo4j_bolt_port=bolt, neo4j_http_port=http):
         yield f"bolt://127.0.0.1:{bolt}"
-    finally:
-        supervisor.down(["neo4j"], purge=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

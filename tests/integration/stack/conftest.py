@@ -7,10 +7,7 @@ default ports).
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ import pytest
 
 from mesh.stack import StackConfig
 from mesh.stack.config import SERVICE_NAMES
+from tests.support.stores import free_ports, make_home
 
 _PORT_FIELDS = (
     "postgres_port",
@@ -32,22 +30,6 @@ _PORT_FIELDS = (
     "envoy_admin_port",
     *(f"{name}_port" for name in SERVICE_NAMES),
 )
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on right now (held together while picking, so they differ)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
-def make_home() -> Path:
-    """A short home under /tmp that the postgres OS user can traverse (pytest's tmp dirs are 0700)."""
-    home = Path(tempfile.mkdtemp(prefix="rmit-", dir="/tmp"))
-    home.chmod(0o755)
-    return home
 
 
 def stack_config(home: Path, **overrides: Any) -> StackConfig:
@@ -70,7 +52,7 @@ def new_home() -> Iterator[Callable[[], Path]]:
     homes: list[Path] = []
 
     def make() -> Path:
-        homes.append(make_home())
+        homes.append(make_home("rmit-"))
         return homes[-1]
 
     yield make
