@@ -48,7 +48,7 @@ async def target() -> AsyncIterator[str]:
 
 async def test_identity_request_id_and_deadline_flow_downstream(target: str) -> None:
     upstream = context.RequestContext(
-        method="/x/Y", request_id="req-123", identity=context.Identity("acme"), deadline_monotonic=time.monotonic() + 3
+        method="/x/Y", request_id="req-123", identity=context.Identity("acme"), deadline_monotonic=time.monotonic() + 10
     )
     async with open_channel(target, ["ragmesh.sandbox.v1.SandboxService"], tracing=False) as channel:
         stub = pb_grpc.SandboxServiceStub(channel)
@@ -57,9 +57,9 @@ async def test_identity_request_id_and_deadline_flow_downstream(target: str) -> 
             streamed = [m async for m in stub.StreamExecute(pb.StreamExecuteRequest(code="x"))]
     assert unary.result.stdout == "acme"
     assert unary.result.stderr == "req-123"
-    assert 0 < unary.result.wall_ms <= 3000, "the 60 s timeout must be capped at the 3 s left upstream"
+    assert 0 < unary.result.wall_ms <= 10_000, "the 60 s timeout must be capped at the 10 s left upstream"
     assert streamed[0].result.stdout == "acme"
-    assert 0 < streamed[0].result.wall_ms <= 3000
+    assert 0 < streamed[0].result.wall_ms <= 10_000
 
 
 async def test_expired_upstream_deadline_fails_fast(target: str) -> None:

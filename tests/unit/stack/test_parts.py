@@ -94,7 +94,7 @@ def test_ray_head_is_lean_and_token_protected(config: StackConfig, monkeypatch: 
     assert argv[1:4] == ["start", "--head", "--block"]
     for flag in (
         "--port=56380",
-        "--num-cpus=2",
+        "--num-cpus=4",
         "--include-dashboard=false",
         "--disable-usage-stats",
         "--ray-client-server-port=56381",
