@@ -28,16 +28,10 @@ if ! "${RUN[@]}" ragmesh up; then
 fi
 
 echo "==> running the test suite" >&2
-# The suites CI runs. The service suites of inference, retrieval, ingest and the agent
-# (tests/integration/{inference,retrieval,ingest,agent}, tests/e2e/test_agent_e2e.py,
-# tests/e2e/test_web.py) join this list as their issues land; until then
-# `RAGMESH_TEST_ALL=1 make test` (or `scripts/test.sh tests`) runs everything.
+# Every suite: unit, contract, the service integration suites (each starts the real stores
+# it needs on free ports) and the end-to-end suites through this stack's Envoy. Arguments
+# narrow it, for example `scripts/test.sh tests/integration/retrieval -k tenant`.
 if [[ $# -eq 0 ]]; then
-  if [[ "${RAGMESH_TEST_ALL:-0}" == 1 ]]; then
-    set -- tests
-  else
-    set -- tests/unit tests/contract tests/integration/stack tests/integration/sandbox \
-      tests/e2e/test_edge.py tests/e2e/test_sandbox_cli.py tests/e2e/test_stack_restart.py
-  fi
+  set -- tests
 fi
 "${RUN[@]}" pytest "$@"

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,32 +19,49 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh import context
+from mesh.stack import StackConfig
+from mesh.stack.layout import StackLayout
+from mesh.stack.service_env import ray_client_env
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from tests.integration.ingest.conftest import REPO, SAMPLES, Retrieval, free_ports, table_rows
+from tests.support.stores import started_stores
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.asyncio(loop_scope="session"),
-    # Two service processes, each starting its own Ray instance, on a 2-core machine.
     pytest.mark.timeout(1800),
 ]
 DOCS = 14
 KILL_AFTER = 4
 
 
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[StackConfig]:
+    """A Ray head started as ``ragmesh up`` starts it (token auth), shared by both service processes.
+
+    The service is the Ray driver: killing it ends its job's tasks on the head, as a killed
+    ingest pod does on a KubeRay cluster, while the head itself lives on.
+    """
+    gcs, client, agent = free_ports(3)
+    with started_stores(
+        "rmcrash", ["ray"], ray_gcs_port=gcs, ray_client_server_port=client, ray_dashboard_agent_port=agent
+    ) as config:
+        yield config
+
+
 @asynccontextmanager
 async def ingest_process(
-    tmp: Path, dsn: str, retrieval: Retrieval, inference_addr: str, instance: str
+    tmp: Path, dsn: str, retrieval: Retrieval, inference_addr: str, instance: str, ray: StackConfig
 ) -> AsyncIterator[tuple[subprocess.Popen[bytes], pb_grpc.IngestServiceStub]]:
-    """``python -m svc_ingest`` in its own process group, ready to serve."""
+    """``python -m svc_ingest`` in its own process group, joined to ``ray``, ready to serve."""
     (port,) = free_ports(1)
     env = {
         **os.environ,
+        **ray_client_env(ray, StackLayout(ray.home)),
         "RAGMESH_INGEST_PORT": str(port),
-        "RAGMESH_INGEST_RAY_ADDRESS": "local",
-        "RAGMESH_INGEST_RAY_NUM_CPUS": "2",
+        "RAGMESH_INGEST_RAY_ADDRESS": f"{ray.host}:{ray.ray_gcs_port}",
         "RAGMESH_INGEST_GRAPH_ENABLED": "false",
         "RAGMESH_INGEST_WRITE_BATCH_DOCUMENTS": "2",
         "RAGMESH_INGEST_HEARTBEAT_S": "0.5",
@@ -83,7 +100,7 @@ async def ingest_process(
 
 
 def _spawn(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
-    # Its own session, so killing the group takes Ray's processes down with the service.
+    # Its own session, so killing the group takes every process of the service down with it.
     return subprocess.Popen(
         [sys.executable, "-m", "svc_ingest"],
         cwd=REPO,
@@ -110,7 +127,7 @@ async def _finish(stub: pb_grpc.IngestServiceStub, tenant: str, sources: list[st
 
 
 async def test_killed_job_rerun_matches_clean_run(
-    tmp_path: Path, migrated: str, retrieval: Retrieval, inference_addr: str
+    tmp_path: Path, migrated: str, retrieval: Retrieval, inference_addr: str, ray_head: StackConfig
 ) -> None:
     pages = sorted((SAMPLES / "k8s").rglob("*.md"))[:DOCS]
     for page in pages:
@@ -121,7 +138,7 @@ async def test_killed_job_rerun_matches_clean_run(
     crashed, clean = "t-crash-" + uuid.uuid4().hex[:8], "t-clean-" + uuid.uuid4().hex[:8]
     instance = "crash-test-" + uuid.uuid4().hex[:8]
 
-    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance) as (proc, stub):
+    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (proc, stub):
         created = await stub.CreateIngestJob(
             pb.CreateIngestJobRequest(sources=[corpus], options=pb.IngestOptions(skip_graph=True)),
             metadata=_md(crashed),
@@ -139,7 +156,7 @@ async def test_killed_job_rerun_matches_clean_run(
     partial_points = (await retrieval.stats(crashed)).points
     assert partial_points > 0
 
-    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance) as (_, stub):
+    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (_, stub):
         killed = (await stub.GetIngestJob(pb.GetIngestJobRequest(job_id=job_id), metadata=_md(crashed))).job
         assert killed.state == pb.JOB_STATE_FAILED
         assert "interrupted" in killed.failure
