@@ -703,9 +703,30 @@ class _Writer:
     async def flush(self) -> None:
         if not self.buffer:
             return
-        docs, self.buffer, self.buffered_chunks = self.buffer, [], 0
+        batch, self.buffer, self.buffered_chunks = self.buffer, [], 0
         run = self.run
         tenant = run.job.tenant
+        # Each document's requests are built first: one that cannot be turned into index writes
+        # is that file's error, not the job's.
+        docs: list[DocumentResult] = []
+        requests: list[index_service_pb2.UpsertChunksRequest] = []
+        for doc in batch:
+            f, content_hash, version = run.versions[doc.doc_id]
+            try:
+                links = self.resolver.resolve(f.uri, doc.links)
+                requests.extend(
+                    convert.upsert_requests(
+                        doc, source_uri=f.uri, content_hash=content_hash, doc_version=version, links_to=links
+                    )
+                )
+            except Exception as exc:
+                log.exception("could not prepare %s for the index", f.uri)
+                reason = f"{type(exc).__name__}: {exc}"
+                await self.failed(DocumentFailure(doc.doc_id, FailureCode.PREPARE_FAILED.value, reason))
+                continue
+            docs.append(doc)
+        if not docs:
+            return
         pending = []
         for doc in docs:
             f, content_hash, version = run.versions[doc.doc_id]
@@ -713,15 +734,6 @@ class _Writer:
         # Recorded before the first chunk is sent: a crash from here on leaves PENDING rows that
         # the next run rewrites with the same version (same point ids, nothing twice).
         await run.m._documents.mark_pending(tenant, pending, run.job.job_id)
-        requests: list[index_service_pb2.UpsertChunksRequest] = []
-        for doc in docs:
-            f, content_hash, version = run.versions[doc.doc_id]
-            links = self.resolver.resolve(f.uri, doc.links)
-            requests.extend(
-                convert.upsert_requests(
-                    doc, source_uri=f.uri, content_hash=content_hash, doc_version=version, links_to=links
-                )
-            )
         response = await _with_retries(lambda: run.m._index.upsert(requests))
         await run.m._documents.mark_indexed(
             tenant,

@@ -30,6 +30,7 @@ class FailureCode(enum.StrEnum):
     READ_ERROR = "READ_ERROR"
     EMBED_FAILED = "EMBED_FAILED"
     INDEX_FAILED = "INDEX_FAILED"
+    PREPARE_FAILED = "PREPARE_FAILED"
 
 
 class FileFailure(Exception):

@@ -65,7 +65,10 @@ class LinkResolver:
         return list(found)
 
     def _resolve_one(self, own_path: str, link: str) -> str | None:
-        parts = urlsplit(link.strip())
+        try:
+            parts = urlsplit(link.strip())
+        except ValueError:  # not a URL at all, e.g. a template placeholder "http://[site:url]/"
+            return None
         if parts.scheme not in ("", "file") or (parts.netloc and parts.scheme != "file"):
             return None
         target = unquote(parts.path)

@@ -38,3 +38,9 @@ def test_ambiguous_external_and_self_links_are_dropped() -> None:
         ["/service/", "https://example.com/docs/concepts/workloads/pods/", "mailto:x@y", "#anchor", "/docs/nope/"],
     )
     assert found == []
+
+
+def test_links_that_are_not_urls_are_skipped_not_fatal() -> None:
+    # Seen in the noise corpus: a template placeholder in brackets, which urlsplit rejects as an IPv6 host.
+    found = resolver().resolve("file:///site/a.html", ["http://[site:url-brief]/x", "sub/b.html", "http://[::1"])
+    assert found == ["b"]
