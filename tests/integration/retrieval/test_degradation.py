@@ -17,9 +17,17 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_retrieval.clients.edge_index import HnswSettings
 from svc_retrieval.clients.qdrant_index import QdrantServerIndex
 from svc_retrieval.config import Config
-from tests.integration.retrieval.conftest import CORPUS, MiniLm, ingest, new_tenant, serve_retrieval, upsert_requests
+from tests.integration.retrieval.conftest import (
+    CORPUS,
+    DocumentEmbedder,
+    ingest,
+    new_tenant,
+    serve_retrieval,
+    upsert_requests,
+)
 
-pytestmark = pytest.mark.integration
+# The session's svc_inference answers on the session's event loop.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
 def dead_port() -> int:
@@ -29,12 +37,14 @@ def dead_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_neo4j_down_keeps_dense_and_sparse(config: Config, settings: MeshSettings, minilm: MiniLm) -> None:
+async def test_neo4j_down_keeps_dense_and_sparse(
+    config: Config, settings: MeshSettings, embedder: DocumentEmbedder
+) -> None:
     tenant = new_tenant()
-    async with serve_retrieval(config, settings, minilm) as served:
-        written = await ingest(served, tenant, upsert_requests(minilm))
+    async with serve_retrieval(config, settings) as served:
+        written = await ingest(served, tenant, await upsert_requests(embedder))
     down = replace(settings, neo4j_uri=f"bolt://127.0.0.1:{dead_port()}")
-    async with serve_retrieval(config, down, minilm) as served:
+    async with serve_retrieval(config, down) as served:
         response = await served.search.Search(
             rpb.SearchRequest(query="How often does the kubelet collect unused images?"), metadata=served.md(tenant)
         )
@@ -47,25 +57,26 @@ async def test_neo4j_down_keeps_dense_and_sparse(config: Config, settings: MeshS
         )
         assert chunk.chunk.doc_id == "gc"
         graph_only = rpb.SearchRequest(query="kubelet", legs=[common_pb2.RETRIEVAL_LEG_GRAPH])
+        version_2 = await upsert_requests(embedder, CORPUS[:1], version=2)
         for call in (
             lambda: served.search.Search(graph_only, metadata=served.md(tenant)),
             lambda: served.search.ExploreGraph(rpb.ExploreGraphRequest(entity="kubelet"), metadata=served.md(tenant)),
             lambda: served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant)),
-            lambda: ingest(served, tenant, upsert_requests(minilm, CORPUS[:1], version=2)),
+            lambda: ingest(served, tenant, version_2),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call()
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    async with serve_retrieval(config, settings, minilm) as served:
+    async with serve_retrieval(config, settings) as served:
         # The failed write left more than needed, never less: retrying it completes the new version.
-        retried = await ingest(served, tenant, upsert_requests(minilm, CORPUS[:1], version=2))
+        retried = await ingest(served, tenant, version_2)
         assert retried.corpus_version > written.corpus_version
         stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
         assert stats.points == written.points_written
         assert stats.chunk_nodes == written.points_written
 
 
-async def test_qdrant_server_unreachable_is_unavailable(settings: MeshSettings, minilm: MiniLm) -> None:
+async def test_qdrant_server_unreachable_is_unavailable(settings: MeshSettings, embedder: DocumentEmbedder) -> None:
     client = AsyncQdrantClient(
         url=f"http://127.0.0.1:{dead_port()}",
         grpc_port=dead_port(),
@@ -77,14 +88,15 @@ async def test_qdrant_server_unreachable_is_unavailable(settings: MeshSettings, 
     await vectors.open()  # logs and carries on: the service starts while its store is down
     config = Config(vector_backend="qdrant")
     tenant = new_tenant()
+    requests = await upsert_requests(embedder, CORPUS[:1])
     try:
-        async with serve_retrieval(config, settings, minilm, vectors=vectors) as served:
+        async with serve_retrieval(config, settings, vectors=vectors) as served:
             for call in (
                 lambda: served.search.Search(rpb.SearchRequest(query="kubelet"), metadata=served.md(tenant)),
                 lambda: served.search.GetChunk(
                     rpb.GetChunkRequest(chunk_id="00000000-0000-4000-8000-000000000000"), metadata=served.md(tenant)
                 ),
-                lambda: ingest(served, tenant, upsert_requests(minilm, CORPUS[:1])),
+                lambda: ingest(served, tenant, requests),
             ):
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     await call()
@@ -93,10 +105,12 @@ async def test_qdrant_server_unreachable_is_unavailable(settings: MeshSettings, 
         await vectors.close()
 
 
-async def test_a_passed_deadline_is_deadline_exceeded(config: Config, settings: MeshSettings, minilm: MiniLm) -> None:
+async def test_a_passed_deadline_is_deadline_exceeded(
+    config: Config, settings: MeshSettings, embedder: DocumentEmbedder
+) -> None:
     tenant = new_tenant()
-    async with serve_retrieval(config, settings, minilm) as served:
-        await ingest(served, tenant, upsert_requests(minilm, CORPUS[:1]))
+    async with serve_retrieval(config, settings) as served:
+        await ingest(served, tenant, await upsert_requests(embedder, CORPUS[:1]))
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await served.search.Search(rpb.SearchRequest(query="taints"), metadata=served.md(tenant), timeout=0.0005)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -13,7 +13,7 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_retrieval.config import Config
 from tests.integration.retrieval.conftest import (
     CORPUS,
-    MiniLm,
+    DocumentEmbedder,
     Served,
     ingest,
     new_tenant,
@@ -21,7 +21,8 @@ from tests.integration.retrieval.conftest import (
     upsert_requests,
 )
 
-pytestmark = pytest.mark.integration
+# The session's svc_inference answers on the session's event loop.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def graph_nodes(settings: MeshSettings, tenant: str) -> int:
@@ -35,9 +36,9 @@ async def graph_nodes(settings: MeshSettings, tenant: str) -> int:
         return int(records[0]["c"])
 
 
-async def test_upsert_is_idempotent_and_counts_what_it_wrote(served: Served, minilm: MiniLm) -> None:
+async def test_upsert_is_idempotent_and_counts_what_it_wrote(served: Served, embedder: DocumentEmbedder) -> None:
     tenant = new_tenant()
-    requests = upsert_requests(minilm)
+    requests = await upsert_requests(embedder)
     first = await ingest(served, tenant, requests)
     assert first.documents == len(CORPUS)
     assert first.points_written == sum(len(d["chunks"]) for d in CORPUS)
@@ -59,12 +60,14 @@ async def test_upsert_is_idempotent_and_counts_what_it_wrote(served: Served, min
     assert after.corpus_version == first.corpus_version
 
 
-async def test_new_version_replaces_old_chunks_and_bumps_the_corpus_version(served: Served, minilm: MiniLm) -> None:
+async def test_new_version_replaces_old_chunks_and_bumps_the_corpus_version(
+    served: Served, embedder: DocumentEmbedder
+) -> None:
     tenant = new_tenant()
-    first = await ingest(served, tenant, upsert_requests(minilm, CORPUS[:1]))
+    first = await ingest(served, tenant, await upsert_requests(embedder, CORPUS[:1]))
     changed = dict(CORPUS[0])
     changed["chunks"] = [CORPUS[0]["chunks"][0], ("Concepts > Effects", "NoSchedule keeps new pods off the node.")]
-    second = await ingest(served, tenant, upsert_requests(minilm, [changed], version=2))
+    second = await ingest(served, tenant, await upsert_requests(embedder, [changed], version=2))
     assert (second.points_written, second.points_unchanged, second.points_deleted) == (1, 1, 1)
     assert second.corpus_version > first.corpus_version
     hits = await served.search.Search(
@@ -76,9 +79,11 @@ async def test_new_version_replaces_old_chunks_and_bumps_the_corpus_version(serv
     assert {h.chunk.doc_version for h in hits.hits} == {2}
 
 
-async def test_delete_leaves_no_point_node_or_edge(served: Served, minilm: MiniLm, settings: MeshSettings) -> None:
+async def test_delete_leaves_no_point_node_or_edge(
+    served: Served, embedder: DocumentEmbedder, settings: MeshSettings
+) -> None:
     tenant = new_tenant()
-    await ingest(served, tenant, upsert_requests(minilm))
+    await ingest(served, tenant, await upsert_requests(embedder))
     before = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
     deleted = await served.index.DeleteDocuments(
         ipb.DeleteDocumentsRequest(doc_ids=[d["doc_id"] for d in CORPUS]), metadata=served.md(tenant)
@@ -101,9 +106,9 @@ async def test_delete_leaves_no_point_node_or_edge(served: Served, minilm: MiniL
     assert again.corpus_version == deleted.corpus_version
 
 
-async def test_deleting_one_document_keeps_shared_entities(served: Served, minilm: MiniLm) -> None:
+async def test_deleting_one_document_keeps_shared_entities(served: Served, embedder: DocumentEmbedder) -> None:
     tenant = new_tenant()
-    await ingest(served, tenant, upsert_requests(minilm, CORPUS[:2]))
+    await ingest(served, tenant, await upsert_requests(embedder, CORPUS[:2]))
     await served.index.DeleteDocuments(ipb.DeleteDocumentsRequest(doc_ids=["taints"]), metadata=served.md(tenant))
     stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
     # kube-scheduler and Node stay (the scheduler page mentions them); taint and toleration go.
@@ -113,19 +118,21 @@ async def test_deleting_one_document_keeps_shared_entities(served: Served, minil
     assert {n.name for n in found.nodes if n.kind == "Entity"} == {"Node", "kube-scheduler"}
 
 
-async def test_corpus_version_survives_a_restart(config: Config, settings: MeshSettings, minilm: MiniLm) -> None:
+async def test_corpus_version_survives_a_restart(
+    config: Config, settings: MeshSettings, embedder: DocumentEmbedder
+) -> None:
     tenant = new_tenant()
-    async with serve_retrieval(config, settings, minilm) as served:
-        written = await ingest(served, tenant, upsert_requests(minilm, CORPUS[:1]))
-    async with serve_retrieval(config, settings, minilm) as served:
+    async with serve_retrieval(config, settings) as served:
+        written = await ingest(served, tenant, await upsert_requests(embedder, CORPUS[:1]))
+    async with serve_retrieval(config, settings) as served:
         stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
         assert stats.corpus_version == written.corpus_version >= 1
         assert stats.points == written.points_written, "the embedded engine keeps its data across restarts"
 
 
-async def test_tenants_are_counted_apart(served: Served, minilm: MiniLm) -> None:
+async def test_tenants_are_counted_apart(served: Served, embedder: DocumentEmbedder) -> None:
     a, b = new_tenant(), new_tenant()
-    await ingest(served, a, upsert_requests(minilm, CORPUS[:1]))
+    await ingest(served, a, await upsert_requests(embedder, CORPUS[:1]))
     stats_b = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(b))
     assert (stats_b.points, stats_b.documents, stats_b.corpus_version) == (0, 0, 0)
 

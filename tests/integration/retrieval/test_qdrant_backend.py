@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+import pytest_asyncio
 from qdrant_client import AsyncQdrantClient
 
 from mesh.settings import MeshSettings
@@ -21,7 +22,7 @@ from svc_retrieval.clients.qdrant_index import QdrantServerIndex
 from svc_retrieval.config import Config
 from tests.integration.retrieval.conftest import (
     CORPUS,
-    MiniLm,
+    DocumentEmbedder,
     Served,
     ingest,
     new_tenant,
@@ -29,26 +30,27 @@ from tests.integration.retrieval.conftest import (
     upsert_requests,
 )
 
-pytestmark = pytest.mark.integration
+# The session's svc_inference answers on the session's event loop.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
-@pytest.fixture
-async def served(settings: MeshSettings, minilm: MiniLm) -> AsyncIterator[Served]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def served(settings: MeshSettings) -> AsyncIterator[Served]:
     vectors = QdrantServerIndex(AsyncQdrantClient(location=":memory:"), "chunks", 384, HnswSettings())
     await vectors.open()
     try:
         async with serve_retrieval(
-            Config(vector_backend="qdrant", graph_timeout_s=30.0), settings, minilm, vectors=vectors
+            Config(vector_backend="qdrant", graph_timeout_s=30.0), settings, vectors=vectors
         ) as s:
             yield s
     finally:
         await vectors.close()
 
 
-async def test_server_backend_end_to_end(served: Served, minilm: MiniLm) -> None:
+async def test_server_backend_end_to_end(served: Served, embedder: DocumentEmbedder) -> None:
     tenant, other = new_tenant(), new_tenant()
-    first = await ingest(served, tenant, upsert_requests(minilm))
-    again = await ingest(served, tenant, upsert_requests(minilm))
+    first = await ingest(served, tenant, await upsert_requests(embedder))
+    again = await ingest(served, tenant, await upsert_requests(embedder))
     assert first.points_written == sum(len(d["chunks"]) for d in CORPUS)
     assert (again.points_written, again.points_unchanged) == (0, first.points_written)
 
@@ -73,7 +75,7 @@ async def test_server_backend_end_to_end(served: Served, minilm: MiniLm) -> None
 
     changed = dict(CORPUS[2])
     changed["chunks"] = [CORPUS[2]["chunks"][0], ("Containers", "Dead containers are removed by the kubelet hourly.")]
-    replaced = await ingest(served, tenant, upsert_requests(minilm, [changed], version=2))
+    replaced = await ingest(served, tenant, await upsert_requests(embedder, [changed], version=2))
     assert (replaced.points_written, replaced.points_unchanged, replaced.points_deleted) == (1, 1, 1)
 
     deleted = await served.index.DeleteDocuments(

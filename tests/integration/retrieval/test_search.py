@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import pytest_asyncio
 from google.protobuf import timestamp_pb2
 
 from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
-from tests.integration.retrieval.conftest import MiniLm, Served, ingest, new_tenant, upsert_requests
+from tests.integration.retrieval.conftest import DocumentEmbedder, Served, ingest, new_tenant, upsert_requests
 
-pytestmark = pytest.mark.integration
+# The session's svc_inference answers on the session's event loop.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 DENSE, SPARSE, GRAPH = common_pb2.RETRIEVAL_LEG_DENSE, common_pb2.RETRIEVAL_LEG_SPARSE, common_pb2.RETRIEVAL_LEG_GRAPH
 
 
-@pytest.fixture
-async def tenant(served: Served, minilm: MiniLm) -> str:
+@pytest_asyncio.fixture(loop_scope="session")
+async def tenant(served: Served, embedder: DocumentEmbedder) -> str:
     name = new_tenant()
-    await ingest(served, name, upsert_requests(minilm))
+    await ingest(served, name, await upsert_requests(embedder))
     return name
 
 

@@ -4,21 +4,21 @@ Hypothesis generates corpora for several tenants from one small shared
 vocabulary, with colliding document ids and often identical text, ingests them
 into the real stores through IndexService, and then searches, fetches and
 explores as every tenant with queries from the same words. Every chunk,
-document and entity that comes back must be the caller's own.
+document and entity that comes back must be the caller's own. The examples
+run on the session's event loop, where svc_inference answers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
+import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,11 +29,9 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_retrieval.config import Config
 from svc_retrieval.domain.ids import chunk_hash, normalize_entity, point_id
 from svc_retrieval.domain.model import ChunkInput, DocumentMeta
-from tests.integration.retrieval.conftest import MiniLm, Served, serve_retrieval
+from tests.integration.retrieval.conftest import DocumentEmbedder, Served, serve_retrieval
 
-pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 VOCAB = [
     "pod", "node", "taint", "toleration", "kubelet", "scheduler", "service", "volume", "secret", "ingress",
@@ -42,52 +40,13 @@ VOCAB = [
 LEGS = [common_pb2.RETRIEVAL_LEG_DENSE, common_pb2.RETRIEVAL_LEG_SPARSE, common_pb2.RETRIEVAL_LEG_GRAPH]
 
 
-class LoopThread:
-    """An event loop on its own thread, so hypothesis can drive async gRPC calls from a sync test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, make: Callable[[], Awaitable[T]], timeout: float = 300.0) -> T:
-        async def call() -> T:
-            return await make()
-
-        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def service(
-    tmp_path_factory: pytest.TempPathFactory, settings: MeshSettings, minilm: MiniLm
-) -> Iterator[tuple[LoopThread, Served]]:
-    runner = LoopThread()
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def service(tmp_path_factory: pytest.TempPathFactory, settings: MeshSettings) -> AsyncIterator[Served]:
     config = Config(
         vector_backend="edge", edge_path=Path(tmp_path_factory.mktemp("iso")) / "qdrant", graph_timeout_s=30.0
     )
-    holder: dict[str, Any] = {}
-    opened = asyncio.Event()
-    done = asyncio.Event()
-
-    async def keep_serving() -> None:
-        async with serve_retrieval(config, settings, minilm) as served:
-            holder["served"] = served
-            opened.set()
-            await done.wait()
-
-    task = asyncio.run_coroutine_threadsafe(keep_serving(), runner.loop)
-    runner.run(opened.wait)
-    try:
-        yield runner, holder["served"]
-    finally:
-        runner.loop.call_soon_threadsafe(done.set)
-        task.result(60)
-        runner.stop()
+    async with serve_retrieval(config, settings) as served:
+        yield served
 
 
 words = st.lists(st.sampled_from(VOCAB), min_size=3, max_size=10).map(" ".join)
@@ -126,14 +85,14 @@ corpora = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(corpora=corpora, queries=st.lists(words, min_size=1, max_size=3), skip_rerank=st.booleans())
-def test_no_tenant_ever_sees_another_tenants_data(
-    service: tuple[LoopThread, Served],
-    minilm: MiniLm,
+async def test_no_tenant_ever_sees_another_tenants_data(
+    service: Served,
+    embedder: DocumentEmbedder,
     corpora: list[list[dict[str, Any]]],
     queries: list[str],
     skip_rerank: bool,
 ) -> None:
-    runner, served = service
+    served = service
     run = uuid.uuid4().hex[:8]
     tenants = [f"iso-{run}-{i}" for i in range(len(corpora))]
     owned: dict[str, Owned] = {}
@@ -141,7 +100,7 @@ def test_no_tenant_ever_sees_another_tenants_data(
         owned[tenant] = Owned()
         requests = []
         for d in docs:
-            dense = minilm.embed(d["chunks"])
+            dense = await embedder.embed(d["chunks"])
             meta = DocumentMeta(d["doc_id"], f"file:///{d['doc_id']}.md", d["title"], "markdown", 1)
             for i, text in enumerate(d["chunks"]):
                 owned[tenant].chunk_ids.add(
@@ -160,9 +119,7 @@ def test_no_tenant_ever_sees_another_tenants_data(
                         links_to=d["links"],
                     ),
                     chunks=[
-                        ipb.IndexedChunk(
-                            chunk_index=i, text=t, dense=[float(x) for x in dense[i]], mentions=d["entities"]
-                        )
+                        ipb.IndexedChunk(chunk_index=i, text=t, dense=dense[i], mentions=d["entities"])
                         for i, t in enumerate(d["chunks"])
                     ],
                     entities=[ipb.GraphEntity(name=e, label="Concept") for e in d["entities"]],
@@ -173,7 +130,7 @@ def test_no_tenant_ever_sees_another_tenants_data(
                     document_complete=True,
                 )
             )
-        runner.run(lambda t=tenant, r=requests: served.index.UpsertChunks(iter(r), metadata=served.md(t)))
+        await served.index.UpsertChunks(iter(requests), metadata=served.md(tenant))
 
     for tenant in tenants:
         mine = owned[tenant]
@@ -181,31 +138,21 @@ def test_no_tenant_ever_sees_another_tenants_data(
         for text in queries:
             for legs in ([], *([leg] for leg in LEGS)):
                 request = rpb.SearchRequest(query=text, top_k=50, legs=legs, skip_rerank=skip_rerank)
-                response = runner.run(lambda r=request, t=tenant: served.search.Search(r, metadata=served.md(t)))
+                response = await served.search.Search(request, metadata=served.md(tenant))
                 for hit in response.hits:
                     assert hit.chunk.chunk_id in mine.chunk_ids, f"{tenant} got a chunk it does not own"
                     assert hit.chunk.doc_id in mine.doc_ids
         for chunk_id in others:
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                runner.run(
-                    lambda c=chunk_id, t=tenant: served.search.GetChunk(
-                        rpb.GetChunkRequest(chunk_id=c), metadata=served.md(t)
-                    )
-                )
+                await served.search.GetChunk(rpb.GetChunkRequest(chunk_id=chunk_id), metadata=served.md(tenant))
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
         for chunk_id in mine.chunk_ids:
-            got = runner.run(
-                lambda c=chunk_id, t=tenant: served.search.GetChunk(
-                    rpb.GetChunkRequest(chunk_id=c), metadata=served.md(t)
-                )
-            )
+            got = await served.search.GetChunk(rpb.GetChunkRequest(chunk_id=chunk_id), metadata=served.md(tenant))
             assert got.chunk.chunk_id == chunk_id
         for entity in VOCAB[:8]:
             try:
-                found = runner.run(
-                    lambda e=entity, t=tenant: served.search.ExploreGraph(
-                        rpb.ExploreGraphRequest(entity=e, depth=3, max_nodes=200), metadata=served.md(t)
-                    )
+                found = await served.search.ExploreGraph(
+                    rpb.ExploreGraphRequest(entity=entity, depth=3, max_nodes=200), metadata=served.md(tenant)
                 )
             except grpc.aio.AioRpcError as exc:
                 assert exc.code() == grpc.StatusCode.NOT_FOUND
