@@ -4,7 +4,8 @@ The progress bar is drawn from StreamIngestJob events (Ray Data draws its own
 bars only on a terminal of the process that runs the pipeline, which is the
 service, not this client). With ``--json`` only one summary object is printed:
 ``{"job_id", "status", "documents": {"ingested", "unchanged", "failed",
-"deleted"}, "chunks_written", "errors": [{"path", "reason"}]}``. Ctrl-C asks the
+"deleted"}, "chunks_written", "formats": {FORMAT: {"files", "failed"}},
+"errors": [{"path", "reason"}]}``. Ctrl-C asks the
 service to cancel the job. Exit status: 0 succeeded, 4 partial success (some
 files failed), 1 failed or cancelled, 3 bad arguments.
 """
@@ -50,6 +51,7 @@ def summary(job: Any) -> dict[str, Any]:
             "deleted": counts.documents_deleted,
         },
         "chunks_written": counts.points_written,
+        "formats": {f.format: {"files": f.files, "failed": f.failed} for f in counts.formats},
         "errors": [{"path": e.path, "reason": e.reason} for e in job.errors],
         **({"failure": job.failure} if job.failure else {}),
     }

@@ -43,6 +43,7 @@ async def test_json_summary_and_exit_codes(ingest: Ingest, tmp_path: Path) -> No
     assert summary["status"] == "PARTIAL_SUCCESS"
     assert summary["documents"] == {"ingested": 1, "unchanged": 0, "failed": 1, "deleted": 0}
     assert summary["chunks_written"] > 0
+    assert summary["formats"] == {"md": {"files": 1, "failed": 0}, "pdf": {"files": 1, "failed": 1}}
     assert [e["reason"] for e in summary["errors"]] and summary["errors"][0]["path"].endswith("broken.pdf")
     assert set(summary) >= {"job_id", "status", "documents", "chunks_written", "errors"}
 
