@@ -13,6 +13,10 @@ export RAGMESH_RAY_GCS_PORT=36380 RAGMESH_RAY_CLIENT_SERVER_PORT=36381 RAGMESH_R
 export RAGMESH_SVC_INFERENCE_PORT=30051 RAGMESH_SVC_RETRIEVAL_PORT=30052 RAGMESH_SVC_INGEST_PORT=30053
 export RAGMESH_SVC_SANDBOX_PORT=30054 RAGMESH_SVC_AGENT_PORT=30055
 export RAGMESH_ENVOY_LISTENER_PORT=38080 RAGMESH_ENVOY_ADMIN_PORT=39901
+# A graph leg slower than its budget is dropped and the search marked degraded, and a degraded
+# answer is never cached: on a loaded 2-core runner the default 2 s budget made the cache tests
+# depend on timing. The degradation tests set their own budgets.
+export RAGMESH_RETRIEVAL_GRAPH_TIMEOUT_S=15
 eval "$("${RUN[@]}" ragmesh env)"
 
 stop_stack() {

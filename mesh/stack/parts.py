@@ -121,7 +121,11 @@ class Part(abc.ABC):
         """Is the part ready to serve."""
 
     def base_env(self) -> dict[str, str]:
-        return dict(os.environ)
+        env = dict(os.environ)
+        # Ray prefers a token in RAY_AUTH_TOKEN over RAY_AUTH_TOKEN_PATH: one left in the caller's
+        # environment (by another Ray instance it started) must not stand in for the stack's own.
+        env.pop("RAY_AUTH_TOKEN", None)
+        return env
 
     def config_text(self) -> str:
         """Contents of the configuration file the part reads, if it has one."""

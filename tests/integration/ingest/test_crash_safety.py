@@ -57,8 +57,10 @@ async def ingest_process(
 ) -> AsyncIterator[tuple[subprocess.Popen[bytes], pb_grpc.IngestServiceStub]]:
     """``python -m svc_ingest`` in its own process group, joined to ``ray``, ready to serve."""
     (port,) = free_ports(1)
+    # The head's token file, not a token another Ray instance of this test session left in the environment.
+    inherited = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
     env = {
-        **os.environ,
+        **inherited,
         **ray_client_env(ray, StackLayout(ray.home)),
         "RAGMESH_INGEST_PORT": str(port),
         "RAGMESH_INGEST_RAY_ADDRESS": f"{ray.host}:{ray.ray_gcs_port}",

@@ -57,9 +57,10 @@ async def test_identity_request_id_and_deadline_flow_downstream(target: str) -> 
             streamed = [m async for m in stub.StreamExecute(pb.StreamExecuteRequest(code="x"))]
     assert unary.result.stdout == "acme"
     assert unary.result.stderr == "req-123"
-    assert 0 < unary.result.wall_ms <= 10_000, "the 60 s timeout must be capped at the 10 s left upstream"
+    # A small allowance for how the deadline is encoded on the wire and read back on a loaded machine.
+    assert 0 < unary.result.wall_ms <= 10_500, "the 60 s timeout must be capped at the 10 s left upstream"
     assert streamed[0].result.stdout == "acme"
-    assert 0 < streamed[0].result.wall_ms <= 10_000
+    assert 0 < streamed[0].result.wall_ms <= 10_500
 
 
 async def test_expired_upstream_deadline_fails_fast(target: str) -> None:

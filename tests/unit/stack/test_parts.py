@@ -89,6 +89,7 @@ def test_envoy_launch(config: StackConfig) -> None:
 
 def test_ray_head_is_lean_and_token_protected(config: StackConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "left-by-another-ray-instance")
     launch = RayPart(config, StackLayout(config.home)).launch()
     argv = launch.argv
     assert argv[1:4] == ["start", "--head", "--block"]
@@ -104,6 +105,7 @@ def test_ray_head_is_lean_and_token_protected(config: StackConfig, monkeypatch: 
         assert flag in argv
     assert launch.env["RAY_AUTH_MODE"] == "token"
     assert launch.env["RAY_AUTH_TOKEN_PATH"] == str(config.home / "secrets" / "ray-auth-token")
+    assert "RAY_AUTH_TOKEN" not in launch.env, "the stack's token file must be the only token"
     assert "RAY_ADDRESS" not in launch.env
     assert launch.env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] == "0"
 
