@@ -209,7 +209,9 @@ def test_ray_needs_the_token_and_clients_get_it_from_the_environment(stack: Supe
             call(b"", timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
-    env = {**os.environ, **store_env(config, StackLayout(config.home))}
+    # What a service gets from the stack; a token another Ray instance of this session left behind is not it.
+    inherited = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
+    env = {**inherited, **store_env(config, StackLayout(config.home))}
     script = "import ray; ray.init(log_to_driver=False); print(int(ray.cluster_resources()['CPU'])); ray.shutdown()"
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
