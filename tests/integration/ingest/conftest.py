@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,18 +41,10 @@ from svc_ingest.clients.postgres import DocumentRepository, JobRepository, creat
 from svc_ingest.config import Config
 from svc_ingest.jobs import JobManager
 from tests.integration.local_inference import Inference
+from tests.support.stores import free_ports
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "samples"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on right now."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
 @dataclass(frozen=True)
