@@ -75,7 +75,8 @@ def search_settings(config: Config) -> SearchSettings:
 def make_vector_index(config: Config, settings: MeshSettings) -> VectorIndex:
     """The configured vector backend (not yet opened)."""
     if config.vector_backend == "edge":
-        path = config.edge_path or settings.home / "qdrant" / config.collection
+        # Under the stack's data folder, so `ragmesh down --purge` deletes it with the stores.
+        path = config.edge_path or settings.home / "data" / "svc_retrieval" / config.collection
         return EdgeVectorIndex(
             path,
             config.dense_dim,

@@ -22,7 +22,7 @@ class Config(ServerConfig):
     """Port of the gRPC server."""
 
     vector_backend: str = "edge"
-    """Where the chunk collection lives: "edge" (embedded, data under <home>/qdrant) or "qdrant" (a server)."""
+    """Where the chunk collection lives: "edge" (embedded, under <home>/data/svc_retrieval) or "qdrant" (a server)."""
     qdrant_url: str = "http://127.0.0.1:6333"
     """URL of the Qdrant server when vector_backend is "qdrant" (its gRPC port is used)."""
     qdrant_grpc_port: int = 6334
@@ -32,7 +32,7 @@ class Config(ServerConfig):
     collection: str = "chunks"
     """Name of the chunk collection."""
     edge_path: Path | None = None
-    """Data folder of the embedded engine; default <MeshSettings.home>/qdrant/<collection>."""
+    """Data folder of the embedded engine; default <MeshSettings.home>/data/svc_retrieval/<collection>."""
 
     dense_dim: int = 384
     """Length of the dense vectors (all-MiniLM-L6-v2: 384)."""

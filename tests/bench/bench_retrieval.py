@@ -17,7 +17,7 @@ Needs the local stack (``ragmesh up``) with a corpus ingested for ``--tenant``.
 
 The embedded engine lets one process open a data folder, so the in-process
 side opens a copy of svc_retrieval's shard (``--edge-path``, default
-``<RAGMESH_HOME>/qdrant/chunks``); run it when no ingest is writing.
+``<RAGMESH_HOME>/data/svc_retrieval/chunks``); run it when no ingest is writing.
 """
 
 from __future__ import annotations
@@ -371,7 +371,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="ragmesh bench retrieval")
     parser.add_argument("--tenant", default="default", help="tenant whose corpus is searched (default: default)")
     parser.add_argument("--questions", default=str(_DEV_QUESTIONS), help="JSONL questions used as queries")
-    parser.add_argument("--edge-path", default=str(settings.home / "qdrant" / "chunks"), help="svc_retrieval's shard")
+    parser.add_argument(
+        "--edge-path", default=str(settings.home / "data" / "svc_retrieval" / "chunks"), help="svc_retrieval's shard"
+    )
     parser.add_argument("--calls", type=int, default=400, help="searches per path for latency")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up searches per path")
     parser.add_argument("--top-k", type=int, default=10, help="top_k of every search")
