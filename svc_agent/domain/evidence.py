@@ -20,7 +20,7 @@ import re
 from collections.abc import Collection, Sequence
 
 from svc_agent.domain.model import Source
-from svc_agent.domain.text import STOPWORDS, content_terms, is_specific, words
+from svc_agent.domain.text import STOPWORDS, is_specific, term_overlap, words
 
 
 class Level(enum.Enum):
@@ -137,14 +137,6 @@ def same_specifics(first: str, second: str) -> bool:
     )
 
 
-def _lexical_overlap(question: str, text: str) -> float:
-    terms = content_terms(question)
-    if not terms:
-        return 0.0
-    present = set(content_terms(text))
-    return sum(t in present for t in terms) / len(terms)
-
-
 def mentions(text: str, term: str) -> bool:
     """Whether ``text`` (lower-cased) mentions ``term``, in its singular or plural form."""
     if term in text:
@@ -174,7 +166,7 @@ def assess(
         return Evidence(strength=0.0, coverage=coverage, missing_terms=missing, lexical=False)
     dense = [s.relevance for s in sources if s.relevance is not None]
     lexical = not dense
-    strength = max(dense) if dense else max(_lexical_overlap(question, s.text) for s in sources)
+    strength = max(dense) if dense else max(term_overlap(question, s.text) for s in sources)
     return Evidence(strength=strength, coverage=coverage, missing_terms=missing, lexical=lexical)
 
 

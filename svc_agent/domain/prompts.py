@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from svc_agent.domain.model import Source
-from svc_agent.domain.text import clean_source_text, content_terms, shorten
+from svc_agent.domain.text import clean_source_text, content_terms, shorten, term_overlap
 
 DECLINE_ANSWER = (
     "I could not find the answer in the documents, so I will not guess. "
@@ -58,14 +58,6 @@ def answer_prompt(question: str, sources: Sequence[Source], max_chars: int) -> s
     )
 
 
-def _overlap(part: str, whole: str) -> float:
-    terms = content_terms(part)
-    if not terms:
-        return 0.0
-    present = set(content_terms(whole))
-    return sum(t in present for t in terms) / len(terms)
-
-
 def answer_problem(answer: str, question: str) -> str | None:
     """Why a generated answer is unusable, or None.
 
@@ -75,9 +67,9 @@ def answer_problem(answer: str, question: str) -> str | None:
     """
     if not any(c.isalnum() for c in answer):
         return "it is empty"
-    if _overlap(answer, question) >= 0.8 and len(content_terms(answer)) <= len(content_terms(question)) + 2:
+    if term_overlap(answer, question) >= 0.8 and len(content_terms(answer)) <= len(content_terms(question)) + 2:
         return "it repeats the question"
-    if _overlap(answer, _EXAMPLE_ANSWER) >= 0.8 and _overlap(question, _EXAMPLE_QUESTION) < 0.5:
+    if term_overlap(answer, _EXAMPLE_ANSWER) >= 0.8 and term_overlap(question, _EXAMPLE_QUESTION) < 0.5:
         return "it copies the prompt's example"
     return None
 

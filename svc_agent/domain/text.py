@@ -72,6 +72,15 @@ def content_terms(text: str) -> list[str]:
     return list(seen)
 
 
+def term_overlap(part: str, whole: str) -> float:
+    """Share of ``part``'s content terms that ``whole`` contains (0 when ``part`` has none)."""
+    terms = content_terms(part)
+    if not terms:
+        return 0.0
+    present = set(content_terms(whole))
+    return sum(t in present for t in terms) / len(terms)
+
+
 def keyword_query(text: str) -> str:
     """The words of ``text`` that are not stopwords, as written, each once: a terser query for a second search."""
     kept: dict[str, str] = {}
