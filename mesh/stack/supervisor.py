@@ -29,6 +29,7 @@ from mesh.stack.ports import describe_holder, port_is_free
 from mesh.stack.probes import ProbeResult
 
 _POLL_S = 0.25
+_PORT_RELEASE_WAIT_S = 3.0
 _LOG_TAIL_LINES = 20
 
 
@@ -154,9 +155,14 @@ class Supervisor:
         return UpResult(part.name, action, record.pid, ready_s)
 
     def _check_ports(self, part: Part) -> None:
+        # A part just stopped may take a moment to let go of its sockets, so a busy port is asked
+        # again for a short while before it counts as held by someone else.
+        deadline = time.monotonic() + _PORT_RELEASE_WAIT_S
         for spec in part.ports():
-            if not port_is_free(self.config.host, spec.port):
-                raise PortInUse(part.name, self.config.host, spec.port, describe_holder(spec.port), spec.setting)
+            while not port_is_free(self.config.host, spec.port):
+                if time.monotonic() >= deadline:
+                    raise PortInUse(part.name, self.config.host, spec.port, describe_holder(spec.port), spec.setting)
+                time.sleep(_POLL_S)
 
     def _not_ready(self, part: Part, problem: str) -> NotReady:
         return NotReady(

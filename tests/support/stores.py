@@ -7,6 +7,7 @@ tests never touch a developer's running stack (``.ragmesh`` on the default ports
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import tempfile
@@ -15,14 +16,28 @@ from pathlib import Path
 
 from mesh.stack import StackConfig, Supervisor
 
+# Ports the tests pick come from below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by
+# default): a port taken from that range can be handed to some outgoing connection (Ray opens many) in the
+# moment a part is restarted, and the restart then finds its own port in use.
+_TEST_PORT_RANGE = (20000, 30000)
+
 
 def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on right now (held together while picking, so they differ)."""
+    """Free ports outside the ephemeral range (held together while picking, so they differ)."""
+    rng = random.SystemRandom()
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
+        picked: list[int] = []
+        while len(picked) < count:
+            port = rng.randrange(*_TEST_PORT_RANGE)
+            if port in picked:
+                continue
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            picked.append(port)
+        return picked
 
 
 def make_home(prefix: str) -> Path:

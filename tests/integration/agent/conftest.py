@@ -12,11 +12,9 @@ fake.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,16 +30,9 @@ from mesh import migrations
 from mesh.settings import MeshSettings
 from mesh.stack import StackConfig, Supervisor
 from tests.integration.local_inference import Inference
+from tests.support.stores import free_ports
 
 pytestmark = pytest.mark.integration
-
-
-def _free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +40,7 @@ def store_settings() -> Iterator[MeshSettings]:
     """Mesh settings whose Postgres (migrated) and Redis were started for this session."""
     home = Path(tempfile.mkdtemp(prefix="rmagent-", dir="/tmp"))
     home.chmod(0o755)
-    pg_port, redis_port = _free_ports(2)
+    pg_port, redis_port = free_ports(2)
     config = StackConfig(home=home, postgres_port=pg_port, redis_port=redis_port, stop_timeout_s=10.0)
     supervisor = Supervisor(config)
     try:
@@ -150,7 +141,7 @@ def neo4j_uri() -> Iterator[str]:
     """bolt:// URI of a Neo4j server started for this session (svc_retrieval keeps its graph there)."""
     home = Path(tempfile.mkdtemp(prefix="rmagneo-", dir="/tmp"))
     home.chmod(0o755)
-    bolt, http = _free_ports(2)
+    bolt, http = free_ports(2)
     config = StackConfig(home=home, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
     supervisor = Supervisor(config)
     try:
