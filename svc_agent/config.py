@@ -64,8 +64,12 @@ class Config(ServerConfig):
     """Most extra searches when the evidence is weak."""
     attribution_min_similarity: float = 0.4
     """Least sentence-source cosine for post-hoc attribution to cite a source."""
-    attribution_question_weight: float = 1.0
-    """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_standing_weight: float = 1.0
+    """Weight of a source's standing in retrieval's order beside its similarity to the sentence, in attribution."""
+    attribution_standing_decay: float = 0.5
+    """How fast standing falls with rank in attribution: the i-th source (from 0) stands at 1 / (1 + decay * i)."""
+    attribution_min_own_similarity: float = 0.25
+    """Least similarity of an answer sentence to some source before attribution credits it at all."""
     attribution_lexical_weight: float = 0.5
     """Weight of the share of an answer sentence's own words and numbers a source contains, in attribution."""
     attribution_tie_band: float = 0.05
@@ -150,7 +154,9 @@ class Config(ServerConfig):
             corrective_max_attempts=self.corrective_max_attempts,
             attribution_min_similarity=self.attribution_min_similarity,
             attribution_source_chars=self.attribution_source_chars,
-            attribution_question_weight=self.attribution_question_weight,
+            attribution_standing_weight=self.attribution_standing_weight,
+            attribution_standing_decay=self.attribution_standing_decay,
+            attribution_min_own_similarity=self.attribution_min_own_similarity,
             attribution_tie_band=self.attribution_tie_band,
             attribution_lexical_weight=self.attribution_lexical_weight,
             attribution_short_claim_words=self.attribution_short_claim_words,

@@ -172,29 +172,35 @@ async def attribute(
     embedder: Embedder,
     *,
     min_similarity: float,
-    question_weight: float,
+    standing_weight: float,
     short_claim_words: int,
     source_chars: int,
+    standing_decay: float = 0.5,
     tie_band: float = 0.0,
     lexical_weight: float = 0.0,
+    min_own_similarity: float = 0.0,
 ) -> Attribution:
     """Credits each answer sentence to the source that best supports it, when the support is good enough.
 
     A sentence's support from a source is its similarity to the source's
     closest window (the first ``source_chars`` characters, cut to what the
-    embedder accepts), and, weighted by ``question_weight``, the source's
-    relevance to the question (the retrieval's dense score): a small model's
-    sentence is often vague, and of two sources it resembles equally, the one
-    that answers the question is the one it drew on. A sentence shorter than
+    embedder accepts), and, weighted by ``standing_weight``, the source's
+    standing in retrieval's order (``sources`` come best first; the i-th,
+    counted from 0, stands at ``1 / (1 + standing_decay * i)``): a small
+    model's sentence is often vague and resembles several sources about
+    equally, and of those the one retrieval ranked higher (fused legs,
+    reranked) is the one that answers the question. A sentence shorter than
     ``short_claim_words`` ("The default is 3.") says too little on its own, so
     it is embedded together with the question it answers. With
     ``lexical_weight``, the share of the sentence's own words and numbers (those
     not taken from the question) that a source contains adds to its support:
     a small model copies values ("30 seconds") from what it read. A sentence
     is credited when its own similarity to the best source, or the weighted
-    support, reaches ``min_similarity``; every source whose support is within
-    ``tie_band`` of the best supports it as well as that one does, and is
-    credited too.
+    support, reaches ``min_similarity``, and its similarity to some source
+    reaches ``min_own_similarity`` (standing only chooses among sources a
+    sentence resembles; it never credits a sentence that resembles none).
+    Every source whose support is within ``tie_band`` of the best supports it
+    as well as that one does, and is credited too.
     """
     claims = sentences(strip_markers(answer))
     if not claims or not sources:
@@ -213,10 +219,10 @@ async def attribute(
         owners += [index] * len(pieces)
     vectors = await embedder.embed([*texts, *passages], query=False)
     claim_vectors, passage_vectors = vectors[: len(texts)], vectors[len(texts) :]
-    relevance = [s.relevance or 0.0 for s in sources]
+    standing = [1.0 / (1.0 + standing_decay * index) for index in range(len(sources))]
     vocabularies = [_vocabulary(clean_source_text(s.text)[:source_chars]) for s in sources]
     asked_vocabulary = _vocabulary(asked)
-    weights = 1 + question_weight + lexical_weight
+    weights = 1 + standing_weight + lexical_weight
     markers: list[int] = []
     best_overall = 0.0
     for claim, claim_vector in zip(claims, claim_vectors, strict=True):
@@ -226,12 +232,12 @@ async def attribute(
         own = [t for t in _vocabulary(claim) if t not in asked_vocabulary]
         lexical = [sum(t in vocabulary for t in own) / len(own) if own else 0.0 for vocabulary in vocabularies]
         support = [
-            (sim + question_weight * rel + lexical_weight * lex) / weights
-            for sim, rel, lex in zip(similarity, relevance, lexical, strict=True)
+            (sim + standing_weight * rank + lexical_weight * lex) / weights
+            for sim, rank, lex in zip(similarity, standing, lexical, strict=True)
         ]
         best = max(range(len(support)), key=support.__getitem__)
         best_overall = max(best_overall, similarity[best])
-        if max(similarity[best], support[best]) < min_similarity:
+        if max(similarity) < min_own_similarity or max(similarity[best], support[best]) < min_similarity:
             continue
         tied = sorted((i for i, s in enumerate(support) if s >= support[best] - tie_band), key=lambda i: -support[i])
         markers += [i + 1 for i in tied if i + 1 not in markers]

@@ -582,31 +582,40 @@ class Agent:
             markers.used[:] = [marker]
             detail = f"the model's answer was unusable ({problem}); added the best matching source sentence. "
             yield TokenEvent(text)
+        # The model's markers are kept, and every sentence is attributed as well: a small model cites
+        # rarely and often names a neighbour of the source it drew on, so the sources that support the
+        # answer best are cited whether or not it marked them.
+        cited = list(markers.used)
         if markers.used:
-            run.citations = cite.make_citations(markers.used, run.sources, run.answer)
             detail += f"cited by the model: {markers.used}" if problem is None else f"cited its source: {markers.used}"
         else:
-            try:
-                attribution = await cite.attribute(
-                    run.answer,
-                    run.query,
-                    run.sources,
-                    self._deps.embedder,
-                    min_similarity=self._settings.attribution_min_similarity,
-                    question_weight=self._settings.attribution_question_weight,
-                    short_claim_words=self._settings.attribution_short_claim_words,
-                    source_chars=self._settings.attribution_source_chars,
-                    tie_band=self._settings.attribution_tie_band,
-                    lexical_weight=self._settings.attribution_lexical_weight,
-                )
-            except MeshError as exc:
-                detail += f"no markers, and attribution failed: {exc.message}"
-            else:
-                run.citations = cite.make_citations(attribution.markers, run.sources, run.answer)
-                detail += (
-                    f"no markers; attributed {attribution.sentences} sentences to sources "
-                    f"{list(attribution.markers)} (best similarity {attribution.best_similarity:.2f})"
-                )
+            detail += "no markers"
+        try:
+            attribution = await cite.attribute(
+                run.answer,
+                run.query,
+                run.sources,
+                self._deps.embedder,
+                min_similarity=self._settings.attribution_min_similarity,
+                standing_weight=self._settings.attribution_standing_weight,
+                standing_decay=self._settings.attribution_standing_decay,
+                short_claim_words=self._settings.attribution_short_claim_words,
+                source_chars=self._settings.attribution_source_chars,
+                tie_band=self._settings.attribution_tie_band,
+                lexical_weight=self._settings.attribution_lexical_weight,
+                min_own_similarity=self._settings.attribution_min_own_similarity,
+            )
+        except MeshError as exc:
+            detail += f"; attribution failed: {exc.message}"
+        else:
+            added = [m for m in attribution.markers if m not in cited]
+            cited += added
+            detail += (
+                f"; attributed {attribution.sentences} sentences to sources {list(attribution.markers)}"
+                f" (best similarity {attribution.best_similarity:.2f}), adding {added}"
+            )
+        if cited:
+            run.citations = cite.make_citations(cited, run.sources, run.answer)
         if markers.dropped:
             detail += f"; dropped unknown markers {sorted(set(markers.dropped))}"
         run.answered_from_documents = True

@@ -55,8 +55,12 @@ class AgentSettings:
     """Most extra searches when the evidence is weak."""
     attribution_min_similarity: float = 0.4
     """Least similarity of an answer sentence to a source for post-hoc attribution to cite it."""
-    attribution_question_weight: float = 1.0
-    """Weight of a source's relevance to the question beside its similarity to the sentence, in attribution."""
+    attribution_standing_weight: float = 1.0
+    """Weight of a source's standing in retrieval's order beside its similarity to the sentence, in attribution."""
+    attribution_standing_decay: float = 0.5
+    """How fast standing falls with rank in attribution: the i-th source (from 0) stands at 1 / (1 + decay * i)."""
+    attribution_min_own_similarity: float = 0.25
+    """Least similarity of an answer sentence to some source before attribution credits it at all."""
     attribution_lexical_weight: float = 0.5
     """Weight of the share of a sentence's own words and numbers a source contains, in attribution."""
     attribution_tie_band: float = 0.05

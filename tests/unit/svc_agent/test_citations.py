@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from svc_agent.domain.citations import MarkerFilter, attribute, make_citations, snippet, strip_markers, windows
@@ -67,7 +65,7 @@ async def attribute_plainly(answer: str, sources: list[Source], question: str = 
         sources,
         FakeEmbedder(),
         min_similarity=0.3,
-        question_weight=weight,
+        standing_weight=weight,
         short_claim_words=0,
         source_chars=500,
     )
@@ -86,14 +84,34 @@ async def test_attribution_credits_each_sentence_to_its_closest_source_above_the
     assert unrelated.markers == ()  # type: ignore[attr-defined]
 
 
-async def test_attribution_prefers_the_source_relevant_to_the_question_when_a_sentence_is_vague() -> None:
+async def test_attribution_prefers_the_source_retrieval_ranked_higher_when_a_sentence_is_vague() -> None:
     vague = "The kubelet does this on a schedule for images and containers."
     sources = [
-        dataclasses.replace(source("a", "The kubelet runs on nodes and manages images and containers."), relevance=0.1),
-        dataclasses.replace(source("b", "The kubelet garbage collects images on a schedule."), relevance=0.8),
+        source("b", "The kubelet garbage collects images on a schedule."),
+        source("a", "The kubelet runs on nodes and manages images and containers."),
     ]
-    assert (await attribute_plainly(vague, sources)).markers == (1,)  # type: ignore[attr-defined]
-    assert (await attribute_plainly(vague, sources, weight=1.0)).markers == (2,)  # type: ignore[attr-defined]
+    assert (await attribute_plainly(vague, sources)).markers == (2,)  # type: ignore[attr-defined]
+    assert (await attribute_plainly(vague, sources, weight=1.0)).markers == (1,)  # type: ignore[attr-defined]
+
+
+async def test_standing_never_credits_a_sentence_that_resembles_no_source() -> None:
+    sources = [
+        source("gc", "The kubelet garbage collects unused images every five minutes."),
+        source("svc", "A Service exposes Pods on a stable virtual IP address."),
+    ]
+    unrelated = "Bananas grow in warm tropical places."
+    found = await attribute(
+        unrelated,
+        "",
+        sources,
+        FakeEmbedder(),
+        min_similarity=0.3,
+        standing_weight=3.0,
+        short_claim_words=0,
+        source_chars=500,
+        min_own_similarity=0.25,
+    )
+    assert found.markers == ()
 
 
 async def test_a_short_sentence_is_read_with_the_question_it_answers() -> None:
@@ -108,7 +126,7 @@ async def test_a_short_sentence_is_read_with_the_question_it_answers() -> None:
         sources,
         FakeEmbedder(),
         min_similarity=0.2,
-        question_weight=0.0,
+        standing_weight=0.0,
         short_claim_words=0,
         source_chars=500,
     )
@@ -118,7 +136,7 @@ async def test_a_short_sentence_is_read_with_the_question_it_answers() -> None:
         sources,
         FakeEmbedder(),
         min_similarity=0.2,
-        question_weight=0.0,
+        standing_weight=0.0,
         short_claim_words=20,
         source_chars=500,
     )
@@ -143,7 +161,7 @@ async def test_attribution_keeps_every_text_within_what_the_embedder_takes() -> 
         [long_source],
         embedder,
         min_similarity=0.3,
-        question_weight=0.5,
+        standing_weight=0.5,
         short_claim_words=8,
         source_chars=400,
     )
@@ -167,7 +185,7 @@ async def test_sources_that_support_a_sentence_about_as_well_as_the_best_are_cit
             sources,
             FakeEmbedder(),
             min_similarity=0.3,
-            question_weight=0.0,
+            standing_weight=0.0,
             short_claim_words=0,
             source_chars=500,
             tie_band=band,
@@ -191,7 +209,7 @@ async def test_a_value_the_sentence_copied_points_at_the_source_it_came_from() -
             sources,
             FakeEmbedder(),
             min_similarity=0.1,
-            question_weight=0.0,
+            standing_weight=0.0,
             short_claim_words=0,
             source_chars=500,
             lexical_weight=weight,
