@@ -1,11 +1,14 @@
-"""Citation markers in a streamed answer, and attribution when the model writes none.
+"""Citation markers in a streamed answer, and attribution of every answer to its sources.
 
 ``MarkerFilter`` sits between the model's token stream and the client: it
 holds back a ``[`` until it knows whether a citation marker follows, keeps
 markers of sources the model was given, and drops any other marker, so a
-client never sees a citation to nothing. ``attribute`` is the fallback for
-small models that cite nothing: each answer sentence is credited to the given
-source its embedding is closest to, when that similarity clears a threshold.
+client never sees a citation to nothing. ``attribute`` credits each answer
+sentence to the given source that supports it best (its embedding's
+similarity, the source's standing in retrieval's order, the values it shares),
+when that support clears a threshold; the agent cites what it finds beside the
+model's own markers, since a small model cites rarely and often names the
+wrong neighbour.
 """
 
 from __future__ import annotations
