@@ -709,6 +709,7 @@ class _Writer:
         # Each document's requests are built first: one that cannot be turned into index writes
         # is that file's error, not the job's.
         docs: list[DocumentResult] = []
+        pending = []
         requests: list[index_service_pb2.UpsertChunksRequest] = []
         for doc in batch:
             f, content_hash, version = run.versions[doc.doc_id]
@@ -725,12 +726,9 @@ class _Writer:
                 await self.failed(DocumentFailure(doc.doc_id, FailureCode.PREPARE_FAILED.value, reason))
                 continue
             docs.append(doc)
+            pending.append((doc.doc_id, f.uri, doc.title, doc.document_type, content_hash, version))
         if not docs:
             return
-        pending = []
-        for doc in docs:
-            f, content_hash, version = run.versions[doc.doc_id]
-            pending.append((doc.doc_id, f.uri, doc.title, doc.document_type, content_hash, version))
         # Recorded before the first chunk is sent: a crash from here on leaves PENDING rows that
         # the next run rewrites with the same version (same point ids, nothing twice).
         await run.m._documents.mark_pending(tenant, pending, run.job.job_id)

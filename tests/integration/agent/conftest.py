@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,9 +26,8 @@ import redis.asyncio as aioredis
 
 from mesh import migrations
 from mesh.settings import MeshSettings
-from mesh.stack import StackConfig, Supervisor
 from tests.integration.local_inference import Inference
-from tests.support.stores import free_ports
+from tests.support.stores import free_ports, started_stores
 
 pytestmark = pytest.mark.integration
 
@@ -38,22 +35,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def store_settings() -> Iterator[MeshSettings]:
     """Mesh settings whose Postgres (migrated) and Redis were started for this session."""
-    home = Path(tempfile.mkdtemp(prefix="rmagent-", dir="/tmp"))
-    home.chmod(0o755)
     pg_port, redis_port = free_ports(2)
-    config = StackConfig(home=home, postgres_port=pg_port, redis_port=redis_port, stop_timeout_s=10.0)
-    supervisor = Supervisor(config)
-    try:
-        supervisor.up(["postgres", "redis"], with_deps=False)
+    with started_stores("rmagent-", ["postgres", "redis"], postgres_port=pg_port, redis_port=redis_port) as config:
         dsn = (
             f"postgresql://{config.postgres_user}:{config.postgres_password}"
             f"@127.0.0.1:{pg_port}/{config.postgres_database}"
         )
         asyncio.run(migrations.apply_dsn(dsn))
-        yield MeshSettings(home=home, postgres_dsn=dsn, redis_url=f"redis://127.0.0.1:{redis_port}/0")
-    finally:
-        supervisor.down(["postgres", "redis"], purge=True)
-        shutil.rmtree(home, ignore_errors=True)
+        yield MeshSettings(home=config.home, postgres_dsn=dsn, redis_url=f"redis://127.0.0.1:{redis_port}/0")
 
 
 @pytest.fixture
@@ -139,17 +128,9 @@ def chunk_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
 @pytest.fixture(scope="session")
 def neo4j_uri() -> Iterator[str]:
     """bolt:// URI of a Neo4j server started for this session (svc_retrieval keeps its graph there)."""
-    home = Path(tempfile.mkdtemp(prefix="rmagneo-", dir="/tmp"))
-    home.chmod(0o755)
     bolt, http = free_ports(2)
-    config = StackConfig(home=home, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
-    supervisor = Supervisor(config)
-    try:
-        supervisor.up(["neo4j"], with_deps=False)
+    with started_stores("rmagneo-", ["neo4j"], neo4j_bolt_port=bolt, neo4j_http_port=http):
         yield f"bolt://127.0.0.1:{bolt}"
-    finally:
-        supervisor.down(["neo4j"], purge=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

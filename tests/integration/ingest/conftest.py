@@ -30,7 +30,6 @@ import pytest_asyncio
 from mesh import context, migrations
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
-from mesh.stack import StackConfig, Supervisor
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from ragmesh.retrieval.v1 import index_service_pb2 as ipb
@@ -41,7 +40,7 @@ from svc_ingest.clients.postgres import DocumentRepository, JobRepository, creat
 from svc_ingest.config import Config
 from svc_ingest.jobs import JobManager
 from tests.integration.local_inference import Inference
-from tests.support.stores import free_ports
+from tests.support.stores import free_ports, started_stores
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "samples"
@@ -59,13 +58,9 @@ class Stores:
 @pytest.fixture(scope="session")
 def stores() -> Iterator[Stores]:
     """PostgreSQL and Neo4j started for this test session by the stack supervisor."""
-    home = Path(tempfile.mkdtemp(prefix="rmingest-", dir="/tmp"))
-    home.chmod(0o755)
     pg, bolt, http = free_ports(3)
-    config = StackConfig(home=home, postgres_port=pg, neo4j_bolt_port=bolt, neo4j_http_port=http, stop_timeout_s=10.0)
-    supervisor = Supervisor(config)
-    try:
-        supervisor.up(["postgres", "neo4j"], with_deps=False)
+    ports = {"postgres_port": pg, "neo4j_bolt_port": bolt, "neo4j_http_port": http}
+    with started_stores("rmingest-", ["postgres", "neo4j"], **ports) as config:
         yield Stores(
             postgres_dsn=(
                 f"postgresql://{config.postgres_user}:{config.postgres_password}@127.0.0.1:{pg}/"
@@ -74,9 +69,6 @@ def stores() -> Iterator[Stores]:
             neo4j_uri=f"bolt://127.0.0.1:{bolt}",
             neo4j_password=config.neo4j_password,
         )
-    finally:
-        supervisor.down(["postgres", "neo4j"], purge=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
