@@ -1,8 +1,10 @@
-"""A stand-in for ``python -m svc_agent`` until the real bootstrap exists.
+"""A minimal service process for the supervisor's service-part test (the real services are tested elsewhere).
 
-Serves the standard health service (SERVING) on RAGMESH_AGENT_HOST:RAGMESH_AGENT_PORT,
-the env contract of mesh.stack.service_env, writes the environment it got to the
-file named by argv[1], and stops gracefully on SIGTERM.
+It takes svc_agent's place only to check how the supervisor starts, probes and stops
+a service part, without loading models or stores. It serves the standard health
+service (SERVING) on RAGMESH_AGENT_HOST:RAGMESH_AGENT_PORT, the env contract of
+mesh.stack.service_env, writes the environment it got to the file named by
+argv[1], and stops gracefully on SIGTERM.
 """
 
 from __future__ import annotations
