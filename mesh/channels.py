@@ -1,15 +1,16 @@
 """The one channel factory for calls between services.
 
 Channels get the service config that sits beside the service's protos
-(per-method deadlines, retries of UNAVAILABLE only), keepalive, OpenTelemetry
-client interceptors, and an interceptor that passes the current request's
-caller identity and request id on and caps each call's timeout at the time the
-current request has left, so deadlines propagate without each call site
-remembering to.
+(per-method deadlines, retries of UNAVAILABLE only), keepalive, and one
+interceptor per call type that passes the current request's caller identity,
+request id and trace context on (a CLIENT span per call, ``mesh.telemetry``)
+and caps each call's timeout at the time the current request has left, so
+deadlines and traces propagate without each call site remembering to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Sequence
@@ -67,44 +68,91 @@ def _capped_timeout(timeout: float | None) -> float | None:
     return remaining if timeout is None else min(timeout, remaining)
 
 
-def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+def _details(details: grpc.aio.ClientCallDetails, span: telemetry.ClientSpan | None) -> grpc.aio.ClientCallDetails:
+    metadata = _merge_metadata(details.metadata)
+    if span is not None:
+        span.inject(metadata)
     return grpc.aio.ClientCallDetails(
         method=details.method,
         timeout=_capped_timeout(details.timeout),
-        metadata=grpc.aio.Metadata(*_merge_metadata(details.metadata)),
+        metadata=grpc.aio.Metadata(*metadata),
         credentials=details.credentials,
         wait_for_ready=details.wait_for_ready,
     )
 
 
+class _Propagate:
+    """What every call type's interceptor shares: the details to send, and the call's span."""
+
+    def __init__(self, tracing: bool) -> None:
+        self._tracing = tracing
+
+    def _start(self, details: Any) -> tuple[grpc.aio.ClientCallDetails, telemetry.ClientSpan | None]:
+        span = telemetry.ClientSpan(details.method) if self._tracing else None
+        try:
+            return _details(details, span), span
+        except BaseException:
+            if span is not None:
+                span.end(grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline has passed")
+            raise
+
+    @staticmethod
+    async def _unary_response(call: Any, span: telemetry.ClientSpan | None) -> Any:
+        """``call`` once its status is known (its span ended with it): a unary answer is complete by then."""
+        if span is None:
+            return call
+        code: grpc.StatusCode | None = None
+        try:
+            code = await call.code()
+            return call
+        finally:
+            span.end(code, "" if code in (None, grpc.StatusCode.OK) else await call.details())
+
+    @staticmethod
+    def _streaming_response(call: Any, span: telemetry.ClientSpan | None) -> Any:
+        """``call`` as it is; its span ends when the stream does."""
+        if span is not None:
+            call.add_done_callback(lambda done: asyncio.ensure_future(_end_when_done(done, span)))
+        return call
+
+
+async def _end_when_done(call: Any, span: telemetry.ClientSpan) -> None:
+    code = None if call.cancelled() else await call.code()
+    span.end(code, "" if code in (None, grpc.StatusCode.OK) else await call.details())
+
+
 # grpc.aio files each interceptor under the first call type it implements (an if/elif chain
 # in Channel.__init__), so one class implementing all four would only see unary-unary calls.
-class _PropagateUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    """Identity, request id and deadline propagation on unary-unary calls."""
+class _PropagateUnaryUnary(_Propagate, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id, trace and deadline propagation on unary-unary calls."""
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_details(details), request)
+        sent, span = self._start(details)
+        return await self._unary_response(await continuation(sent, request), span)
 
 
-class _PropagateUnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
-    """Identity, request id and deadline propagation on server-streaming calls."""
+class _PropagateUnaryStream(_Propagate, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id, trace and deadline propagation on server-streaming calls."""
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_details(details), request)
+        sent, span = self._start(details)
+        return self._streaming_response(await continuation(sent, request), span)
 
 
-class _PropagateStreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
-    """Identity, request id and deadline propagation on client-streaming calls."""
+class _PropagateStreamUnary(_Propagate, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id, trace and deadline propagation on client-streaming calls."""
 
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await continuation(_details(details), request_iterator)
+        sent, span = self._start(details)
+        return await self._unary_response(await continuation(sent, request_iterator), span)
 
 
-class _PropagateStreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
-    """Identity, request id and deadline propagation on bidirectional calls."""
+class _PropagateStreamStream(_Propagate, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    """Identity, request id, trace and deadline propagation on bidirectional calls."""
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await continuation(_details(details), request_iterator)
+        sent, span = self._start(details)
+        return self._streaming_response(await continuation(sent, request_iterator), span)
 
 
 def open_channel(
@@ -135,11 +183,9 @@ def open_channel(
             break
     options.extend(extra_options)
     interceptors: list[Any] = [
-        _PropagateUnaryUnary(),
-        _PropagateUnaryStream(),
-        _PropagateStreamUnary(),
-        _PropagateStreamStream(),
+        _PropagateUnaryUnary(tracing),
+        _PropagateUnaryStream(tracing),
+        _PropagateStreamUnary(tracing),
+        _PropagateStreamStream(tracing),
     ]
-    if tracing:
-        interceptors.extend(telemetry.client_interceptors())
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -1,8 +1,10 @@
 """The mesh's server interceptor.
 
-For every RPC of a ragmesh service it, in order: binds the request context
-(caller identity from metadata, request id, deadline) into contextvars; counts
-and times the call in Prometheus; validates each request message against the
+For every RPC of a ragmesh service it, in order: opens the RPC's trace span
+(a child of the caller's span when the metadata carries one; see
+``mesh.telemetry``); binds the request context (caller identity from metadata,
+request id, deadline) into contextvars; counts and times the call in
+Prometheus; validates each request message against the
 protovalidate rules of its proto, so a bad request never reaches the handler;
 and maps domain errors (``mesh.errors``) to status codes with
 ``google.rpc.Status`` details. Anything else a handler raises is a bug: it is
@@ -20,7 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from mesh import context, status
+from mesh import context, status, telemetry
 from mesh.errors import Code, MeshError
 from mesh.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from mesh.validation import validate
@@ -37,17 +39,21 @@ def _split(method: str) -> tuple[str, str]:
 
 
 class _Call:
-    """Bookkeeping for one RPC: context binding, metrics, error mapping."""
+    """Bookkeeping for one RPC: context binding, its trace span, metrics, error mapping."""
 
     def __init__(self, method: str, servicer_context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.method = method
         self.service, self.name = _split(method)
         self.grpc_context = servicer_context
         self.code = "OK"
+        self.message = ""
+        self.error: BaseException | None = None
         self.started = time.perf_counter()
+        self.metadata = {k: v for k, v in (servicer_context.invocation_metadata() or ()) if isinstance(v, str)}
+        self.span: telemetry.ServerSpan | None = None
 
     def request_context(self) -> context.RequestContext:
-        metadata = {k: v for k, v in (self.grpc_context.invocation_metadata() or ()) if isinstance(v, str)}
+        metadata = self.metadata
         remaining = self.grpc_context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         request_id = metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id()
@@ -60,8 +66,11 @@ class _Call:
 
     def enter(self) -> None:
         RPC_IN_FLIGHT.labels(self.service, self.name).inc()
+        self.span = telemetry.ServerSpan(self.method, self.metadata)
 
     def exit(self) -> None:
+        if self.span is not None:
+            self.span.end(grpc.StatusCode[self.code], self.message, self.error)
         RPC_IN_FLIGHT.labels(self.service, self.name).dec()
         elapsed = time.perf_counter() - self.started
         RPC_LATENCY.labels(self.service, self.name, self.code).observe(elapsed)
@@ -87,8 +96,10 @@ class _Call:
             raise exc
         else:
             log.exception("unhandled exception in %s", self.method, exc_info=exc)
+            self.error = exc
             error = MeshError("internal error; see the service log", reason="INTERNAL", code=Code.INTERNAL)
         self.code = error.code.value
+        self.message = error.message
         await self.grpc_context.abort(
             status.grpc_code(error.code), error.message, trailing_metadata=status.trailing_metadata(error)
         )

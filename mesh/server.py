@@ -1,7 +1,7 @@
 """Server bootstrap: every ragmesh service starts through ``serve``.
 
-It builds a ``grpc.aio`` server with the mesh interceptors (OpenTelemetry,
-then context / metrics / validation / error mapping), adds the library health
+It builds a ``grpc.aio`` server with the mesh interceptor (trace span, context,
+metrics, validation, error mapping, in one layer), adds the library health
 service (every registered service and "" report SERVING) and reflection with
 names taken from the descriptors, serves Prometheus metrics, and on SIGTERM or
 SIGINT enters graceful shutdown (health NOT_SERVING) before ``server.stop(grace)``.
@@ -81,7 +81,7 @@ class MeshServer:
 async def start_server(bindings: Sequence[ServiceBinding], config: ServerConfig) -> MeshServer:
     """Builds and starts the server; used by ``serve`` and by in-process tests."""
     server = grpc.aio.server(
-        interceptors=[telemetry.server_interceptor(), MeshServerInterceptor()],
+        interceptors=[MeshServerInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
