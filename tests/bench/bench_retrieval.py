@@ -10,6 +10,11 @@ Needs the local stack (``ragmesh up``) with a corpus ingested for ``--tenant``.
 * throughput: Search requests per second through Envoy at ``--concurrency``
   (16), next to InferenceService.Embed requests per second (one query text)
   through Envoy at the same concurrency: the embedding is the floor of a search.
+* hop floor: the same client, rotation and Envoy binary in front of a bare
+  grpc.aio server whose handler only waits as long as the in-process search
+  took (``tests/bench/hop_floor.py``): what any Python gRPC server behind Envoy
+  adds on this machine, and how much of the measured difference is
+  svc_retrieval's own (``mesh_over_floor_p50_ms``).
 * ANN recall: recall@10 of the HNSW index against exact search, on real corpus
   embeddings (stored vectors sampled from the index) and the embedded dev
   questions, for each search ef in ``--ef``; ``--build-grid`` also rebuilds the
@@ -55,7 +60,7 @@ from svc_retrieval.config import Config
 from svc_retrieval.domain.model import SearchQuery
 from svc_retrieval.domain.search import Searcher
 from svc_retrieval.domain.versions import KnownVersions
-from tests.bench import DEV_QUESTIONS
+from tests.bench import DEV_QUESTIONS, hop_floor
 
 _REPO = Path(__file__).resolve().parents[2]
 _DEV_QUESTIONS = DEV_QUESTIONS
@@ -196,6 +201,10 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
             for name in ("direct_grpc", "through_envoy")
         }
 
+        sample = [await direct_search.Search(rpb.SearchRequest(query=q, top_k=top_k), metadata=metadata, timeout=30)
+                  for q in questions[:20]]  # fmt: skip
+        response_bytes = round(statistics.median(len(r.SerializeToString()) for r in sample))
+
         embed_request = [ipb.EmbedRequest(texts=[q], mode=ipb.EMBED_MODE_QUERY) for q in questions]
         search_rps = await _rps(
             lambda i: edge_search.Search(
@@ -209,9 +218,16 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
             args.concurrency,
             args.duration_s,
         )
+        floor: dict[str, Any] = {}
+        if args.floor_calls > 0:
+            floor = await hop_floor.measure(latency["in_process"]["p50_ms"], response_bytes, args.floor_calls)
+            floor["mesh_over_floor_p50_ms"] = round(
+                paired["through_envoy_minus_in_process_p50_ms"] - floor["through_envoy_minus_in_process_p50_ms"], 3
+            )
         return {
             "latency": latency,
             "paired_differences": paired,
+            "hop_floor": floor,
             "envoy_added_p50_ms_over_in_process": round(
                 latency["through_envoy"]["p50_ms"] - latency["in_process"]["p50_ms"], 3
             ),
@@ -377,6 +393,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--calls", type=int, default=400, help="searches per path for latency")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up searches per path")
     parser.add_argument("--top-k", type=int, default=10, help="top_k of every search")
+    parser.add_argument(
+        "--floor-calls", type=int, default=200, help="calls per path for the bare-hop floor (0 skips it)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="callers in flight for the throughput runs")
     parser.add_argument("--duration-s", type=float, default=20.0, help="length of each throughput run")
     parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256], help="search ef values for ANN recall")
