@@ -12,7 +12,7 @@ import pytest
 from mesh import migrations
 from tests.integration.ingest.conftest import Stores
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.integration]
 
 
 async def _fresh_schema(stores: Stores) -> str:
@@ -26,6 +26,7 @@ async def _fresh_schema(stores: Stores) -> str:
     return f"{stores.postgres_dsn}?search_path={name}"
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_applies_in_order_once_and_refuses_edits(stores: Stores, tmp_path: Path) -> None:
     dsn = await _fresh_schema(stores)
     folder = tmp_path / "migrations"
