@@ -83,6 +83,7 @@ def make_vector_index(config: Config, settings: MeshSettings) -> VectorIndex:
             hnsw_settings(config),
             optimize_idle_s=config.optimize_idle_s,
             call_ceiling_s=config.store_timeout_s,
+            search_threads=config.edge_search_threads,
         )
     if config.vector_backend == "qdrant":
         client = AsyncQdrantClient(

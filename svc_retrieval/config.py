@@ -48,6 +48,13 @@ class Config(ServerConfig):
     """Segments with more than this many KB of vectors get an HNSW index."""
     optimize_idle_s: float = 2.0
     """Quiet time after the last write before the embedded engine builds its index."""
+    edge_search_threads: int = 0
+    """Threads the embedded engine searches its segments with; 0: one per CPU this process may run on.
+
+    The engine's own default is 8 threads whatever the machine; on a 2-core
+    machine that gives the same search latency for more CPU (0.80 vs 0.70 ms
+    of CPU per dense query measured on the dev corpus), taken from the other
+    processes of the mesh while a search's answer is on its way."""
 
     rrf_k: int = 4
     """k of reciprocal-rank fusion (Qdrant's weighted RRF; tuned on the dev set: small k trusts the top ranks)."""

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,12 +67,15 @@ class EdgeVectorIndex:
         optimize_idle_s: float = 2.0,
         call_ceiling_s: float = 30.0,
         threads: int = 4,
+        search_threads: int = 0,
     ) -> None:
         self._path = path
         self._dense_dim = dense_dim
         self._hnsw = hnsw
         self._optimize_idle_s = optimize_idle_s
         self._call_ceiling_s = call_ceiling_s
+        # The engine's segment searches run on its own thread pool (8 threads unless told).
+        self._search_threads = search_threads or len(os.sched_getaffinity(0))
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qdrant-edge")
         # Optimizing can take minutes on a large shard; it gets its own thread so searches keep theirs.
         self._optimizer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant-opt")
@@ -114,6 +118,7 @@ class EdgeVectorIndex:
                 full_scan_threshold=self._hnsw.full_scan_threshold_kb,
             ),
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self._hnsw.indexing_threshold_kb),
+            max_search_threads=self._search_threads,
         )
 
     def _open_sync(self) -> qe.EdgeShard:

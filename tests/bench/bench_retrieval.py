@@ -6,7 +6,9 @@ Needs the local stack (``ragmesh up``) with a corpus ingested for ``--tenant``.
   process (``Searcher.search`` over the same stores), as a gRPC call straight
   to svc_retrieval, and through the Envoy edge, each query down every path
   back to back in rotating order so drift affects all paths alike; p50/p90/p99,
-  what Envoy adds over in-process, and the median of the per-query differences.
+  what Envoy adds over in-process, and the median of the per-query differences;
+  per path, the search's own time (SearchTimings.total_ms) and the wall time
+  around it (the hop, for the gRPC paths).
 * throughput: Search requests per second through Envoy at ``--concurrency``
   (16), next to InferenceService.Embed requests per second (one query text)
   through Envoy at the same concurrency: the embedding is the floor of a search.
@@ -147,7 +149,9 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
     config = Config.from_env()
     questions = _questions(Path(args.questions))
     metadata = ((context.TENANT_HEADER, args.tenant),)
-    vectors = EdgeVectorIndex(shard, config.dense_dim, HnswSettings(), optimize_idle_s=3600.0)
+    vectors = EdgeVectorIndex(
+        shard, config.dense_dim, HnswSettings(), optimize_idle_s=3600.0, search_threads=config.edge_search_threads
+    )
     await vectors.open()
     graph = make_graph(config, settings)
     await graph.open()
@@ -186,12 +190,18 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
         for make in paths.values():
             await _timed([make(q) for q in questions[: args.warmup]])
         results: dict[str, list[float]] = {name: [] for name in paths}
+        # The search's own time as the searcher measured it (SearchTimings.total_ms), per path:
+        # wall time minus this is the hop; the in-process path's is its searcher's.
+        searched: dict[str, list[float]] = {name: [] for name in paths}
         names = list(paths)
         # Each query goes down every path back to back, in a rotating order, so load drift
         # (other processes on a shared machine) and cache warmth hit all paths alike.
         for i, q in enumerate(order):
             for name in names[i % len(names) :] + names[: i % len(names)]:
-                results[name] += await _timed([paths[name](q)])
+                started = time.perf_counter()
+                outcome = await paths[name](q)()
+                results[name].append((time.perf_counter() - started) * 1000)
+                searched[name].append(outcome.timings.total_ms)
         latency = {name: _summary(values) for name, values in results.items()}
         # The per-query difference is steadier than a difference of two medians.
         paired = {
@@ -199,6 +209,15 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
                 statistics.median(a - b for a, b in zip(results[name], results["in_process"], strict=True)), 3
             )
             for name in ("direct_grpc", "through_envoy")
+        }
+        hop = {
+            name: {
+                "search_p50_ms": round(statistics.median(searched[name]), 3),
+                "wall_minus_search_p50_ms": round(
+                    statistics.median(w - t for w, t in zip(results[name], searched[name], strict=True)), 3
+                ),
+            }
+            for name in names
         }
 
         sample = [await direct_search.Search(rpb.SearchRequest(query=q, top_k=top_k), metadata=metadata, timeout=30)
@@ -227,6 +246,7 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
         return {
             "latency": latency,
             "paired_differences": paired,
+            "search_vs_hop": hop,
             "hop_floor": floor,
             "envoy_added_p50_ms_over_in_process": round(
                 latency["through_envoy"]["p50_ms"] - latency["in_process"]["p50_ms"], 3

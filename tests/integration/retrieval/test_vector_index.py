@@ -7,6 +7,8 @@ RRF formula, since the graph leg is merged into the engine's fused scores.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,3 +155,35 @@ async def test_edge_indexes_the_payload_fields_it_filters_on(tmp_path: Path) -> 
         shard.close()
     expected = {pl.TENANT_FIELD, pl.SOURCE_FIELD, pl.DATETIME_FIELD, pl.VERSION_FIELD, *pl.KEYWORD_FIELDS}
     assert expected <= set(schema)
+
+
+_COUNT_SEARCH_THREADS = """
+import asyncio, sys
+from pathlib import Path
+from svc_retrieval.clients.edge_index import EdgeVectorIndex, HnswSettings
+from tests.integration.retrieval.test_vector_index import DIM, _points, _query
+
+async def main() -> None:
+    vectors = EdgeVectorIndex(Path(sys.argv[1]), DIM, HnswSettings(), search_threads=int(sys.argv[2]))
+    await vectors.open()
+    await vectors.upsert(_points("a"))
+    assert (await vectors.search(_query())).fused
+    # The engine names its search pool's threads edge-search-N.
+    tasks = Path("/proc/self/task").iterdir()
+    print(sum(1 for t in tasks if (t / "comm").read_text().startswith("edge-search")))
+    await vectors.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_edge_searches_on_as_many_threads_as_it_is_given(tmp_path: Path, threads: int) -> None:
+    # A process of its own: engines opened by other tests in this one have pools of their own.
+    shard = tmp_path / "shard"
+    run = subprocess.run(
+        [sys.executable, "-c", _COUNT_SEARCH_THREADS, str(shard), str(threads)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert run.stdout.split() == [str(threads)]
+    assert f'"max_search_threads":{threads}' in (shard / "edge_config.json").read_text()
