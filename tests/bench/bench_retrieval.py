@@ -243,6 +243,8 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
             floor["mesh_over_floor_p50_ms"] = round(
                 paired["through_envoy_minus_in_process_p50_ms"] - floor["through_envoy_minus_in_process_p50_ms"], 3
             )
+            # The same bare hop with nothing to wait for: what it costs when nothing along it has gone idle.
+            floor["no_wait"] = await hop_floor.measure(0.0, response_bytes, args.floor_calls)
         return {
             "latency": latency,
             "paired_differences": paired,
