@@ -174,7 +174,14 @@ def chunk_to_proto(chunk: StoredChunk) -> common_pb2.Chunk:
 def search_to_proto(outcome: SearchOutcome) -> rpb.SearchResponse:
     """The Search response, built in place: it is on every search's path, and copying
     each hit's sub-messages into the response would cost twice the time."""
-    response = rpb.SearchResponse(degraded_legs=[_LEG_TO_PROTO[leg] for leg in outcome.degraded_legs])
+    t = outcome.timings
+    response = rpb.SearchResponse(
+        degraded_legs=[_LEG_TO_PROTO[leg] for leg in outcome.degraded_legs],
+        timings=rpb.SearchTimings(
+            embed_ms=t.embed_ms, vector_ms=t.vector_ms, graph_ms=t.graph_ms, rerank_ms=t.rerank_ms, total_ms=t.total_ms
+        ),
+        corpus_version=outcome.corpus_version,
+    )
     for hit in outcome.hits:
         message = response.hits.add()
         _fill_chunk(message.chunk, hit.chunk)
@@ -183,14 +190,6 @@ def search_to_proto(outcome: SearchOutcome) -> rpb.SearchResponse:
             message.rerank_score = hit.rerank_score
         for leg, leg_hit in hit.legs:
             message.leg_scores.add(leg=_LEG_TO_PROTO[leg], rank=leg_hit.rank, score=leg_hit.score)
-    t = outcome.timings
-    timings = response.timings
-    timings.embed_ms = t.embed_ms
-    timings.vector_ms = t.vector_ms
-    timings.graph_ms = t.graph_ms
-    timings.rerank_ms = t.rerank_ms
-    timings.total_ms = t.total_ms
-    response.corpus_version = outcome.corpus_version
     return response
 
 
