@@ -112,8 +112,17 @@ class _Propagate:
     def _streaming_response(call: Any, span: telemetry.ClientSpan | None) -> Any:
         """``call`` as it is; its span ends when the stream does."""
         if span is not None:
-            call.add_done_callback(lambda done: asyncio.ensure_future(_end_when_done(done, span)))
+            call.add_done_callback(lambda done: _keep(asyncio.ensure_future(_end_when_done(done, span))))
         return call
+
+
+# The loop holds only weak references to tasks: these are kept until they finish.
+_ending: set[asyncio.Future[None]] = set()
+
+
+def _keep(task: asyncio.Future[None]) -> None:
+    _ending.add(task)
+    task.add_done_callback(_ending.discard)
 
 
 async def _end_when_done(call: Any, span: telemetry.ClientSpan) -> None:
