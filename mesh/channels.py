@@ -91,9 +91,10 @@ class _Propagate:
         span = telemetry.ClientSpan(details.method) if self._tracing else None
         try:
             return _details(details, span), span
-        except BaseException:
+        except BaseException as exc:
             if span is not None:
-                span.end(grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline has passed")
+                code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else grpc.StatusCode.UNKNOWN
+                span.end(code, str(exc))
             raise
 
     @staticmethod
@@ -106,7 +107,7 @@ class _Propagate:
             code = await call.code()
             return call
         finally:
-            span.end(code, "" if code in (None, grpc.StatusCode.OK) else await call.details())
+            await _end_span(span, call, code)
 
     @staticmethod
     def _streaming_response(call: Any, span: telemetry.ClientSpan | None) -> Any:
@@ -126,7 +127,11 @@ def _keep(task: asyncio.Future[None]) -> None:
 
 
 async def _end_when_done(call: Any, span: telemetry.ClientSpan) -> None:
-    code = None if call.cancelled() else await call.code()
+    await _end_span(span, call, None if call.cancelled() else await call.code())
+
+
+async def _end_span(span: telemetry.ClientSpan, call: Any, code: grpc.StatusCode | None) -> None:
+    """Ends ``span`` with the call's status (None: cancelled by the caller) and, on failure, its details."""
     span.end(code, "" if code in (None, grpc.StatusCode.OK) else await call.details())
 
 

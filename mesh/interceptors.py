@@ -33,17 +33,12 @@ log = logging.getLogger(__name__)
 _PASSTHROUGH_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 
-def _split(method: str) -> tuple[str, str]:
-    service, _, name = method.lstrip("/").rpartition("/")
-    return service, name
-
-
 class _Call:
     """Bookkeeping for one RPC: context binding, its trace span, metrics, error mapping."""
 
     def __init__(self, method: str, servicer_context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.method = method
-        self.service, self.name = _split(method)
+        self.service, self.name = telemetry.split_method(method)
         self.grpc_context = servicer_context
         self.code = "OK"
         self.message = ""

@@ -66,13 +66,14 @@ def configure_tracing(service_name: str, exporter: str = "none", otlp_endpoint: 
     _configured = True
 
 
-def _split(method: str) -> tuple[str, str]:
+def split_method(method: str) -> tuple[str, str]:
+    """("pkg.Service", "Method") of a gRPC method path "/pkg.Service/Method"."""
     service, _, name = method.lstrip("/").rpartition("/")
     return service, name
 
 
 def _rpc_attributes(method: str) -> dict[str, str]:
-    service, name = _split(method)
+    service, name = split_method(method)
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,18 +33,13 @@ from typing import Any
 import grpc
 import yaml
 
+from mesh.stack import probes
 from mesh.stack.binaries import envoy_binary
+from tests.support.stores import free_ports
 
 _METHOD = "/ragmesh.bench.Floor/Wait"
 _HCM = "envoy.filters.network.http_connection_manager"
 _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout_s: float = 20.0) -> None:
@@ -53,9 +47,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeo
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"hop floor: {what} exited with {process.returncode} before listening")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if probes.tcp_open("127.0.0.1", port, timeout_s=0.5).ok:
+            return
         time.sleep(0.05)
     raise RuntimeError(f"hop floor: {what} did not listen on {port} within {timeout_s} s")
 
@@ -108,7 +101,7 @@ def _envoy_config(listen_port: int, admin_port: int, upstream_port: int) -> dict
 @contextlib.contextmanager
 def _started(wait_ms: float, response_bytes: int) -> Iterator[tuple[int, int]]:
     """The bare server and its Envoy, running: (server port, Envoy port)."""
-    server_port, envoy_port, admin_port = _free_port(), _free_port(), _free_port()
+    server_port, envoy_port, admin_port = free_ports(3)
     folder = Path(tempfile.mkdtemp(prefix="ragmesh-hop-floor-"))
     config = folder / "envoy.yaml"
     config.write_text(yaml.safe_dump(_envoy_config(envoy_port, admin_port, server_port)))
