@@ -7,12 +7,16 @@ export PATH="$HOME/.local/bin:$PATH"
 RUN=(uv run --no-sync)
 
 export RAGMESH_HOME="${RAGMESH_TEST_HOME:-$PWD/.ragmesh-test}"
-export RAGMESH_POSTGRES_PORT=31432 RAGMESH_REDIS_PORT=31379
-export RAGMESH_NEO4J_BOLT_PORT=31687 RAGMESH_NEO4J_HTTP_PORT=31474
-export RAGMESH_RAY_GCS_PORT=31380 RAGMESH_RAY_CLIENT_SERVER_PORT=31381 RAGMESH_RAY_DASHBOARD_AGENT_PORT=31382
-export RAGMESH_SVC_INFERENCE_PORT=30051 RAGMESH_SVC_RETRIEVAL_PORT=30052 RAGMESH_SVC_INGEST_PORT=30053
-export RAGMESH_SVC_SANDBOX_PORT=30054 RAGMESH_SVC_AGENT_PORT=30055
-export RAGMESH_ENVOY_LISTENER_PORT=31080 RAGMESH_ENVOY_ADMIN_PORT=31901
+# Test ports sit at RAGMESH_TEST_PORT_BASE (default 30000) + a fixed offset each, so two
+# checkouts can run their suites side by side with different bases.
+base=${RAGMESH_TEST_PORT_BASE:-30000}
+export RAGMESH_POSTGRES_PORT=$((base + 1432)) RAGMESH_REDIS_PORT=$((base + 1379))
+export RAGMESH_NEO4J_BOLT_PORT=$((base + 1687)) RAGMESH_NEO4J_HTTP_PORT=$((base + 1474))
+export RAGMESH_RAY_GCS_PORT=$((base + 1380)) RAGMESH_RAY_CLIENT_SERVER_PORT=$((base + 1381))
+export RAGMESH_RAY_DASHBOARD_AGENT_PORT=$((base + 1382))
+export RAGMESH_SVC_INFERENCE_PORT=$((base + 51)) RAGMESH_SVC_RETRIEVAL_PORT=$((base + 52))
+export RAGMESH_SVC_INGEST_PORT=$((base + 53)) RAGMESH_SVC_SANDBOX_PORT=$((base + 54)) RAGMESH_SVC_AGENT_PORT=$((base + 55))
+export RAGMESH_ENVOY_LISTENER_PORT=$((base + 1080)) RAGMESH_ENVOY_ADMIN_PORT=$((base + 1901))
 # A graph leg slower than its budget is dropped and the search marked degraded, and a degraded
 # answer is never cached: on a loaded 2-core runner the default 2 s budget made the cache tests
 # depend on timing. The degradation tests set their own budgets.
