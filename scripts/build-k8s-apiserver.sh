@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Build a real Kubernetes API server (etcd + kube-apiserver, from their Go module sources)
+# and fetch the CRDs the manifests use, for the server-side dry-run tests in tests/deploy.
+# Everything lands in $RAGMESH_K8S_CACHE (default $HOME/.cache/ragmesh/k8s); a rerun with
+# everything present is a no-op. The kube-apiserver build is ~19 CPU-minutes and ~3 GB of
+# memory on the first run (it runs under nice so a shared machine stays usable).
+#
+#   scripts/build-k8s-apiserver.sh          # binaries and CRDs
+#   scripts/build-k8s-apiserver.sh crds     # only the CRDs (seconds)
+#   scripts/build-k8s-apiserver.sh bins     # only the binaries
+set -euo pipefail
+
+ETCD_VERSION=v3.7.3
+K8S_VERSION=v1.37.2
+KUBERAY_VERSION=v1.5.0
+KARPENTER_VERSION=v1.15.0
+KARPENTER_AWS_VERSION=v1.15.0
+EXTERNAL_SECRETS_VERSION=v0.20.4
+PROMETHEUS_OPERATOR_VERSION=v0.87.0
+
+root=${RAGMESH_K8S_CACHE:-$HOME/.cache/ragmesh/k8s}
+bin=$root/bin
+mkdir -p "$bin" "$root/crds"
+# A Go module and build cache of our own, writable so the folder can be removed by hand.
+export GOMODCACHE=$root/gomod GOCACHE=$root/gocache GOFLAGS="-modcacherw -buildvcs=false"
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# The folder `go mod download` unpacked a module into.
+module_dir() {
+  go mod download -json "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error","no Dir")))'
+}
+
+build_etcd() {
+  local out=$bin/etcd-$ETCD_VERSION
+  if [[ ! -x $out ]]; then
+    step "building etcd $ETCD_VERSION (first run: ~4 CPU-minutes)"
+    # `go install` refuses the module's replace directives; a scratch module that records
+    # etcd as a tool dependency builds it.
+    local work=$root/src/etcd-$ETCD_VERSION
+    rm -rf "$work" && mkdir -p "$work"
+    (cd "$work" && go mod init ragmesh.local/etcd >/dev/null 2>&1 &&
+      go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" &&
+      nice -n 10 go build -o "$out.tmp" go.etcd.io/etcd/server/v3)
+    mv "$out.tmp" "$out"
+  fi
+  ln -sfn "etcd-$ETCD_VERSION" "$bin/etcd"
+}
+
+build_kube_apiserver() {
+  local out=$bin/kube-apiserver-$K8S_VERSION
+  if [[ ! -x $out ]]; then
+    step "building kube-apiserver $K8S_VERSION (first run: ~19 CPU-minutes, ~3 GB memory)"
+    local src work staging minor
+    src=$(module_dir "k8s.io/kubernetes@$K8S_VERSION")
+    work=$root/src/kubernetes-$K8S_VERSION
+    rm -rf "$work" && mkdir -p "$(dirname "$work")"
+    cp -r "$src" "$work" && chmod -R u+w "$work"
+    # The module zip has no staging/ tree: the k8s.io/* libraries come from their own
+    # published modules at the matching v0 version instead of the workspace's replaces.
+    staging=v0.${K8S_VERSION#v1.}
+    rm -rf "$work/go.work" "$work/go.work.sum" "$work/vendor"
+    sed -i -E "s#^([[:space:]]*(require[[:space:]]+)?k8s\.io/[^[:space:]]+) v0\.0\.0\$#\1 $staging#" "$work/go.mod"
+    sed -i '/^replace (/,/^)/d' "$work/go.mod"
+    minor=${K8S_VERSION#v1.}
+    minor=${minor%%.*}
+    local ld=""
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    done
+    (cd "$work" && nice -n 10 go build -mod=mod -ldflags "$ld" -o "$out.tmp" ./cmd/kube-apiserver)
+    mv "$out.tmp" "$out"
+    rm -rf "$work"
+  fi
+  ln -sfn "kube-apiserver-$K8S_VERSION" "$bin/kube-apiserver"
+}
+
+case "${1:-all}" in
+  bins) build_etcd; build_kube_apiserver ;;
+  all) build_etcd; build_kube_apiserver ;;
+  *) ;;
+esac
