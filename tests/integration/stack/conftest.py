@@ -21,6 +21,9 @@ from tests.support.stores import free_ports, make_home
 _PORT_FIELDS = (
     "postgres_port",
     "redis_port",
+    "ratelimit_http_port",
+    "ratelimit_grpc_port",
+    "ratelimit_debug_port",
     "neo4j_bolt_port",
     "neo4j_http_port",
     "ray_gcs_port",

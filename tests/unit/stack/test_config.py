@@ -60,6 +60,28 @@ def test_rate_limit_must_be_positive() -> None:
         StackConfig(edge_rate_limit_max_tokens=0)
 
 
+def test_rate_limit_service_defaults() -> None:
+    config = StackConfig.from_env({})
+    assert (config.ratelimit_http_port, config.ratelimit_grpc_port, config.ratelimit_debug_port) == (
+        58080,
+        58081,
+        58082,
+    )
+    assert config.ratelimit_config_file == default_root_dir() / "envoy" / "ratelimit" / "ragmesh.yaml"
+    assert config.ratelimit_config_file.is_file()
+    assert config.go_home == Path.home() / ".cache" / "ragmesh" / "go"
+    assert PART_NAMES.index("redis") < PART_NAMES.index("ratelimit") < PART_NAMES.index("envoy")
+    with pytest.raises(ConfigError, match="RAGMESH_EDGE_GLOBAL_RATE_LIMIT_TIMEOUT_S"):
+        StackConfig(edge_global_rate_limit_timeout_s=0)
+
+
+def test_go_tools_script_builds_into_the_configured_go_home() -> None:
+    script = (default_root_dir() / "scripts" / "install-go-tools.sh").read_text()
+    assert 'go_home="${RAGMESH_GO_HOME:-$HOME/.cache/ragmesh/go}"' in script
+    assert "github.com/envoyproxy/ratelimit/src/service_cmd" in script
+    assert "install_tool ratelimit " in script
+
+
 def test_service_port_only_for_services() -> None:
     with pytest.raises(KeyError):
         StackConfig().service_port("redis")

@@ -116,6 +116,7 @@ def test_filters_are_in_order() -> None:
         "envoy.filters.http.grpc_web",
         "envoy.filters.http.cors",
         "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.ratelimit",
         "envoy.filters.http.router",
     ]
 
@@ -140,7 +141,9 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
     typed = limit["typed_config"]
     assert typed["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "0.5s"}
     assert typed["rate_limited_as_resource_exhausted"] is True
-    (mapper,) = manager["local_reply_config"]["mappers"]
+    # The global limit's mapper comes first; the local bucket's matches any other 429.
+    _, mapper = manager["local_reply_config"]["mappers"]
+    assert "status_code_filter" in mapper["filter"]
     headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
     assert headers["grpc-status"] == "8"
     assert mapper["status_code"] == 200
@@ -149,7 +152,7 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
 def test_clusters_speak_http2_to_each_service() -> None:
     config = StackConfig(svc_agent_port=60055)
     clusters = {c["name"]: c for c in envoy_config(config)["static_resources"]["clusters"]}
-    assert clusters.keys() == set(SERVICE_NAMES)
+    assert clusters.keys() == {*SERVICE_NAMES, "ratelimit"}
     agent = clusters["svc_agent"]
     assert agent["type"] == "STATIC"
     options = agent["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]

@@ -56,6 +56,14 @@ def test_envoy_does_not_pull_in_services() -> None:
     assert Supervisor(StackConfig()).plan(["envoy"]) == ["envoy"]
 
 
+def test_the_rate_limit_service_needs_redis_and_starts_before_envoy() -> None:
+    assert Supervisor(StackConfig()).plan(["ratelimit"]) == ["redis", "ratelimit"]
+    plan = Supervisor(StackConfig()).plan(["envoy", "ratelimit"])
+    assert plan == ["redis", "ratelimit", "envoy"]
+    # The edge fails open without it, so it is not pulled in by envoy (above) or the services.
+    assert "ratelimit" not in Supervisor(StackConfig()).plan(["svc_agent"])
+
+
 def test_configured_parts_are_the_default_selection() -> None:
     config = StackConfig(parts=("envoy", "postgres", "redis"))
     assert Supervisor(config).plan() == ["postgres", "redis", "envoy"]

@@ -17,6 +17,7 @@ from mesh.stack.parts import (
     EnvoyPart,
     Neo4jPart,
     PostgresPart,
+    RateLimitPart,
     RayPart,
     RedisPart,
     ServicePart,
@@ -161,3 +162,79 @@ def test_missing_bwrap_names_the_package(config: StackConfig, monkeypatch: pytes
         pytest.skip(f"svc_sandbox cannot run yet: {exc}")
     else:
         pytest.fail("bwrap should be missing with an empty PATH")
+
+
+def test_missing_rate_limit_service_names_the_script(tmp_path: Path) -> None:
+    config = StackConfig(home=tmp_path / "h", go_home=tmp_path / "no-go")
+    with pytest.raises(MissingBinary) as caught:
+        RateLimitPart(config, StackLayout(config.home)).ensure_installed(_say)
+    text = str(caught.value)
+    assert text.startswith(f"ratelimit: needs '{tmp_path / 'no-go' / 'bin' / 'ratelimit'}'")
+    assert "scripts/install-go-tools.sh" in text
+
+
+def _fake_go_home(tmp_path: Path) -> Path:
+    """A go home whose bin/ratelimit is a fake (an executable that is never run)."""
+    binary = tmp_path / "go" / "bin" / "ratelimit"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    return tmp_path / "go"
+
+
+def test_rate_limit_service_is_configured_by_environment(tmp_path: Path) -> None:
+    config = StackConfig(home=tmp_path / "h", go_home=_fake_go_home(tmp_path), redis_port=16379)
+    part = RateLimitPart(config, StackLayout(config.home))
+    assert part.requires == ("redis",)
+    launch = part.launch()
+    assert launch.argv == [str(tmp_path / "go" / "bin" / "ratelimit")]
+    env = launch.env
+    assert env["REDIS_SOCKET_TYPE"] == "tcp" and env["REDIS_URL"] == "127.0.0.1:16379"
+    assert env["USE_STATSD"] == "false"
+    assert (env["RUNTIME_ROOT"], env["RUNTIME_SUBDIRECTORY"], env["RUNTIME_WATCH_ROOT"]) == (
+        str(config.home / "ratelimit" / "runtime"),
+        ".",
+        "false",
+    )
+    assert (env["PORT"], env["GRPC_PORT"], env["DEBUG_PORT"]) == ("58080", "58081", "58082")
+    assert env["HOST"] == env["GRPC_HOST"] == env["DEBUG_HOST"] == "127.0.0.1"
+    assert [spec.port for spec in part.ports()] == [58080, 58081, 58082]
+    assert part.address() == "127.0.0.1:58081"
+
+
+def test_rate_limit_service_gets_the_configured_limits_file(tmp_path: Path) -> None:
+    limits = tmp_path / "limits.yaml"
+    limits.write_text(
+        "domain: ragmesh\ndescriptors:\n  - key: tenant\n    rate_limit: {unit: hour, requests_per_unit: 3}\n"
+    )
+    config = StackConfig(home=tmp_path / "h", ratelimit_config_file=limits)
+    layout = StackLayout(config.home)
+    part = RateLimitPart(config, layout)
+    stale = config.home / "ratelimit" / "runtime" / "config" / "old.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("domain: other\n")
+    part.prepare(_say)
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["ragmesh.yaml"]
+    assert (stale.parent / "ragmesh.yaml").read_text() == limits.read_text()
+
+
+def test_rate_limit_service_refuses_a_file_for_another_domain(tmp_path: Path) -> None:
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("domain: envoy\ndescriptors: []\n")
+    config = StackConfig(home=tmp_path / "h", ratelimit_config_file=limits)
+    with pytest.raises(StackError, match="domain must be 'ragmesh'"):
+        RateLimitPart(config, StackLayout(config.home)).prepare(_say)
+    missing = StackConfig(home=tmp_path / "h", ratelimit_config_file=tmp_path / "nope.yaml")
+    with pytest.raises(StackError, match="RAGMESH_RATELIMIT_CONFIG_FILE"):
+        RateLimitPart(missing, StackLayout(missing.home)).prepare(_say)
+
+
+def test_rate_limit_fingerprint_follows_the_limits_file(tmp_path: Path) -> None:
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("domain: ragmesh\ndescriptors: []\n")
+    config = StackConfig(home=tmp_path / "h", go_home=_fake_go_home(tmp_path), ratelimit_config_file=limits)
+    part = RateLimitPart(config, StackLayout(config.home))
+    before = part.fingerprint()
+    assert part.fingerprint() == before
+    limits.write_text("domain: ragmesh\ndescriptors: []\n# changed\n")
+    assert part.fingerprint() != before
