@@ -21,6 +21,7 @@ ratelimit_module="github.com/envoyproxy/ratelimit/src/service_cmd"
 ratelimit_version="v1.4.1-0.20260122083618-3fb702589d36"
 
 go_cmd=""
+scratch=""
 find_go() {
   if [[ -n $go_cmd ]]; then return 0; fi
   if command -v go >/dev/null 2>&1; then
@@ -45,8 +46,8 @@ install_tool() {
   echo "install-go-tools: building $name from $module@$version (first time: ~2 min)" >&2
   mkdir -p "$bin"
   # A scratch GOBIN, so a half-built binary never sits where binaries.py looks.
-  local scratch
   scratch="$(mktemp -d "$go_home/.install.XXXXXX")"
+  trap 'rm -rf "$scratch"' EXIT
   GOPATH="$go_home/path" GOCACHE="$go_home/cache" GOMODCACHE="$go_home/mod" \
     GOBIN="$scratch" GOFLAGS="${GOFLAGS:-} -buildvcs=false" \
     nice -n 10 "$go_cmd" install "$module@$version"
