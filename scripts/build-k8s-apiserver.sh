@@ -14,9 +14,12 @@ ETCD_VERSION=v3.7.3
 K8S_VERSION=v1.37.2
 KUBERAY_VERSION=v1.5.0
 KARPENTER_VERSION=v1.15.0
-KARPENTER_AWS_VERSION=v1.15.0
-EXTERNAL_SECRETS_VERSION=v0.20.4
-PROMETHEUS_OPERATOR_VERSION=v0.87.0
+KARPENTER_AWS_VERSION=v1.15.2
+EXTERNAL_SECRETS_VERSION=v1.3.2
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# The Karpenter modules declare a newer Go than this machine's 1.26.8; the go command
+# fetches that toolchain (itself a module) for the download step only.
+KARPENTER_GOTOOLCHAIN=go1.27.3
 
 root=${RAGMESH_K8S_CACHE:-$HOME/.cache/ragmesh/k8s}
 bin=$root/bin
@@ -76,8 +79,32 @@ build_kube_apiserver() {
   ln -sfn "kube-apiserver-$K8S_VERSION" "$bin/kube-apiserver"
 }
 
+# CRDs of the operators the manifests use, from the YAML their Go modules ship.
+fetch_crds() {
+  local dest=$root/crds/set-$KUBERAY_VERSION-$KARPENTER_VERSION-$KARPENTER_AWS_VERSION-$EXTERNAL_SECRETS_VERSION-$PROMETHEUS_OPERATOR_VERSION
+  if [[ ! -f $dest/.complete ]]; then
+    step "fetching CRDs (KubeRay, Karpenter, EC2NodeClass, External Secrets, Prometheus Operator)"
+    rm -rf "$dest" && mkdir -p "$dest"
+    local dir
+    dir=$(module_dir "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION")
+    cp "$dir"/config/crd/bases/ray.io_{rayclusters,rayjobs,rayservices}.yaml "$dest/"
+    dir=$(GOTOOLCHAIN=$KARPENTER_GOTOOLCHAIN module_dir "sigs.k8s.io/karpenter@$KARPENTER_VERSION")
+    cp "$dir"/pkg/apis/crds/karpenter.sh_{nodepools,nodeclaims}.yaml "$dest/"
+    dir=$(GOTOOLCHAIN=$KARPENTER_GOTOOLCHAIN module_dir "github.com/aws/karpenter-provider-aws@$KARPENTER_AWS_VERSION")
+    cp "$dir"/pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml "$dest/"
+    dir=$(module_dir "github.com/external-secrets/external-secrets@$EXTERNAL_SECRETS_VERSION")
+    cp "$dir"/config/crds/bases/external-secrets.io_{externalsecrets,secretstores,clustersecretstores}.yaml "$dest/"
+    dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+    cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$dest/"
+    chmod -R u+w "$dest"
+    touch "$dest/.complete"
+  fi
+  ln -sfn "$(basename "$dest")" "$root/crds/current"
+}
+
 case "${1:-all}" in
   bins) build_etcd; build_kube_apiserver ;;
-  all) build_etcd; build_kube_apiserver ;;
-  *) ;;
+  crds) fetch_crds ;;
+  all) fetch_crds; build_etcd; build_kube_apiserver ;;
+  *) echo "usage: $0 [all|bins|crds]" >&2; exit 2 ;;
 esac
