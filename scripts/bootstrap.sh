@@ -15,12 +15,30 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --user "uv==0.13.8" || python3 -m pip install --quiet "uv==0.13.8"
 fi
 
+# llama-cpp-python is compiled here. A native build (-march=native) on a CPU with AMX
+# compiles ggml's AMX kernels, which crash in mul_mat with this model (SIGSEGV in
+# ggml_backend_amx_mul_mat, seen on Xeon machines with amx_int8): build for AVX2 instead.
+# uv keeps built wheels in its cache whatever CMAKE_ARGS were, so a wheel built with other
+# flags is dropped from the cache once (the stamp beside the cache records the flags).
+export CMAKE_ARGS="${RAGMESH_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+llama_stamp="$HOME/.cache/ragmesh/llama-cpp-cmake-args"
+stamp=.venv/.ragmesh-synced
+if [[ "$(cat "$llama_stamp" 2>/dev/null)" != "$CMAKE_ARGS" ]]; then
+  step "llama-cpp-python: dropping a wheel built with other flags from the uv cache"
+  uv cache clean llama-cpp-python >/dev/null 2>&1 || true
+  rm -f "$stamp"
+  reinstall=(--reinstall-package llama-cpp-python)
+else
+  reinstall=()
+fi
+
 # uv sync is itself idempotent, but resolving 270 packages costs seconds; skip when
 # the lock file and project metadata have not changed since the last sync.
-stamp=.venv/.ragmesh-synced
 if [[ ! -f $stamp || uv.lock -nt $stamp || pyproject.toml -nt $stamp ]]; then
   step "syncing the Python environment (first run builds llama-cpp-python: ~5-15 min)"
-  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" uv sync --frozen
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" uv sync --frozen "${reinstall[@]}"
+  mkdir -p "$(dirname "$llama_stamp")"
+  printf '%s' "$CMAKE_ARGS" >"$llama_stamp"
   touch "$stamp"
 fi
 
