@@ -60,3 +60,7 @@ fi
 
 # Go programs the stack runs (the Envoy rate limit service), built once into ~/.cache/ragmesh/go.
 scripts/install-go-tools.sh
+
+# A real Kubernetes API server (etcd + kube-apiserver from source) and the operators' CRDs,
+# for the deploy tests' server-side dry runs; built once into ~/.cache/ragmesh/k8s.
+scripts/build-k8s-apiserver.sh

@@ -1,0 +1,1 @@
+"""Ray Serve application builders for clusters whose Serve config names them (KubeRay's RayService)."""
