@@ -27,9 +27,14 @@ resource "aws_rds_cluster_parameter_group" "postgres" {
     name  = "rds.force_ssl"
     value = "1"
   }
+  # Statements slower than a second are logged; DDL always (who changed the schema).
   parameter {
     name  = "log_min_duration_statement"
     value = "1000"
+  }
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
   }
 }
 

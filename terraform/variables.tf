@@ -31,6 +31,11 @@ variable "kubernetes_version" {
 variable "cluster_endpoint_public_cidrs" {
   description = "CIDRs allowed to reach the EKS API endpoint from outside the VPC (the operators' networks)."
   type        = list(string)
+
+  validation {
+    condition     = length(var.cluster_endpoint_public_cidrs) > 0 && !contains(var.cluster_endpoint_public_cidrs, "0.0.0.0/0")
+    error_message = "Name the operators' networks; 0.0.0.0/0 would open the Kubernetes API to the internet."
+  }
 }
 
 variable "system_node_instance_types" {
