@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build a real Kubernetes API server (etcd + kube-apiserver, from their Go module sources)
-# and fetch the CRDs the manifests use, for the server-side dry-run tests in tests/deploy.
+# Build a real Kubernetes API server (etcd + kube-apiserver, from their Go module sources),
+# fetch the CRDs the manifests use, and build OpenTofu (for `tofu fmt -check` on
+# terraform/), for the deploy tests in tests/deploy.
 # Everything lands in $RAGMESH_K8S_CACHE (default $HOME/.cache/ragmesh/k8s); a rerun with
 # everything present is a no-op. The kube-apiserver build is ~19 CPU-minutes and ~3 GB of
 # memory on the first run (it runs under nice so a shared machine stays usable).
@@ -8,6 +9,7 @@
 #   scripts/build-k8s-apiserver.sh          # binaries and CRDs
 #   scripts/build-k8s-apiserver.sh crds     # only the CRDs (seconds)
 #   scripts/build-k8s-apiserver.sh bins     # only the binaries
+#   scripts/build-k8s-apiserver.sh tofu     # only OpenTofu (~4 CPU-minutes)
 set -euo pipefail
 
 ETCD_VERSION=v3.7.3
@@ -17,6 +19,7 @@ KARPENTER_VERSION=v1.15.0
 KARPENTER_AWS_VERSION=v1.15.2
 EXTERNAL_SECRETS_VERSION=v1.3.2
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+OPENTOFU_VERSION=v1.12.6
 # The Karpenter modules declare a newer Go than this machine's 1.26.8; the go command
 # fetches that toolchain (itself a module) for the download step only.
 KARPENTER_GOTOOLCHAIN=go1.27.3
@@ -79,6 +82,24 @@ build_kube_apiserver() {
   ln -sfn "kube-apiserver-$K8S_VERSION" "$bin/kube-apiserver"
 }
 
+build_opentofu() {
+  local out=$bin/tofu-$OPENTOFU_VERSION
+  if [[ ! -x $out ]]; then
+    step "building OpenTofu $OPENTOFU_VERSION (first run: ~4 CPU-minutes)"
+    # Like kube-apiserver: the module's replace directives rule out `go install`, but a
+    # build inside a copy of the module honours them.
+    local src work
+    src=$(module_dir "github.com/opentofu/opentofu@$OPENTOFU_VERSION")
+    work=$root/src/opentofu-$OPENTOFU_VERSION
+    rm -rf "$work" && mkdir -p "$(dirname "$work")"
+    cp -r "$src" "$work" && chmod -R u+w "$work"
+    (cd "$work" && nice -n 10 go build -o "$out.tmp" ./cmd/tofu)
+    mv "$out.tmp" "$out"
+    rm -rf "$work"
+  fi
+  ln -sfn "tofu-$OPENTOFU_VERSION" "$bin/tofu"
+}
+
 # CRDs of the operators the manifests use, from the YAML their Go modules ship.
 fetch_crds() {
   local dest=$root/crds/set-$KUBERAY_VERSION-$KARPENTER_VERSION-$KARPENTER_AWS_VERSION-$EXTERNAL_SECRETS_VERSION-$PROMETHEUS_OPERATOR_VERSION
@@ -105,6 +126,7 @@ fetch_crds() {
 case "${1:-all}" in
   bins) build_etcd; build_kube_apiserver ;;
   crds) fetch_crds ;;
-  all) fetch_crds; build_etcd; build_kube_apiserver ;;
-  *) echo "usage: $0 [all|bins|crds]" >&2; exit 2 ;;
+  tofu) build_opentofu ;;
+  all) fetch_crds; build_etcd; build_kube_apiserver; build_opentofu ;;
+  *) echo "usage: $0 [all|bins|crds|tofu]" >&2; exit 2 ;;
 esac

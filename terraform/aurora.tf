@@ -71,18 +71,18 @@ resource "aws_rds_cluster" "postgres" {
 
 # Writer and reader in different zones.
 resource "aws_rds_cluster_instance" "postgres" {
-  count                                 = 2
-  identifier                            = "${var.name}-${count.index}"
-  cluster_identifier                    = aws_rds_cluster.postgres.id
-  instance_class                        = "db.serverless"
-  engine                                = aws_rds_cluster.postgres.engine
-  engine_version                        = aws_rds_cluster.postgres.engine_version
-  availability_zone                     = local.azs[count.index]
-  performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.main.arn
-  auto_minor_version_upgrade            = true
-  monitoring_interval                   = 60
-  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+  count                           = 2
+  identifier                      = "${var.name}-${count.index}"
+  cluster_identifier              = aws_rds_cluster.postgres.id
+  instance_class                  = "db.serverless"
+  engine                          = aws_rds_cluster.postgres.engine
+  engine_version                  = aws_rds_cluster.postgres.engine_version
+  availability_zone               = local.azs[count.index]
+  performance_insights_enabled    = true
+  performance_insights_kms_key_id = aws_kms_key.main.arn
+  auto_minor_version_upgrade      = true
+  monitoring_interval             = 60
+  monitoring_role_arn             = aws_iam_role.rds_monitoring.arn
 }
 
 resource "aws_iam_role" "rds_monitoring" {

@@ -40,8 +40,8 @@ data "aws_iam_policy_document" "karpenter" {
     }
   }
   statement {
-    sid       = "UseTheClustersNetworkAndImages"
-    actions   = ["ec2:RunInstances", "ec2:CreateFleet"]
+    sid     = "UseTheClustersNetworkAndImages"
+    actions = ["ec2:RunInstances", "ec2:CreateFleet"]
     resources = [
       "arn:${local.partition}:ec2:${var.region}::image/*",
       "arn:${local.partition}:ec2:${var.region}::snapshot/*",

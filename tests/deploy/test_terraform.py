@@ -8,6 +8,7 @@ encrypted everywhere it can be.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,22 @@ def test_terraform_outputs_env_script() -> None:
     del outputs["ingest_role_arn"]
     with pytest.raises(ValueError, match="ingest_role_arn"):
         env_file(outputs)
+
+
+def test_tofu_fmt_check(tmp_path: Path) -> None:
+    """`tofu fmt -check` (OpenTofu built from source by scripts/build-k8s-apiserver.sh) finds nothing to change."""
+    from tests.deploy.kube import BUILD_HINT, K8S_CACHE
+
+    tofu = K8S_CACHE / "bin" / "tofu"
+    assert tofu.exists(), f"{tofu} is missing: {BUILD_HINT}"
+    config = tmp_path / "tofurc"
+    config.write_text("")
+    done = subprocess.run(
+        [str(tofu), "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"TF_CLI_CONFIG_FILE": str(config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
