@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from mesh.priority import priority_of
 from ragmesh.common.v1 import common_pb2
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.domain.types import (
@@ -15,6 +18,7 @@ from svc_inference.domain.types import (
     GenerationChunk,
     ModelInfo,
     ModelRole,
+    Priority,
     RerankRequest,
     RerankResult,
     Sampling,
@@ -33,7 +37,14 @@ _MODEL_ROLES = {
 }
 
 
-def generate_request(request: pb.StreamGenerateRequest, timeout_s: float | None) -> GenerateRequest:
+def priority(metadata: Iterable[tuple[str, str | bytes]] | None) -> Priority:
+    """The call's priority from its ``x-ragmesh-priority`` metadata (interactive when absent)."""
+    return Priority(priority_of(metadata))
+
+
+def generate_request(
+    request: pb.StreamGenerateRequest, timeout_s: float | None, priority: Priority = Priority.INTERACTIVE
+) -> GenerateRequest:
     """A StreamGenerate request in domain terms; ``timeout_s`` is what the caller's deadline leaves."""
     params = request.sampling
     sampling = Sampling(
@@ -51,6 +62,7 @@ def generate_request(request: pb.StreamGenerateRequest, timeout_s: float | None)
         sampling=sampling,
         json_schema=request.json_schema,
         timeout_s=timeout_s,
+        priority=priority,
     )
 
 
@@ -72,11 +84,15 @@ def generate_response(chunk: GenerationChunk) -> pb.StreamGenerateResponse:
     )
 
 
-def embed_request(request: pb.EmbedRequest) -> EmbedRequest:
+def embed_request(request: pb.EmbedRequest, priority: Priority = Priority.INTERACTIVE) -> EmbedRequest:
     """An Embed request in domain terms (unspecified mode means document)."""
     mode = EmbedMode.QUERY if request.mode == pb.EMBED_MODE_QUERY else EmbedMode.DOCUMENT
     return EmbedRequest(
-        texts=tuple(request.texts), model=request.model, mode=mode, include_sparse=request.include_sparse
+        texts=tuple(request.texts),
+        model=request.model,
+        mode=mode,
+        include_sparse=request.include_sparse,
+        priority=priority,
     )
 
 

@@ -12,6 +12,7 @@ from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc
 from svc_inference import convert
 from svc_inference.domain.runtime import ModelRuntime
+from svc_inference.domain.types import Priority
 
 
 class InferenceServiceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
@@ -25,13 +26,14 @@ class InferenceServiceServicer(inference_service_pb2_grpc.InferenceServiceServic
     ) -> AsyncIterator[pb.StreamGenerateResponse]:
         """Streams token deltas as they are produced; the last message carries the summary."""
         # The backend stops by itself when the caller's deadline passes, even if cancellation is lost on the way.
-        generate = convert.generate_request(request, timeout_s=context.remaining_s())
+        generate = convert.generate_request(request, timeout_s=context.remaining_s(), priority=_priority(context_))
         async for chunk in self._runtime.generate(generate):
             yield convert.generate_response(chunk)
 
     async def Embed(self, request: pb.EmbedRequest, context_: grpc.aio.ServicerContext[Any, Any]) -> pb.EmbedResponse:
-        """Embeds a batch of texts."""
-        return convert.embed_response(await self._runtime.embed(convert.embed_request(request)))
+        """Embeds a batch of texts; calls marked batch (ingest) wait while interactive ones are served."""
+        embed = convert.embed_request(request, priority=_priority(context_))
+        return convert.embed_response(await self._runtime.embed(embed))
 
     async def Rerank(
         self, request: pb.RerankRequest, context_: grpc.aio.ServicerContext[Any, Any]
@@ -44,3 +46,9 @@ class InferenceServiceServicer(inference_service_pb2_grpc.InferenceServiceServic
     ) -> pb.ListModelsResponse:
         """Lists the served models."""
         return convert.list_models_response(self._runtime.list_models())
+
+
+def _priority(context_: grpc.aio.ServicerContext[Any, Any] | None) -> Priority:
+    # Unit tests call handlers without a context; a call without the header is interactive.
+    metadata = context_.invocation_metadata() if context_ is not None else None
+    return convert.priority(metadata)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from svc_inference.domain.model_config import RerankerConfig
+from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.types import (
     EmbedRequest,
     EmbedResult,
@@ -55,6 +56,10 @@ class EmbedderEndpoint(Protocol):
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Ranks documents by the cosine similarity of their embeddings to the query's."""
+        ...
+
+    async def queue_stats(self) -> SchedulerStats:
+        """The priority scheduler's lines (one replica's, when served by Ray Serve)."""
         ...
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """``hosting: inprocess``: the model role classes run inside the service process.
 
-The very classes Ray Serve deploys, behind a bounded queue (AdmissionGate) and
-a small thread pool, so blocking model calls never stall the event loop.
+The very classes Ray Serve deploys, behind a bounded queue (AdmissionGate, or
+for the embedder the priority scheduler) and model threads, so blocking model
+calls never stall the event loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from svc_inference.domain.llm import LLM
 from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, Profile, RerankerConfig, ServingConfig
 from svc_inference.domain.reranker import CrossEncoderReranker
 from svc_inference.domain.runtime import Defaults, ModelRuntime
+from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
+from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.sources import SourceSettings
 from svc_inference.domain.types import (
     EmbedRequest,
@@ -57,8 +60,8 @@ class InProcessLLM:
         return self._info
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
-        """Streams a completion once the queue admits the request."""
-        async with self._gate.admit():
+        """Streams a completion once the queue admits the request (interactive requests first)."""
+        async with self._gate.admit(request.priority):
             async for chunk in self._model.generate(request):
                 yield chunk
 
@@ -118,22 +121,42 @@ class _OnModelThreads(Generic[_Model]):
         self._model.close()
 
 
-class InProcessEmbedder(_OnModelThreads[Embedder]):
-    """An embedder running in this process."""
+class InProcessEmbedder:
+    """An embedder running in this process, on one model thread behind the priority scheduler."""
+
+    def __init__(self, model: Embedder) -> None:
+        self._model = model
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=model.config.name)
+        self._scheduled = ScheduledEmbedder(model, self._executor, merge=model.config.serving.max_batch_size)
+        self._info = dataclasses.replace(model.info(), hosting=HOSTING)
 
     @classmethod
     async def load(cls, config: EmbedderConfig, sources: SourceSettings) -> InProcessEmbedder:
         """Loads the model on a worker thread."""
         return cls(await asyncio.to_thread(Embedder, config, sources))
 
+    @property
+    def info(self) -> ModelInfo:
+        """The model as ListModels shows it."""
+        return self._info
+
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        """Checks and embeds the request on the model's thread."""
-        return await self._run(self._model.embed, request)
+        """Checks the request, then embeds it on the model's thread in its priority's turn."""
+        return await self._scheduled.embed(request)
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
-        """Ranks by cosine similarity on the model's thread."""
-        results = await self._run(self._model.rerank_batch, [request])
-        return results[0]
+        """Ranks by cosine similarity on the model's thread, ahead of batch work."""
+        return await self._scheduled.rerank(request)
+
+    async def queue_stats(self) -> SchedulerStats:
+        """The scheduler's lines now."""
+        return self._scheduled.stats()
+
+    async def close(self) -> None:
+        """Ends what waits, stops the thread and drops the model."""
+        self._scheduled.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._model.close()
 
 
 class InProcessReranker(_OnModelThreads[CrossEncoderReranker]):

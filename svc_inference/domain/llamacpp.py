@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mesh.errors import FieldViolation, InvalidArgument, Unavailable
+from svc_inference.domain.admission import PrioritySlots
 from svc_inference.domain.chat_templates import Segment
 from svc_inference.domain.model_config import LLMConfig
 from svc_inference.domain.plan import GenerationPlan
@@ -100,7 +101,9 @@ class LlamaCppBackend:
         self._token_ids = np.arange(self._n_vocab, dtype=np.intc)
         self._single = (llama_cpp.llama_token_data * 1)()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llamacpp-{config.name}")
-        self._slot = asyncio.Lock()
+        # One generation at a time; a waiting interactive request (the agent's answer) goes before waiting
+        # batch ones (ingest's graph extraction).
+        self._slot = PrioritySlots(1)
         self._grammars: dict[str, str] = {}
         self._failures = 0
 
@@ -159,7 +162,7 @@ class LlamaCppBackend:
         job = _Job(plan, prompt_tokens, min(plan.max_tokens, room), grammar_text, emit)
         counters.waiting(1)
         try:
-            await self._slot.acquire()
+            await self._slot.acquire(plan.priority)
         finally:
             counters.waiting(-1)
         try:

@@ -52,3 +52,8 @@ REJECTED = Counter(
     "Requests refused before reaching a model, by model and reason (for example QUEUE_FULL).",
     ("model", "reason"),
 )
+PENDING = Gauge(
+    "ragmesh_inference_pending_requests",
+    "Requests from this service waiting for or running on a model, by model and priority (interactive or batch).",
+    ("model", "priority"),
+)

@@ -114,6 +114,32 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SchedulingConfig:
+    """How an embedder replica orders its work: interactive requests first, batch requests in slices."""
+
+    document_slice_texts: int = 8
+    """Texts per model call for batch (ingest) requests: an interactive request waits for at most one slice, so
+    smaller slices answer queries sooner and larger ones batch documents a little more efficiently."""
+    max_waiting_interactive: int = 32
+    """Interactive requests (query embeddings, reranking) that may wait in a replica before more are refused with
+    RESOURCE_EXHAUSTED."""
+    max_waiting_batch: int = 8
+    """Batch requests (document embeddings) that may wait or run in a replica before more are refused with
+    RESOURCE_EXHAUSTED; batch callers back off and retry."""
+
+    def __post_init__(self) -> None:
+        _check(self.document_slice_texts >= 1, "scheduling.document_slice_texts must be >= 1")
+        _check(
+            self.max_waiting_interactive >= 1 and self.max_waiting_batch >= 1,
+            "scheduling: max_waiting_interactive and max_waiting_batch must be >= 1",
+        )
+
+    def max_in_replica(self, merge: int) -> int:
+        """Requests a replica may hold at once: both lines full plus one merged interactive call running."""
+        return self.max_waiting_interactive + self.max_waiting_batch + merge
+
+
+@dataclasses.dataclass(frozen=True)
 class SamplingDefaults:
     """Sampling settings a request does not set."""
 
@@ -239,6 +265,10 @@ class EmbedderConfig:
     max_texts: int = 256
     """Most texts one request may carry."""
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    scheduling: SchedulingConfig = dataclasses.field(default_factory=SchedulingConfig)
+    document_serving: ServingConfig | None = None
+    """When set, batch (document) embeddings go to a deployment of their own with these options, so ingest scales
+    out on its own replicas and query replicas never see ingest work; unset, one deployment serves both."""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -248,6 +278,17 @@ class EmbedderConfig:
         _check(self.sparse in SPARSE_KINDS, f"sparse must be one of {SPARSE_KINDS}")
         _check(self.threads >= 1 and self.encode_batch_size >= 1, "threads and encode_batch_size must be >= 1")
         _check(1 <= self.max_texts <= 256, "max_texts must be within [1, 256] (the proto's limit)")
+        for section, serving in (("serving", self.serving), ("document_serving", self.document_serving)):
+            if serving is None:
+                continue
+            # Requests beyond max_ongoing_requests wait in Serve's caller-side queue, first come first served,
+            # where no interactive request can pass a batch one: a replica must be able to hold both full lines.
+            needed = self.scheduling.max_in_replica(serving.max_batch_size)
+            _check(
+                serving.max_ongoing_requests >= needed,
+                f"{section}.max_ongoing_requests must be >= scheduling.max_waiting_interactive + "
+                f"scheduling.max_waiting_batch + {section}.max_batch_size = {needed}",
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 from svc_inference.domain.chat_templates import Segment, check_not_empty, raw_prompt, render
 from svc_inference.domain.model_config import LLMConfig
 from svc_inference.domain.structured import JsonSchema, check_enforceable, parse_schema
-from svc_inference.domain.types import GenerateRequest
+from svc_inference.domain.types import GenerateRequest, Priority
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -32,6 +32,8 @@ class GenerationPlan:
     """time.perf_counter() when the request reached the backend (time to first token counts from here)."""
     deadline_monotonic: float | None
     """time.monotonic() at which the caller stops waiting; None for no deadline."""
+    priority: Priority = Priority.INTERACTIVE
+    """Interactive generations get the model slot before waiting batch ones."""
 
 
 def make_plan(
@@ -66,4 +68,5 @@ def make_plan(
         schema=schema,
         received_at=received_at,
         deadline_monotonic=deadline,
+        priority=request.priority,
     )

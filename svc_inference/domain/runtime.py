@@ -16,6 +16,7 @@ from mesh.errors import MeshError, NotFound, ResourceExhausted
 from svc_inference.domain import metrics
 from svc_inference.domain.chat_templates import check_not_empty
 from svc_inference.domain.endpoints import EmbedderEndpoint, LLMEndpoint, RerankerEndpoint
+from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE, check_enforceable, parse_schema
 from svc_inference.domain.types import (
     EmbedRequest,
@@ -25,6 +26,7 @@ from svc_inference.domain.types import (
     GenerationStats,
     GenerationSummary,
     ModelInfo,
+    Priority,
     RerankRequest,
     RerankResult,
 )
@@ -94,7 +96,9 @@ class ModelRuntime:
             backend = endpoint.info.backend
             check_enforceable(schema, _UNENFORCEABLE.get(backend, frozenset()), backend)
         depth = metrics.QUEUE_DEPTH.labels(model)
+        pending = metrics.PENDING.labels(model, request.priority.value)
         depth.inc()
+        pending.inc()
         outcome = "cancelled"
         try:
             async for chunk in endpoint.generate(dataclasses.replace(request, model=model)):
@@ -111,6 +115,7 @@ class ModelRuntime:
             raise
         finally:
             depth.dec()
+            pending.dec()
             if outcome != "rejected":
                 metrics.GENERATIONS.labels(model, outcome).inc()
 
@@ -118,7 +123,7 @@ class ModelRuntime:
         """Embeds with the named embedder."""
         endpoint = _pick(self._embedders, request.model or self._defaults.embedder, "embedding model")
         model = endpoint.info.name
-        result = await _tracked(model, endpoint.embed(dataclasses.replace(request, model=model)))
+        result = await _tracked(model, endpoint.embed(dataclasses.replace(request, model=model)), request.priority)
         metrics.BATCH_SIZE.labels(model).observe(result.batch_size)
         return result
 
@@ -134,6 +139,10 @@ class ModelRuntime:
         """The counters of the named LLM's backend."""
         return await self.llm(model).stats()
 
+    async def queue_stats(self, model: str = "") -> SchedulerStats:
+        """The priority scheduler's lines of the named embedder (one replica's, when served by Ray Serve)."""
+        return await _pick(self._embedders, model or self._defaults.embedder, "embedding model").queue_stats()
+
     async def close(self) -> None:
         """Closes every endpoint, then runs the hosting's own clean-up."""
         for group in (self._rerankers, self._embedders, self._llms):
@@ -146,9 +155,11 @@ class ModelRuntime:
 T = TypeVar("T")
 
 
-async def _tracked(model: str, call: Awaitable[T]) -> T:
+async def _tracked(model: str, call: Awaitable[T], priority: Priority = Priority.INTERACTIVE) -> T:
     depth = metrics.QUEUE_DEPTH.labels(model)
+    pending = metrics.PENDING.labels(model, priority.value)
     depth.inc()
+    pending.inc()
     try:
         return await call
     except ResourceExhausted as exc:
@@ -156,6 +167,7 @@ async def _tracked(model: str, call: Awaitable[T]) -> T:
         raise
     finally:
         depth.dec()
+        pending.dec()
 
 
 def _pick(group: Mapping[str, E], name: str, what: str) -> E:

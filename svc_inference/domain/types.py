@@ -22,6 +22,13 @@ class ModelRole(enum.Enum):
     RERANKER = "reranker"
 
 
+class Priority(enum.Enum):
+    """Whether a person is waiting on a model call (interactive) or it is bulk work that may wait (batch)."""
+
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
 class ChatRole(enum.Enum):
     """Who said a chat message."""
 
@@ -63,6 +70,8 @@ class GenerateRequest:
     """JSON Schema text the output must match; empty for free text."""
     timeout_s: float | None = None
     """Seconds the caller still waits; the backend stops generating when they run out."""
+    priority: Priority = Priority.INTERACTIVE
+    """A waiting interactive generation gets the model before any waiting batch one."""
 
 
 class FinishReason(enum.Enum):
@@ -129,6 +138,8 @@ class EmbedRequest:
     model: str = ""
     mode: EmbedMode = EmbedMode.DOCUMENT
     include_sparse: bool = False
+    priority: Priority = Priority.INTERACTIVE
+    """Batch work is run in slices and only while no interactive request waits."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,6 +72,31 @@ def served_models(profile: Profile) -> list[ModelConfig]:
     return [m for m in profile.models() if not (isinstance(m, RerankerConfig) and m.backend == "embedding-cosine")]
 
 
+DOCUMENTS_SUFFIX = "-documents"
+"""Appended to an embedder's deployment (and application) name for its batch-only deployment."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One Serve application: the deployment of a model, or an embedder's batch-only deployment."""
+
+    model: ModelConfig
+    """The model's config, its ``serving`` being the options this deployment runs with."""
+    deployment: str
+    """Deployment name (the model's name, plus DOCUMENTS_SUFFIX for a batch-only one)."""
+
+
+def targets(models: Sequence[ModelConfig]) -> list[Target]:
+    """Every deployment the models need: one each, and a second one for embedders with document_serving."""
+    out: list[Target] = []
+    for model in models:
+        out.append(Target(model, model.name))
+        if isinstance(model, EmbedderConfig) and model.document_serving is not None:
+            documents = dataclasses.replace(model, serving=model.document_serving, document_serving=None)
+            out.append(Target(documents, model.name + DOCUMENTS_SUFFIX))
+    return out
+
+
 async def open_serve_runtime(
     profile: Profile, sources: SourceSettings, setup: RaySetup, options: ServeOptions
 ) -> ModelRuntime:
@@ -92,18 +117,21 @@ async def _open(
 
     await asyncio.to_thread(serve.start, proxy_location="Disabled")
     models = served_models(profile)
-    prints = {m.name: fingerprint(m, sources) for m in models}
-    stale = await asyncio.to_thread(_stale, models, prints, options)
+    deployments = targets(models)
+    prints = {t.deployment: fingerprint(t.model, sources) for t in deployments}
+    stale = await asyncio.to_thread(_stale, deployments, prints, options)
     if stale:
-        log.info("deploying models on Ray Serve", extra={"fields": {"models": [m.name for m in stale]}})
+        log.info("deploying models on Ray Serve", extra={"fields": {"deployments": [t.deployment for t in stale]}})
         await asyncio.to_thread(_deploy, stale, sources, prints, options.app_prefix)
     handles = {
-        m.name: await asyncio.to_thread(serve.get_deployment_handle, m.name, app_name(options.app_prefix, m.name))
-        for m in models
+        t.deployment: await asyncio.to_thread(
+            serve.get_deployment_handle, t.deployment, app_name(options.app_prefix, t.deployment)
+        )
+        for t in deployments
     }
     infos: dict[str, ModelInfo] = {}
-    for name, handle in handles.items():
-        infos[name] = await handle.info.remote()
+    for model in models:
+        infos[model.name] = await handles[model.name].info.remote()
     llms: dict[str, LLMEndpoint] = {}
     embedders: dict[str, EmbedderEndpoint] = {}
     rerankers: dict[str, RerankerEndpoint] = {}
@@ -112,7 +140,7 @@ async def _open(
         if isinstance(model, LLMConfig):
             llms[model.name] = ServeLLM(handle, info)
         elif isinstance(model, EmbedderConfig):
-            embedders[model.name] = ServeEmbedder(handle, info)
+            embedders[model.name] = ServeEmbedder(handle, info, handles.get(model.name + DOCUMENTS_SUFFIX))
         else:
             rerankers[model.name] = ServeReranker(handle, info)
     for reranker in profile.rerankers:
@@ -132,34 +160,34 @@ async def _open(
     )
 
 
-def _stale(models: Sequence[ModelConfig], prints: dict[str, str], options: ServeOptions) -> list[ModelConfig]:
+def _stale(deployments: Sequence[Target], prints: dict[str, str], options: ServeOptions) -> list[Target]:
     from ray import serve
 
     if options.deploy == "always":
-        return list(models)
+        return list(deployments)
     running = {name for name, app in serve.status().applications.items() if app.status == "RUNNING"}
-    stale: list[ModelConfig] = []
-    for model in models:
-        name = app_name(options.app_prefix, model.name)
+    stale: list[Target] = []
+    for target in deployments:
+        name = app_name(options.app_prefix, target.deployment)
         if name not in running:
             if options.deploy == "never":
                 raise RuntimeError(f"Serve application {name} is not running and serve_deploy is never")
-            stale.append(model)
+            stale.append(target)
             continue
         if options.deploy == "never":
             continue
-        handle: Any = serve.get_deployment_handle(model.name, name)
+        handle: Any = serve.get_deployment_handle(target.deployment, name)
         try:
             reported = handle.fingerprint.remote().result(timeout_s=_FINGERPRINT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - an app we cannot ask is an app to redeploy
             log.warning("cannot read the fingerprint of %s (%s); redeploying it", name, exc)
             reported = None
-        if reported != prints[model.name]:
-            stale.append(model)
+        if reported != prints[target.deployment]:
+            stale.append(target)
     return stale
 
 
-def _deploy(models: Sequence[ModelConfig], sources: SourceSettings, prints: dict[str, str], prefix: str) -> None:
+def _deploy(deployments: Sequence[Target], sources: SourceSettings, prints: dict[str, str], prefix: str) -> None:
     from ray import serve
 
     from svc_inference.serve.deployments import build_application
@@ -167,11 +195,11 @@ def _deploy(models: Sequence[ModelConfig], sources: SourceSettings, prints: dict
     serve.run_many(
         [
             serve.RunTarget(
-                target=build_application(m, sources, prints[m.name]),
-                name=app_name(prefix, m.name),
+                target=build_application(t.model, sources, prints[t.deployment], deployment=t.deployment),
+                name=app_name(prefix, t.deployment),
                 route_prefix=None,
             )
-            for m in models
+            for t in deployments
         ],
         wait_for_applications_running=True,
     )

@@ -1,10 +1,10 @@
 """The model role classes as Ray Serve deployments.
 
 Each deployment class is its plain domain class plus what Serve adds:
-``@serve.batch`` dynamic batching for the encoders (several requests, one model
-call, sized from the model config at start), async entry points, the
-fingerprint the service compares before redeploying, and the process id that
-tests use to crash a replica for real. Serve calls ``check_health`` on its own
+``@serve.batch`` dynamic batching for the cross-encoder, the priority scheduler
+for the embedder (interactive requests merged and run before batch slices),
+async entry points, the fingerprint the service compares before redeploying,
+and the process id that tests use to crash a replica for real. Serve calls ``check_health`` on its own
 schedule and replaces a replica that fails it or dies.
 """
 
@@ -14,15 +14,17 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 from ray import serve
 from ray.serve.deployment import Application
 
-from svc_inference.domain.embedder import Embedder, PreparedEmbed
+from svc_inference.domain.embedder import Embedder
 from svc_inference.domain.llm import LLM
 from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelConfig, RerankerConfig
 from svc_inference.domain.reranker import CrossEncoderReranker
+from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
+from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.sources import SourceSettings
 from svc_inference.domain.types import EmbedRequest, EmbedResult, RerankRequest, RerankResult
 
@@ -63,17 +65,19 @@ class LLMDeployment(LLM):
 
 
 class EmbedderDeployment(Embedder):
-    """An embedder replica: requests are checked one by one, then embedded in dynamic batches."""
+    """An embedder replica: requests are checked one by one, then run by the priority scheduler.
+
+    Interactive requests (queries, cosine reranking) waiting together are merged into one model call; batch
+    (document) requests run in slices only while no interactive request waits (domain.scheduler).
+    """
 
     def __init__(self, config: EmbedderConfig, sources: SourceSettings, fingerprint: str) -> None:
         serve_at_normal_priority()
         super().__init__(config, sources)
         self._fingerprint = fingerprint
-        # One model thread: a batch runs while the next one gathers, never two at once.
+        # One model thread: one model call at a time, the scheduler picks which.
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{config.name}")
-        for batched in (cast(Any, self._embed_batched), cast(Any, self._rerank_batched)):
-            batched.set_max_batch_size(config.serving.max_batch_size)
-            batched.set_batch_wait_timeout_s(config.serving.batch_wait_timeout_s)
+        self._scheduled = ScheduledEmbedder(self, self._model_thread, merge=config.serving.max_batch_size)
 
     def fingerprint(self) -> str:
         """The config-and-code fingerprint this replica was deployed with."""
@@ -84,25 +88,16 @@ class EmbedderDeployment(Embedder):
         return os.getpid()
 
     async def embed_request(self, request: EmbedRequest) -> EmbedResult:
-        """Checks one request (it fails alone), then embeds it in the next batch."""
-        prepared = self.prepare(request)
-        result: EmbedResult = await self._embed_batched(prepared)
-        return result
+        """Checks one request (it fails alone), then embeds it in its priority's turn."""
+        return await self._scheduled.embed(request)
 
     async def rerank_request(self, request: RerankRequest) -> RerankResult:
-        """Ranks one request by cosine similarity, batched with others."""
-        result: RerankResult = await self._rerank_batched(request)
-        return result
+        """Ranks one request by cosine similarity, ahead of batch work."""
+        return await self._scheduled.rerank(request)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
-    async def _embed_batched(self, items: list[PreparedEmbed]) -> list[EmbedResult]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._model_thread, self.embed_batch, items)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
-    async def _rerank_batched(self, items: list[RerankRequest]) -> list[RerankResult]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._model_thread, self.rerank_batch, items)
+    def queue_stats(self) -> SchedulerStats:
+        """This replica's scheduler lines: waiting requests per class, refusals, model calls."""
+        return self._scheduled.stats()
 
 
 class RerankerDeployment(CrossEncoderReranker):
@@ -143,14 +138,17 @@ _CLASSES: dict[type[Any], type[Any]] = {
 }
 
 
-def build_application(config: ModelConfig, sources: SourceSettings, fingerprint: str) -> Application:
-    """The Serve application of one model: a single deployment named after it, options from its config."""
+def build_application(
+    config: ModelConfig, sources: SourceSettings, fingerprint: str, *, deployment: str = ""
+) -> Application:
+    """The Serve application of one model: a single deployment (named after the model unless ``deployment`` names
+    it), options from its config's ``serving``."""
     serving = config.serving
     actor_options: dict[str, Any] = {"num_cpus": serving.num_cpus, "num_gpus": serving.num_gpus}
     if serving.memory_mb:
         actor_options["memory"] = serving.memory_mb * 1024 * 1024
     options: dict[str, Any] = {
-        "name": config.name,
+        "name": deployment or config.name,
         "max_ongoing_requests": serving.max_ongoing_requests,
         "max_queued_requests": serving.max_queued_requests,
         "autoscaling_config": {
@@ -171,6 +169,6 @@ def build_application(config: ModelConfig, sources: SourceSettings, fingerprint:
     if serving.placement_group_bundles:
         options["placement_group_bundles"] = [dict(b) for b in serving.placement_group_bundles]
         options["placement_group_strategy"] = serving.placement_group_strategy
-    deployment: Any = serve.deployment(_CLASSES[type(config)], **options)
-    application: Application = deployment.bind(config, sources, fingerprint)
+    target: Any = serve.deployment(_CLASSES[type(config)], **options)
+    application: Application = target.bind(config, sources, fingerprint)
     return application

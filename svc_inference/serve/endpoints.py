@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.types import (
     EmbedRequest,
     EmbedResult,
@@ -18,6 +19,7 @@ from svc_inference.domain.types import (
     GenerationChunk,
     GenerationStats,
     ModelInfo,
+    Priority,
     RerankRequest,
     RerankResult,
 )
@@ -89,17 +91,26 @@ class ServeLLM(_ServeEndpoint):
 
 
 class ServeEmbedder(_ServeEndpoint):
-    """An embedder deployment (it also ranks by cosine similarity)."""
+    """An embedder deployment (it also ranks by cosine similarity), and optionally one for batch work only."""
 
-    def __init__(self, handle: Any, info: ModelInfo) -> None:
+    def __init__(self, handle: Any, info: ModelInfo, documents: Any = None) -> None:
         super().__init__(handle, info)
         self._embed = handle.embed_request
         self._rerank = handle.rerank_request
+        self._queue_stats = handle.queue_stats
+        # Batch (ingest) requests go to the documents deployment when the model config gives it one.
+        self._embed_batch = documents.embed_request if documents is not None else self._embed
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        """Embeds on a replica, batched there with concurrent requests."""
-        result: EmbedResult = await self._call(self._embed, request)
+        """Embeds on a replica, in its priority's turn there."""
+        method = self._embed_batch if request.priority is Priority.BATCH else self._embed
+        result: EmbedResult = await self._call(method, request)
         return result
+
+    async def queue_stats(self) -> SchedulerStats:
+        """The scheduler lines of the (query) replica that answers."""
+        stats: SchedulerStats = await self._call(self._queue_stats)
+        return stats
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Ranks by cosine similarity on a replica."""

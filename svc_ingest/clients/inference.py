@@ -9,12 +9,13 @@ every call a timeout.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 
 import grpc
 
-from mesh import context
+from mesh import context, priority
 from mesh.channels import MAX_MESSAGE_BYTES, service_config
 from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 
@@ -22,6 +23,7 @@ _SERVICE = "ragmesh.inference.v1.InferenceService"
 EMBED_MAX_TEXTS = 256
 """Most texts one Embed request may carry (the contract's limit)."""
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+_BUSY_BACKOFF_MAX_S = 5.0
 
 
 def blocking_channel(target: str) -> grpc.Channel:
@@ -49,7 +51,8 @@ class _InferenceClient:
     def __init__(self, target: str, tenant: str, *, timeout_s: float, model: str) -> None:
         self._channel = blocking_channel(target)
         self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
-        self._metadata = ((context.TENANT_HEADER, tenant),)
+        # Pipeline calls are bulk work: the inference service serves interactive calls first.
+        self._metadata = ((context.TENANT_HEADER, tenant), *priority.BATCH_METADATA)
         self._timeout_s = timeout_s
         self._model = model
 
@@ -59,13 +62,28 @@ class _InferenceClient:
 
 
 class EmbedClient(_InferenceClient):
-    """Embeds document texts in batches through InferenceService.Embed."""
+    """Embeds document texts in batches through InferenceService.Embed, as batch work.
+
+    RESOURCE_EXHAUSTED means the embedder's batch line is full (interactive callers come first): the client backs
+    off (capped exponential, with jitter) and tries again for up to ``busy_budget_s``, which is how an ingest
+    slows down to what the embedder can take rather than failing. UNAVAILABLE is retried ``attempts`` times.
+    """
 
     def __init__(
-        self, target: str, tenant: str, *, timeout_s: float = 60.0, model: str = "", attempts: int = 4
+        self,
+        target: str,
+        tenant: str,
+        *,
+        timeout_s: float = 60.0,
+        model: str = "",
+        attempts: int = 4,
+        busy_budget_s: float = 600.0,
     ) -> None:
         super().__init__(target, tenant, timeout_s=timeout_s, model=model)
         self._attempts = attempts
+        self._busy_budget_s = busy_budget_s
+        self.busy_retries = 0
+        """RESOURCE_EXHAUSTED answers this client backed off from."""
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Dense unit vectors of ``texts`` (as passages), in order."""
@@ -86,7 +104,10 @@ class EmbedClient(_InferenceClient):
 
     def _call(self, request: inference_service_pb2.EmbedRequest) -> inference_service_pb2.EmbedResponse:
         delay = 0.5
-        for attempt in range(1, self._attempts + 1):
+        busy_delay = 0.05
+        attempt = 0
+        busy_until = time.monotonic() + self._busy_budget_s
+        while True:
             try:
                 response: inference_service_pb2.EmbedResponse = self._stub.Embed(
                     request, timeout=self._timeout_s, metadata=self._metadata
@@ -94,7 +115,14 @@ class EmbedClient(_InferenceClient):
                 return response
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
-                if code not in _RETRY_CODES or attempt == self._attempts:
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() + busy_delay < busy_until:
+                    # The embedder is saturated and said so at once: wait a little longer each time.
+                    self.busy_retries += 1
+                    time.sleep(busy_delay * random.uniform(0.5, 1.0))
+                    busy_delay = min(busy_delay * 2, _BUSY_BACKOFF_MAX_S)
+                    continue
+                attempt += 1
+                if code not in _RETRY_CODES or attempt >= self._attempts:
                     raise InferenceCallError(
                         f"Embed failed: {code.name if code else 'UNKNOWN'}: "
                         f"{exc.details() if hasattr(exc, 'details') else exc}"
@@ -102,7 +130,6 @@ class EmbedClient(_InferenceClient):
                 # The service config already retried quickly; back off longer for a model restart.
                 time.sleep(delay)
                 delay *= 2
-        raise AssertionError("unreachable")
 
 
 class GenerateClient(_InferenceClient):

@@ -15,7 +15,7 @@ import yaml
 from ray_apps.inference import build
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.model_config import ModelConfigError, load_profile
-from svc_inference.serve.app import app_name, served_models
+from svc_inference.serve.app import app_name, served_models, targets
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_applications_are_the_production_profile(service: dict[str, Any]) -> Non
     profile = load_profile(MODELS_DIR, "production")
     prefix = Config().serve_app_prefix
     apps = {a["name"]: a for a in _applications(service)}
-    assert set(apps) == {app_name(prefix, m.name) for m in served_models(profile)}
+    assert set(apps) == {app_name(prefix, t.deployment) for t in targets(served_models(profile))}
     for app in apps.values():
         assert app["import_path"] == "ray_apps.inference:build"
         assert app["name"] == app_name(prefix, app["args"]["model"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,29 @@ def test_local_profile_serves_the_packaged_models() -> None:
 def test_every_local_deployment_bounds_its_queue_and_sets_batching_where_the_model_batches() -> None:
     profile = load_profile(MODELS_DIR, "local")
     llm = profile.llms[0]
-    # llama-cpp-python runs one sequence: no serve.batch, one request in the replica.
-    assert (llm.serving.max_batch_size, llm.serving.max_ongoing_requests) == (1, 1)
+    # llama-cpp-python runs one sequence: no serve.batch; requests wait in the replica, interactive ones first.
+    assert llm.serving.max_batch_size == 1
+    assert llm.serving.max_ongoing_requests > 1
     embedder = profile.embedders[0]
     assert embedder.serving.max_batch_size > 1
-    assert embedder.serving.max_ongoing_requests >= embedder.serving.max_batch_size
+    # The replica holds everything its scheduler may queue, so no query waits in Serve's FIFO behind documents.
+    assert embedder.serving.max_ongoing_requests >= embedder.scheduling.max_in_replica(embedder.serving.max_batch_size)
+    assert embedder.document_serving is None
     for model in profile.models():
         assert model.serving.max_queued_requests >= 1
         assert model.serving.min_replicas <= model.serving.max_replicas
+
+
+def test_an_embedder_replica_must_hold_both_of_its_lines() -> None:
+    embedder = load_profile(MODELS_DIR, "local").embedders[0]
+    with pytest.raises(ModelConfigError, match="max_ongoing_requests must be >= "):
+        dataclasses.replace(embedder, serving=dataclasses.replace(embedder.serving, max_ongoing_requests=16))
+
+
+def test_production_documents_embed_on_replicas_of_their_own() -> None:
+    embedder = load_profile(MODELS_DIR, "production").embedders[0]
+    assert embedder.document_serving is not None
+    assert embedder.document_serving.max_replicas > embedder.document_serving.min_replicas
 
 
 def test_production_profile_has_both_vllm_configs() -> None:

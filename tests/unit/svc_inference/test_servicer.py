@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from mesh.priority import BATCH_METADATA
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.domain.endpoints import CosineReranker
 from svc_inference.domain.model_config import RerankerConfig
@@ -13,6 +14,7 @@ from svc_inference.domain.types import (
     EmbedResult,
     ModelInfo,
     ModelRole,
+    Priority,
     RerankRequest,
     RerankResult,
     ScoredDocument,
@@ -22,8 +24,10 @@ from svc_inference.servicer import InferenceServiceServicer
 
 class FakeEmbedder:
     info = ModelInfo("emb", ModelRole.EMBEDDER, "sentence-transformers", "inprocess", 256, dimensions=3)
+    priorities: list[Priority] = []
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
+        self.priorities.append(request.priority)
         dense = np.eye(3, dtype=np.float32)[: len(request.texts)]
         return EmbedResult(request.model, dense, None, batch_size=len(request.texts))
 
@@ -79,3 +83,22 @@ async def test_list_models() -> None:
         ("emb", pb.MODEL_ROLE_EMBEDDER, True),
         ("cos", pb.MODEL_ROLE_RERANKER, True),
     ]
+
+
+class FakeContext:
+    """Just the request metadata of a servicer context."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+
+async def test_embed_takes_its_priority_from_the_call_metadata() -> None:
+    FakeEmbedder.priorities = []
+    servicer = _servicer()
+    request = pb.EmbedRequest(texts=["a"])
+    await servicer.Embed(request, FakeContext(BATCH_METADATA))  # type: ignore[arg-type]
+    await servicer.Embed(request, FakeContext(()))  # type: ignore[arg-type]
+    assert FakeEmbedder.priorities == [Priority.BATCH, Priority.INTERACTIVE]
