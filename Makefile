@@ -28,7 +28,8 @@ lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
 	node_modules/.bin/buf format proto --diff --exit-code
 	scripts/buf-breaking.sh
 	$(RUN) ragmesh envoy-config --defaults --check envoy/envoy.yaml
-	"$$($(RUN) python -c 'from mesh.stack.binaries import envoy_binary; print(envoy_binary())')" --mode validate -c envoy/envoy.yaml --disable-hot-restart --log-level warn
+	RAGMESH_EDGE_JWKS="$$($(RUN) python -c 'import json; from mesh.auth import SigningKey; print(json.dumps(SigningKey.generate().jwks()))')" \
+	  "$$($(RUN) python -c 'from mesh.stack.binaries import envoy_binary; print(envoy_binary())')" --mode validate -c envoy/envoy.yaml --disable-hot-restart --log-level warn
 	node_modules/.bin/tsc -p web/tsconfig.json
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .

@@ -2,9 +2,9 @@
 
 Channels get the service config that sits beside the service's protos
 (per-method deadlines, retries of UNAVAILABLE only), keepalive, and one
-interceptor per call type that passes the current request's caller identity,
-request id and trace context on (a CLIENT span per call, ``mesh.telemetry``)
-and caps each call's timeout at the time the current request has left, so
+interceptor per call type that passes the current request's caller identity
+(its credential too: see ``_merge_metadata``), request id and trace context on
+(a CLIENT span per call, ``mesh.telemetry``) and caps each call's timeout at the time the current request has left, so
 deadlines and traces propagate without each call site remembering to.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from mesh import context, telemetry
+from mesh import auth, context, telemetry
 
 _PROTO_ROOT = Path(__file__).resolve().parent.parent / "proto"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -37,17 +37,33 @@ def service_config(full_service_name: str) -> str | None:
     return json.dumps(json.loads(path.read_text()))
 
 
-def _merge_metadata(metadata: Any) -> list[tuple[str, str | bytes]]:
+def _merge_metadata(metadata: Any, method: str) -> list[tuple[str, str | bytes]]:
+    """What a downstream call carries: who it is for, and the credential that proves it.
+
+    A call made while serving a person's request carries that person's own token,
+    so the next service acts as them (agent -> retrieval searches as the user).
+    Internal-only services, and calls with no person's token at hand (background
+    work), carry this service's own token and name the tenant acted for in the
+    identity headers, which only a service token makes the callee trust.
+    Metadata the caller set itself (an explicit authorization) is left alone.
+    """
     merged: list[tuple[str, str | bytes]] = list(metadata or ())
     keys = {k for k, _ in merged}
     ctx = context.current()
-    if ctx is not None:
-        if ctx.identity is not None and context.TENANT_HEADER not in keys:
-            merged.append((context.TENANT_HEADER, ctx.identity.tenant))
-            if ctx.identity.subject:
-                merged.append((context.SUBJECT_HEADER, ctx.identity.subject))
-        if context.REQUEST_ID_HEADER not in keys:
-            merged.append((context.REQUEST_ID_HEADER, ctx.request_id))
+    identity = None if ctx is None else ctx.identity
+    if auth.AUTHORIZATION not in keys:
+        user_token = "" if identity is None or auth.is_internal_method(method) else identity.token
+        token = user_token or auth.service_token()
+        if token:
+            merged.append((auth.AUTHORIZATION, f"Bearer {token}"))
+    if identity is not None and context.TENANT_HEADER not in keys:
+        merged.append((context.TENANT_HEADER, identity.tenant))
+        if identity.subject:
+            merged.append((context.SUBJECT_HEADER, identity.subject))
+        if identity.roles:
+            merged.append((context.ROLES_HEADER, ",".join(sorted(identity.roles))))
+    if ctx is not None and context.REQUEST_ID_HEADER not in keys:
+        merged.append((context.REQUEST_ID_HEADER, ctx.request_id))
     return merged
 
 
@@ -69,7 +85,8 @@ def _capped_timeout(timeout: float | None) -> float | None:
 
 
 def _details(details: grpc.aio.ClientCallDetails, span: telemetry.ClientSpan | None) -> grpc.aio.ClientCallDetails:
-    metadata = _merge_metadata(details.metadata)
+    method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
+    metadata = _merge_metadata(details.metadata, method)
     if span is not None:
         span.inject(metadata)
     return grpc.aio.ClientCallDetails(

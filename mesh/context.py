@@ -3,8 +3,8 @@
 The server interceptor fills it for every RPC; domain code reads it through the
 functions here, and the channel factory's client interceptor passes identity,
 request id and the remaining deadline on to every downstream call. How the
-identity got into the request (a CLI flag today, a verified JWT at the edge
-later) is the interceptor's business alone.
+identity got into the request (a verified JWT: ``mesh.auth``) is the
+interceptor's business alone.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mesh.errors import Unauthenticated
 
 TENANT_HEADER = "x-ragmesh-tenant"
 SUBJECT_HEADER = "x-ragmesh-subject"
+ROLES_HEADER = "x-ragmesh-roles"
+IDENTITY_HEADERS = (TENANT_HEADER, SUBJECT_HEADER, ROLES_HEADER)
 REQUEST_ID_HEADER = "x-request-id"
 
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -28,10 +30,18 @@ _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling: the tenant whose data the call may touch, and the subject (user or service)."""
+    """Who is calling: the tenant whose data the call may touch, the subject (user or service) and roles.
+
+    ``token`` is the caller's own verified token, passed on to the services this
+    call reaches so they act as the caller; ``service`` names the mesh service
+    when one called with its service token on the tenant's behalf.
+    """
 
     tenant: str
     subject: str = ""
+    roles: frozenset[str] = frozenset()
+    token: str = field(default="", repr=False)
+    service: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,11 @@ _current: ContextVar[RequestContext | None] = ContextVar("ragmesh_request_contex
 
 
 def parse_identity(metadata: dict[str, str]) -> Identity | None:
-    """Reads the caller identity from request metadata; None when absent."""
+    """Reads an unverified identity from the headers; None when absent.
+
+    Only for servers started without verification (``start_server(verify=False)``,
+    the benchmark's baseline); every served service verifies tokens instead.
+    """
     tenant = metadata.get(TENANT_HEADER)
     if tenant is None:
         return None
@@ -58,7 +72,8 @@ def parse_identity(metadata: dict[str, str]) -> Identity | None:
             reason="INVALID_IDENTITY",
             metadata={"header": TENANT_HEADER},
         )
-    return Identity(tenant=tenant, subject=metadata.get(SUBJECT_HEADER, ""))
+    roles = frozenset(r for r in metadata.get(ROLES_HEADER, "").split(",") if r)
+    return Identity(tenant=tenant, subject=metadata.get(SUBJECT_HEADER, ""), roles=roles)
 
 
 @contextlib.contextmanager
@@ -84,7 +99,9 @@ def identity() -> Identity:
     """The caller's identity; raises UNAUTHENTICATED when the request carried none."""
     ctx = _current.get()
     if ctx is None or ctx.identity is None:
-        raise Unauthenticated(f"the request carries no caller identity (metadata {TENANT_HEADER})")
+        raise Unauthenticated(
+            "the request carries no caller identity: send 'authorization: Bearer <token>'", reason="TOKEN_MISSING"
+        )
     return ctx.identity
 
 

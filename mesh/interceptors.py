@@ -2,7 +2,8 @@
 
 For every RPC of a ragmesh service it, in order: opens the RPC's trace span
 (a child of the caller's span when the metadata carries one; see
-``mesh.telemetry``); binds the request context (caller identity from metadata,
+``mesh.telemetry``); verifies the caller's token and checks the method's
+policy (``mesh.auth``); binds the request context (the verified identity,
 request id, deadline) into contextvars; counts and times the call in
 Prometheus; validates each request message against the
 protovalidate rules of its proto, so a bad request never reaches the handler;
@@ -23,6 +24,7 @@ import grpc
 from google.protobuf.message import Message
 
 from mesh import context, status, telemetry
+from mesh.auth import Authenticator
 from mesh.errors import Code, MeshError
 from mesh.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from mesh.validation import validate
@@ -36,8 +38,11 @@ _PASSTHROUGH_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 class _Call:
     """Bookkeeping for one RPC: context binding, its trace span, metrics, error mapping."""
 
-    def __init__(self, method: str, servicer_context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def __init__(
+        self, method: str, servicer_context: grpc.aio.ServicerContext[Any, Any], authenticator: Authenticator | None
+    ) -> None:
         self.method = method
+        self.authenticator = authenticator
         self.service, self.name = telemetry.split_method(method)
         self.grpc_context = servicer_context
         self.code = "OK"
@@ -55,7 +60,11 @@ class _Call:
         return context.RequestContext(
             method=self.method,
             request_id=request_id,
-            identity=context.parse_identity(metadata),
+            identity=(
+                context.parse_identity(metadata)
+                if self.authenticator is None
+                else self.authenticator.authenticate(self.method, metadata)
+            ),
             deadline_monotonic=deadline,
         )
 
@@ -112,7 +121,14 @@ async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]
 
 
 class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Context, metrics, validation and error mapping for every ragmesh RPC."""
+    """Identity, context, metrics, validation and error mapping for every ragmesh RPC.
+
+    ``authenticator`` None serves unverified header identities: only the benchmark's
+    baseline does that, to measure what verification costs.
+    """
+
+    def __init__(self, authenticator: Authenticator | None) -> None:
+        self._auth = authenticator
 
     async def intercept_service(
         self,
@@ -125,32 +141,32 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_unary(method, handler.unary_unary),
+                _wrap_unary_unary(method, handler.unary_unary, self._auth),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_unary_stream(method, handler.unary_stream),
+                _wrap_unary_stream(method, handler.unary_stream, self._auth),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_stream_unary(method, handler.stream_unary),
+                _wrap_stream_unary(method, handler.stream_unary, self._auth),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_stream(method, handler.stream_stream),
+            _wrap_stream_stream(method, handler.stream_stream, self._auth),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _wrap_unary_unary(method: str, inner: Any) -> Any:
+def _wrap_unary_unary(method: str, inner: Any, auth: Authenticator | None) -> Any:
     async def handle(request: Message, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, ctx)
+        call = _Call(method, ctx, auth)
         call.enter()
         try:
             with context.bind(call.request_context()):
@@ -164,9 +180,9 @@ def _wrap_unary_unary(method: str, inner: Any) -> Any:
     return handle
 
 
-def _wrap_unary_stream(method: str, inner: Any) -> Any:
+def _wrap_unary_stream(method: str, inner: Any, auth: Authenticator | None) -> Any:
     async def handle(request: Message, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        call = _Call(method, ctx)
+        call = _Call(method, ctx, auth)
         call.enter()
         try:
             with context.bind(call.request_context()):
@@ -181,9 +197,9 @@ def _wrap_unary_stream(method: str, inner: Any) -> Any:
     return handle
 
 
-def _wrap_stream_unary(method: str, inner: Any) -> Any:
+def _wrap_stream_unary(method: str, inner: Any, auth: Authenticator | None) -> Any:
     async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, ctx)
+        call = _Call(method, ctx, auth)
         call.enter()
         try:
             with context.bind(call.request_context()):
@@ -196,9 +212,9 @@ def _wrap_stream_unary(method: str, inner: Any) -> Any:
     return handle
 
 
-def _wrap_stream_stream(method: str, inner: Any) -> Any:
+def _wrap_stream_stream(method: str, inner: Any, auth: Authenticator | None) -> Any:
     async def handle(requests: AsyncIterator[Message], ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        call = _Call(method, ctx)
+        call = _Call(method, ctx, auth)
         call.enter()
         try:
             with context.bind(call.request_context()):

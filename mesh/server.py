@@ -22,10 +22,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mesh import telemetry
-from mesh.config import EnvConfig
+from mesh.auth import Authenticator, AuthSettings
+from mesh.config import ConfigError, EnvConfig
 from mesh.interceptors import MeshServerInterceptor
 from mesh.logging import configure_logging
 from mesh.metrics import start_metrics_server
+from mesh.settings import MeshSettings
 
 log = logging.getLogger(__name__)
 # The asyncio health servicer; grpcio-health-checking ships no type stubs for it.
@@ -78,10 +80,33 @@ class MeshServer:
         await self.server.stop(grace_s)
 
 
-async def start_server(bindings: Sequence[ServiceBinding], config: ServerConfig) -> MeshServer:
-    """Builds and starts the server; used by ``serve`` and by in-process tests."""
+def auth_settings(settings: MeshSettings) -> AuthSettings:
+    """The token verification settings of ``settings``; a service does not start without a JWKS."""
+    if settings.auth_jwks_file is None:
+        raise ConfigError(
+            "RAGMESH_AUTH_JWKS_FILE is not set: a service verifies every caller's token against a JWKS "
+            "(ragmesh up writes one under the stack's secrets folder)"
+        )
+    return AuthSettings(
+        jwks_file=settings.auth_jwks_file,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        internal_audience=settings.auth_internal_audience,
+        clock_skew_s=settings.auth_clock_skew_s,
+    )
+
+
+async def start_server(
+    bindings: Sequence[ServiceBinding], config: ServerConfig, *, auth: AuthSettings | None
+) -> MeshServer:
+    """Builds and starts the server; used by ``serve`` and by in-process tests.
+
+    ``auth`` says how callers' tokens are verified; None serves unverified header
+    identities, which only the benchmark's baseline does.
+    """
+    authenticator = None if auth is None else Authenticator(auth)
     server = grpc.aio.server(
-        interceptors=[MeshServerInterceptor()],
+        interceptors=[MeshServerInterceptor(authenticator)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -116,6 +141,7 @@ async def serve(
 ) -> None:
     """Runs a service until SIGTERM/SIGINT. ``lifespan`` opens and closes its resources."""
     configure_logging(service_name, config.log_level)
+    auth = auth_settings(MeshSettings.from_env())
     telemetry.configure_tracing(service_name, config.trace_exporter, config.otlp_endpoint)
     start_metrics_server(config.metrics_port, config.host)
     stop = asyncio.Event()
@@ -124,7 +150,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     async with (lifespan or _no_lifespan)():
         resolved = bindings if isinstance(bindings, Sequence) else await bindings()
-        started = await start_server(resolved, config)
+        started = await start_server(resolved, config, auth=auth)
         log.info(
             "serving",
             extra={"fields": {"port": started.port, "services": [b.full_name for b in resolved]}},

@@ -44,3 +44,13 @@ class MeshSettings(EnvConfig):
     """Neo4j password."""
     ray_address: str = "127.0.0.1:56380"
     """Ray GCS address of the head node."""
+    auth_jwks_file: Path | None = None
+    """JWKS (public keys) every caller's token is verified against; services refuse to start without it."""
+    auth_issuer: str = "ragmesh-local"
+    """The ``iss`` every token must carry."""
+    auth_audience: str = "ragmesh"
+    """The ``aud`` of tokens for people and programs (the only audience the edge accepts)."""
+    auth_internal_audience: str = "ragmesh-internal"
+    """The ``aud`` of the mesh services' own tokens (accepted by services, never by the edge)."""
+    auth_clock_skew_s: float = 30.0
+    """Clock skew allowed when checking ``exp`` and ``nbf``, in seconds."""

@@ -1,7 +1,8 @@
 """gRPC servicers of svc_agent: the agentic answer loop, streamed with citations, and chat sessions.
 
 One thin method per RPC: proto -> domain (convert.py) -> domain call -> proto.
-The tenant always comes from the caller's identity (``mesh.context``).
+The tenant and the subject always come from the caller's verified identity
+(``mesh.context``): sessions belong to one person of one tenant.
 """
 
 from __future__ import annotations
@@ -39,14 +40,18 @@ class AgentServiceServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self, request: pb.GetSessionRequest, ctx: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetSessionResponse:
         """The caller's session with its messages."""
-        session = await self._memory.get_session(context.tenant(), request.session_id)
+        identity = context.identity()
+        session = await self._memory.get_session(identity.tenant, identity.subject, request.session_id)
         return pb.GetSessionResponse(session=convert.session_to_proto(session))
 
     async def ListSessions(
         self, request: pb.ListSessionsRequest, ctx: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListSessionsResponse:
         """The caller's sessions, most recently updated first."""
-        page = await self._memory.list_sessions(context.tenant(), request.page_size, request.page_token)
+        identity = context.identity()
+        page = await self._memory.list_sessions(
+            identity.tenant, identity.subject, request.page_size, request.page_token
+        )
         return pb.ListSessionsResponse(
             sessions=[convert.session_to_proto(s) for s in page.sessions], next_page_token=page.next_page_token
         )
@@ -55,7 +60,8 @@ class AgentServiceServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self, request: pb.DeleteSessionRequest, ctx: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.DeleteSessionResponse:
         """Deletes one of the caller's sessions with its messages and feedback."""
-        await self._memory.delete_session(context.tenant(), request.session_id)
+        identity = context.identity()
+        await self._memory.delete_session(identity.tenant, identity.subject, request.session_id)
         return pb.DeleteSessionResponse()
 
     async def SubmitFeedback(

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from mesh import context
+from mesh import auth, context
 from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from ragmesh.retrieval.v1 import index_service_pb2
 from svc_ingest import convert
@@ -352,6 +352,7 @@ class JobManager:
         return PipelineSettings(
             inference_addr=self._inference_addr,
             tenant=tenant,
+            service_token=auth.service_token() or "",
             parse=ParseOptions(
                 pdf_strategy=cfg.pdf_strategy,
                 ocr=cfg.ocr_enabled,

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class PipelineSettings:
     graph: GraphSchema | None
     parse_concurrency: int = 2
     parse_cpus: float = 1.0
+    service_token: str = field(default="", repr=False)
+    """svc_ingest's own token: the workers call InferenceService (internal) with it, for the job's tenant."""
     embed_batch_size: int = 64
     embed_concurrency: int = 1
     embed_cpus: float = 0.25
@@ -184,7 +186,11 @@ class EmbedStage:
 
         _limit_torch_threads(settings.torch_threads)
         self._client = EmbedClient(
-            settings.inference_addr, settings.tenant, timeout_s=settings.embed_timeout_s, model=settings.embed_model
+            settings.inference_addr,
+            settings.tenant,
+            timeout_s=settings.embed_timeout_s,
+            model=settings.embed_model,
+            token=settings.service_token,
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -214,6 +220,7 @@ class GraphStage:
             timeout_s=settings.graph_timeout_s,
             model=settings.llm_model,
             max_tokens=settings.graph_max_tokens,
+            token=settings.service_token,
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

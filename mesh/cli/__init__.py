@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "mesh.cli.ingest_cmds",
     "mesh.cli.retrieval_cmds",
     "mesh.cli.agent_cmds",
+    "mesh.cli.token_cmds",
 )
 
 
@@ -36,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    from mesh.cli.common import NoCredential
+
+    try:
+        code: int = args.func(args)
+    except NoCredential as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

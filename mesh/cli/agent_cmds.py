@@ -1,7 +1,7 @@
 """``ragmesh ask``: ask the agent a question and watch the cited answer stream in.
 
 Calls AgentService.StreamChat through the Envoy edge by default (``--addr`` to
-call the service directly) as the ``--tenant`` given. Tokens go to stdout as
+call the service directly) with --token (or a dev token for --tenant). Tokens go to stdout as
 they arrive, then the sources; with ``--json`` every event is one JSON object
 on its own line, the last one ``{"type": "final", "answer": ..., "citations":
 [{"source": ..., "chunk_id": ...}, ...]}``. Ctrl-C cancels the call, which

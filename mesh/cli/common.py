@@ -1,22 +1,42 @@
-"""What every client command shares: where to connect and as whom."""
+"""What every client command shares: where to connect and as whom.
+
+A command presents a token: ``--token`` or ``RAGMESH_TOKEN`` (from
+``ragmesh token issue`` or your identity provider). With neither, it mints a
+short-lived dev token for ``--tenant`` from the local stack's key, which only
+someone who can read the stack's secrets folder can do, so the README's
+commands keep working on a developer's own stack.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from typing import Any
 
 import grpc
 
-from mesh import context, status
+from mesh import auth, status
 from mesh.channels import open_channel
 from mesh.settings import MeshSettings
 
+DEV_TOKEN_TTL_S = 15 * 60
+DEV_TOKEN_ROLES = ("reader", "editor")
+
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
-    """Adds --addr (default: the Envoy edge) and --tenant (default: "default")."""
+    """Adds --addr (default: the Envoy edge), --token and --tenant (default: "default")."""
     parser.add_argument("--addr", default=None, help="host:port to call (default: the Envoy edge, RAGMESH_EDGE_ADDR)")
-    parser.add_argument("--tenant", default="default", help="tenant to act as (default: default)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("RAGMESH_TOKEN") or None,
+        help="bearer token to call with (default: RAGMESH_TOKEN; without one, a 15-minute dev token for --tenant "
+        "is minted from the local stack's key)",
+    )
+    parser.add_argument(
+        "--tenant", default="default", help="tenant of the dev token minted when no --token is given (default: default)"
+    )
 
 
 def channel(args: argparse.Namespace, services: tuple[str, ...] = ()) -> grpc.aio.Channel:
@@ -25,9 +45,37 @@ def channel(args: argparse.Namespace, services: tuple[str, ...] = ()) -> grpc.ai
     return open_channel(target, services, tracing=False)
 
 
+class NoCredential(RuntimeError):
+    """No --token, no RAGMESH_TOKEN, and no local stack key to mint a dev token with."""
+
+
+def dev_token(tenant: str, *, subject: str | None = None, roles: tuple[str, ...] = DEV_TOKEN_ROLES) -> str:
+    """A short-lived token for ``tenant`` from the local stack's key (the one ``ragmesh up`` made)."""
+    from mesh.stack import StackConfig, StackLayout, identity
+
+    config = StackConfig.from_env()
+    layout = StackLayout(config.home)
+    if not layout.signing_key_file.is_file():
+        raise NoCredential(
+            f"no token given and no local stack key at {layout.signing_key_file}: "
+            "pass --token (or set RAGMESH_TOKEN), or start the stack with ragmesh up"
+        )
+    return identity.issue_token(
+        config, layout, tenant=tenant, subject=subject or getpass.getuser(), roles=roles, ttl_s=DEV_TOKEN_TTL_S
+    )
+
+
+def token(args: argparse.Namespace) -> str:
+    """The token this command calls with: --token / RAGMESH_TOKEN, else a dev token for --tenant."""
+    if getattr(args, "_token_cache", None) is None:
+        args._token_cache = args.token or dev_token(args.tenant)
+    value: str = args._token_cache
+    return value
+
+
 def metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """Request metadata carrying the caller identity."""
-    return ((context.TENANT_HEADER, args.tenant),)
+    """Request metadata carrying the caller's token."""
+    return ((auth.AUTHORIZATION, f"Bearer {token(args)}"),)
 
 
 def report_rpc_error(err: grpc.aio.AioRpcError, *, as_json: bool = False) -> int:

@@ -1,7 +1,7 @@
 """``ragmesh search`` and ``ragmesh eval retrieval``: query the index and measure its quality.
 
 Both call RetrievalService.Search through the Envoy edge by default (``--addr``
-to call a service directly) as the ``--tenant`` given.
+to call a service directly) with --token (or a dev token for --tenant).
 
 ``eval retrieval`` reads questions in the format of the dev set (one JSON
 object a line with ``question``, ``gold_paths`` and ``kind``). A result matches

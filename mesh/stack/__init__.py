@@ -33,6 +33,7 @@ with ``go install`` into ``~/.cache/ragmesh/go``; ``make deps`` runs it).
 from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, NotReady, PortInUse, StackError
+from mesh.stack.layout import StackLayout
 from mesh.stack.supervisor import DownResult, PartStatus, Supervisor, UpResult
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "PortInUse",
     "StackConfig",
     "StackError",
+    "StackLayout",
     "Supervisor",
     "UpResult",
     "render_envoy_config",

@@ -195,6 +195,21 @@ class StackConfig(EnvConfig):
     edge_retries: int = 2
     """How often Envoy retries a call that failed with UNAVAILABLE."""
 
+    auth_issuer: str = "ragmesh-local"
+    """The ``iss`` of the tokens the stack's key signs, checked by Envoy and every service."""
+
+    auth_audience: str = "ragmesh"
+    """The ``aud`` of tokens for people and programs; the only audience the edge accepts."""
+
+    auth_internal_audience: str = "ragmesh-internal"
+    """The ``aud`` of the services' own tokens (accepted by services, refused by the edge)."""
+
+    auth_clock_skew_s: int = 30
+    """Clock skew allowed when checking a token's ``exp`` and ``nbf``, in seconds."""
+
+    auth_service_token_ttl_s: int = 30 * 24 * 3600
+    """Lifetime of the service tokens ``ragmesh up`` mints at each start, in seconds."""
+
     postgres_ready_timeout_s: float = 60.0
     """Seconds PostgreSQL gets to accept connections after it is started."""
 

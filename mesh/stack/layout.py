@@ -62,6 +62,20 @@ class StackLayout:
     def ray_token_file(self) -> Path:
         return self.secrets_dir / "ray-auth-token"
 
+    @property
+    def signing_key_file(self) -> Path:
+        """The private key that signs the stack's tokens (0600)."""
+        return self.secrets_dir / "jwt-signing-key.pem"
+
+    @property
+    def jwks_file(self) -> Path:
+        """The public keys Envoy and the services verify tokens with."""
+        return self.secrets_dir / "jwks.json"
+
+    def service_token_file(self, service: str) -> Path:
+        """The service token ``ragmesh up`` mints for ``service`` (0600)."""
+        return self.secrets_dir / "tokens" / f"{service}.jwt"
+
     def _short_fallback(self, kind: str) -> Path:
         digest = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
         return Path("/tmp") / f"ragmesh-{kind}-{digest}"

@@ -20,9 +20,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mesh.stack import envoy_ratelimit, neo4j_config, probes
+from mesh.stack import envoy_ratelimit, identity, neo4j_config, probes
 from mesh.stack.binaries import envoy_binary, ratelimit_binary, require, venv_script
 from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir
+from mesh.stack.envoy_auth import JWKS_ENV
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, StackError
 from mesh.stack.layout import StackLayout
@@ -641,6 +642,10 @@ class ServicePart(Part):
         if self.name == "svc_sandbox":
             require(self.name, "bwrap")
 
+    def prepare(self, say: Say) -> None:
+        # A fresh token at every start: the service re-reads the file, so a re-mint needs no restart.
+        identity.mint_service_token(self.config, self.layout, self.name)
+
     def launch(self) -> Launch:
         env = {**self.base_env(), **service_env(self.config, self.layout, self.name)}
         return Launch([sys.executable, "-m", self.name], env, default_root_dir())
@@ -673,6 +678,9 @@ class EnvoyPart(Part):
         return render_envoy_config(self.config)
 
     def prepare(self, say: Say) -> None:
+        if not self.layout.signing_key_file.is_file():
+            say(f"creating the stack's token signing key in {self.layout.secrets_dir}")
+        identity.signing_key(self.layout)
         _write_if_changed(self.layout.envoy_config_file, self.config_text())
 
     def launch(self) -> Launch:
@@ -685,7 +693,19 @@ class EnvoyPart(Part):
             "--log-level",
             "info",
         ]
-        return Launch(argv, self.base_env(), self.layout.part_dir("envoy"))
+        env = {**self.base_env(), JWKS_ENV: self._jwks()}
+        return Launch(argv, env, self.layout.part_dir("envoy"))
+
+    def _jwks(self) -> str:
+        try:
+            return self.layout.jwks_file.read_text()
+        except OSError:
+            return ""
+
+    def fingerprint(self) -> str:
+        # Envoy reads the JWKS once, at start: a new key (a purged home) must restart it.
+        digest = hashlib.sha256((super().fingerprint() + self._jwks()).encode())
+        return digest.hexdigest()[:16]
 
     def probe(self) -> ProbeResult:
         c = self.config

@@ -9,7 +9,9 @@ This is the contract between ``ragmesh up`` and the services' ``Config.from_env(
   ``RAGMESH_RAY_ADDRESS``: the stores and the Ray head;
 - ``RAY_ADDRESS``, ``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN_PATH``: what ``ray.init()`` reads to join
   the head with its token;
-- ``RAGMESH_HOME``: the stack's home, for services that keep local files (embedded shards).
+- ``RAGMESH_HOME``: the stack's home, for services that keep local files (embedded shards);
+- ``RAGMESH_AUTH_JWKS_FILE`` / ``_ISSUER`` / ``_AUDIENCE`` / ``_INTERNAL_AUDIENCE`` / ``_CLOCK_SKEW_S``:
+  how every caller's token is verified, and ``RAGMESH_AUTH_SERVICE_TOKEN_FILE``: the service's own token.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def store_env(config: StackConfig, layout: StackLayout) -> dict[str, str]:
         "RAGMESH_NEO4J_USER": config.neo4j_user,
         "RAGMESH_NEO4J_PASSWORD": config.neo4j_password,
         "RAGMESH_RAY_ADDRESS": f"{host}:{config.ray_gcs_port}",
+        "RAGMESH_AUTH_JWKS_FILE": str(layout.jwks_file),
+        "RAGMESH_AUTH_ISSUER": config.auth_issuer,
+        "RAGMESH_AUTH_AUDIENCE": config.auth_audience,
+        "RAGMESH_AUTH_INTERNAL_AUDIENCE": config.auth_internal_audience,
+        "RAGMESH_AUTH_CLOCK_SKEW_S": str(config.auth_clock_skew_s),
     }
     for service in SERVICE_NAMES:
         env[f"RAGMESH_{domain_of(service)}_ADDR"] = f"{host}:{config.service_port(service)}"
@@ -61,4 +68,5 @@ def service_env(config: StackConfig, layout: StackLayout, service: str) -> dict[
     domain = domain_of(service)
     env[f"RAGMESH_{domain}_HOST"] = config.host
     env[f"RAGMESH_{domain}_PORT"] = str(config.service_port(service))
+    env["RAGMESH_AUTH_SERVICE_TOKEN_FILE"] = str(layout.service_token_file(service))
     return env

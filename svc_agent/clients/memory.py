@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
+from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from svc_agent.clients.codec import citations_from_json, citations_to_json
 from svc_agent.clients.errors import store_timeout_s
 from svc_agent.domain.model import Role, Turn
@@ -95,18 +95,28 @@ class PostgresChatMemory:
     def _timeout(self) -> float:
         return store_timeout_s(self._timeout_s)
 
-    async def history(self, tenant: str, session_id: str, max_turns: int) -> list[Turn]:
+    async def _check_owner(self, conn: Any, tenant: str, subject: str, session_id: str) -> None:
+        """NotFound for an unknown session, PermissionDenied for another subject's."""
+        owner = await conn.fetchval(
+            "SELECT subject FROM agent_sessions WHERE tenant = $1 AND session_id = $2",
+            tenant,
+            session_id,
+            timeout=self._timeout(),
+        )
+        if owner is None:
+            raise _session_not_found(session_id)
+        if owner != subject:
+            raise PermissionDenied(
+                f"session {session_id} belongs to another user",
+                reason="SESSION_NOT_OWNED",
+                metadata={"session_id": session_id},
+            )
+
+    async def history(self, tenant: str, subject: str, session_id: str, max_turns: int) -> list[Turn]:
         """The session's last ``max_turns`` messages, oldest first; NotFound for an unknown session."""
         with _store_errors():
             async with self._pool.acquire(timeout=self._timeout()) as conn:
-                exists = await conn.fetchval(
-                    "SELECT 1 FROM agent_sessions WHERE tenant = $1 AND session_id = $2",
-                    tenant,
-                    session_id,
-                    timeout=self._timeout(),
-                )
-                if exists is None:
-                    raise _session_not_found(session_id)
+                await self._check_owner(conn, tenant, subject, session_id)
                 rows = await conn.fetch(
                     "SELECT role, content, rewritten_query FROM agent_messages "
                     "WHERE tenant = $1 AND session_id = $2 ORDER BY position DESC LIMIT $3",
@@ -123,9 +133,11 @@ class PostgresChatMemory:
             async with self._pool.acquire(timeout=self._timeout()) as conn, conn.transaction():
                 if turn.new_session:
                     await conn.execute(
-                        "INSERT INTO agent_sessions (tenant, session_id, title, message_count) VALUES ($1, $2, $3, 2)",
+                        "INSERT INTO agent_sessions (tenant, session_id, subject, title, message_count) "
+                        "VALUES ($1, $2, $3, $4, 2)",
                         turn.tenant,
                         turn.session_id,
+                        turn.subject,
                         shorten(turn.question, TITLE_CHARS),
                         timeout=self._timeout(),
                     )
@@ -134,12 +146,14 @@ class PostgresChatMemory:
                     # The row lock this takes orders concurrent turns of one session.
                     count = await conn.fetchval(
                         "UPDATE agent_sessions SET message_count = message_count + 2, updated_at = now() "
-                        "WHERE tenant = $1 AND session_id = $2 RETURNING message_count",
+                        "WHERE tenant = $1 AND session_id = $2 AND subject = $3 RETURNING message_count",
                         turn.tenant,
                         turn.session_id,
+                        turn.subject,
                         timeout=self._timeout(),
                     )
                     if count is None:
+                        await self._check_owner(conn, turn.tenant, turn.subject, turn.session_id)
                         raise NotFound(
                             f"session {turn.session_id} was deleted while the answer was written",
                             reason="SESSION_NOT_FOUND",
@@ -178,19 +192,19 @@ class PostgresChatMemory:
                     timeout=self._timeout(),
                 )
 
-    async def get_session(self, tenant: str, session_id: str) -> SessionInfo:
+    async def get_session(self, tenant: str, subject: str, session_id: str) -> SessionInfo:
         """The session with its messages, oldest first."""
         with _store_errors():
             async with self._pool.acquire(timeout=self._timeout()) as conn:
                 row = await conn.fetchrow(
-                    "SELECT session_id, title, message_count, created_at, updated_at FROM agent_sessions "
+                    "SELECT session_id, subject, title, message_count, created_at, updated_at FROM agent_sessions "
                     "WHERE tenant = $1 AND session_id = $2",
                     tenant,
                     session_id,
                     timeout=self._timeout(),
                 )
-                if row is None:
-                    raise _session_not_found(session_id)
+                if row is None or row["subject"] != subject:
+                    await self._check_owner(conn, tenant, subject, session_id)
                 rows = await conn.fetch(
                     "SELECT message_id, role, content, citations::text AS citations, created_at, rewritten_query "
                     "FROM agent_messages WHERE tenant = $1 AND session_id = $2 ORDER BY position",
@@ -211,38 +225,42 @@ class PostgresChatMemory:
         )
         return _session(row, messages)
 
-    async def list_sessions(self, tenant: str, page_size: int, page_token: str) -> SessionPage:
-        """The tenant's sessions, most recently updated first, ``page_size`` at a time."""
+    async def list_sessions(self, tenant: str, subject: str, page_size: int, page_token: str) -> SessionPage:
+        """The subject's sessions in the tenant, most recently updated first, ``page_size`` at a time."""
         size = page_size or DEFAULT_PAGE_SIZE
         after: tuple[dt.datetime, str] | None = _decode_token(page_token) if page_token else None
         with _store_errors():
             async with self._pool.acquire(timeout=self._timeout()) as conn:
                 rows = await conn.fetch(
                     "SELECT session_id, title, message_count, created_at, updated_at FROM agent_sessions "
-                    "WHERE tenant = $1 AND ($2::timestamptz IS NULL OR (updated_at, session_id) < ($2, $3)) "
+                    "WHERE tenant = $1 AND subject = $5 "
+                    "AND ($2::timestamptz IS NULL OR (updated_at, session_id) < ($2, $3)) "
                     "ORDER BY updated_at DESC, session_id DESC LIMIT $4",
                     tenant,
                     after[0] if after else None,
                     after[1] if after else "",
                     size + 1,
+                    subject,
                     timeout=self._timeout(),
                 )
         page = rows[:size]
         token = _encode_token(page[-1]["updated_at"], page[-1]["session_id"]) if len(rows) > size else ""
         return SessionPage(tuple(_session(r) for r in page), token)
 
-    async def delete_session(self, tenant: str, session_id: str) -> None:
+    async def delete_session(self, tenant: str, subject: str, session_id: str) -> None:
         """Deletes the session; its messages and their feedback go with it."""
         with _store_errors():
             async with self._pool.acquire(timeout=self._timeout()) as conn:
                 deleted = await conn.fetchval(
-                    "DELETE FROM agent_sessions WHERE tenant = $1 AND session_id = $2 RETURNING session_id",
+                    "DELETE FROM agent_sessions WHERE tenant = $1 AND session_id = $2 AND subject = $3 "
+                    "RETURNING session_id",
                     tenant,
                     session_id,
+                    subject,
                     timeout=self._timeout(),
                 )
-        if deleted is None:
-            raise _session_not_found(session_id)
+                if deleted is None:
+                    await self._check_owner(conn, tenant, subject, session_id)
 
     async def submit_feedback(
         self, tenant: str, session_id: str, message_id: str, subject: str, rating: str, comment: str
@@ -250,6 +268,7 @@ class PostgresChatMemory:
         """Stores the subject's opinion of an answer, replacing an earlier one; returns its id."""
         with _store_errors():
             async with self._pool.acquire(timeout=self._timeout()) as conn:
+                await self._check_owner(conn, tenant, subject, session_id)
                 role = await conn.fetchval(
                     "SELECT role FROM agent_messages WHERE tenant = $1 AND session_id = $2 AND message_id = $3",
                     tenant,

@@ -266,7 +266,7 @@ class Agent:
     async def _load(self, run: _Run) -> AsyncGenerator[AgentEvent, None]:
         if not run.new_session:
             run.history = await self._deps.memory.history(
-                run.request.tenant, run.session_id, self._settings.history_messages
+                run.request.tenant, run.request.subject, run.session_id, self._settings.history_messages
             )
         requested = run.request.options.top_k or self._settings.default_top_k
         run.top_k = max(1, min(requested, self._settings.max_prompt_sources))
@@ -797,6 +797,7 @@ class Agent:
         await self._deps.memory.record_turn(
             CompletedTurn(
                 tenant=run.request.tenant,
+                subject=run.request.subject,
                 session_id=run.session_id,
                 new_session=run.new_session,
                 user_message_id=run.user_message_id,

@@ -163,6 +163,8 @@ class CompletedTurn:
     """A question and its answer, written to the session together."""
 
     tenant: str
+    subject: str
+    """Who asked: the session belongs to (tenant, subject)."""
     session_id: str
     new_session: bool
     user_message_id: str
@@ -184,9 +186,12 @@ class SessionPage:
 
 
 class ChatMemory(Protocol):
-    """Sessions, messages and feedback per tenant."""
+    """Sessions, messages and feedback; a session belongs to one (tenant, subject).
 
-    async def history(self, tenant: str, session_id: str, max_turns: int) -> list[Turn]:
+    Reading, continuing or deleting another subject's session raises PermissionDenied.
+    """
+
+    async def history(self, tenant: str, subject: str, session_id: str, max_turns: int) -> list[Turn]:
         """The last ``max_turns`` messages of the session, oldest first; NotFound if it does not exist."""
         ...
 
@@ -194,15 +199,15 @@ class ChatMemory(Protocol):
         """Writes the question and the answer (and the session if new) in one transaction."""
         ...
 
-    async def get_session(self, tenant: str, session_id: str) -> SessionInfo:
+    async def get_session(self, tenant: str, subject: str, session_id: str) -> SessionInfo:
         """The session with its messages; NotFound if it does not exist."""
         ...
 
-    async def list_sessions(self, tenant: str, page_size: int, page_token: str) -> SessionPage:
-        """The tenant's sessions, most recently updated first."""
+    async def list_sessions(self, tenant: str, subject: str, page_size: int, page_token: str) -> SessionPage:
+        """The subject's sessions in the tenant, most recently updated first."""
         ...
 
-    async def delete_session(self, tenant: str, session_id: str) -> None:
+    async def delete_session(self, tenant: str, subject: str, session_id: str) -> None:
         """Deletes the session, its messages and their feedback; NotFound if it does not exist."""
         ...
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import grpc
 
 from mesh import context, priority
+from mesh.auth import AUTHORIZATION
 from mesh.channels import MAX_MESSAGE_BYTES, service_config
 from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 
@@ -48,11 +49,13 @@ class InferenceCallError(RuntimeError):
 class _InferenceClient:
     """A blocking InferenceService stub for one tenant, on a channel of its own."""
 
-    def __init__(self, target: str, tenant: str, *, timeout_s: float, model: str) -> None:
+    def __init__(self, target: str, tenant: str, *, timeout_s: float, model: str, token: str = "") -> None:
         self._channel = blocking_channel(target)
         self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
         # Pipeline calls are bulk work: the inference service serves interactive calls first.
-        self._metadata = ((context.TENANT_HEADER, tenant), *priority.BATCH_METADATA)
+        # The job's workers act for its tenant with svc_ingest's service token (InferenceService is internal).
+        credential = ((AUTHORIZATION, f"Bearer {token}"),) if token else ()
+        self._metadata = ((context.TENANT_HEADER, tenant), *credential, *priority.BATCH_METADATA)
         self._timeout_s = timeout_s
         self._model = model
 
@@ -78,8 +81,9 @@ class EmbedClient(_InferenceClient):
         model: str = "",
         attempts: int = 4,
         busy_budget_s: float = 600.0,
+        token: str = "",
     ) -> None:
-        super().__init__(target, tenant, timeout_s=timeout_s, model=model)
+        super().__init__(target, tenant, timeout_s=timeout_s, model=model, token=token)
         self._attempts = attempts
         self._busy_budget_s = busy_budget_s
         self.busy_retries = 0
@@ -136,9 +140,16 @@ class GenerateClient(_InferenceClient):
     """Schema-constrained generation through InferenceService.StreamGenerate."""
 
     def __init__(
-        self, target: str, tenant: str, *, timeout_s: float = 300.0, model: str = "", max_tokens: int = 512
+        self,
+        target: str,
+        tenant: str,
+        *,
+        timeout_s: float = 300.0,
+        model: str = "",
+        max_tokens: int = 512,
+        token: str = "",
     ) -> None:
-        super().__init__(target, tenant, timeout_s=timeout_s, model=model)
+        super().__init__(target, tenant, timeout_s=timeout_s, model=model, token=token)
         self._max_tokens = max_tokens
 
     def generate_json(self, prompt: str, json_schema: str) -> str:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import REPO, SHARED
+from tests.support.auth import auth_settings
 
 SHARED_CONCEPTS = SHARED / "corpus" / "k8s-docs" / "concepts"
 SHARED_NOISE = SHARED / "corpus" / "noise"
@@ -170,7 +171,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         rconfig = RetrievalConfig(vector_backend="edge", edge_path=work / "qdrant", optimize_idle_s=0.5)
         async with open_components(rconfig, settings) as parts:
-            rserver = await start_server(retrieval_bindings(parts), ServerConfig(port=0))
+            rserver = await start_server(retrieval_bindings(parts), ServerConfig(port=0), auth=auth_settings())
             import grpc
 
             from ragmesh.retrieval.v1 import index_service_pb2_grpc

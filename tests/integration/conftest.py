@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
 from tests.integration.local_inference import Inference, serve_local_inference
+from tests.support.auth import use_service_token
+
+
+@pytest.fixture(scope="session", autouse=True)
+def service_identity() -> None:
+    """The test process holds a service token, as each service does under ``ragmesh up``:
+    the in-process services present it on their internal calls (and to Ray workers)."""
+    use_service_token()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

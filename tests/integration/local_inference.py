@@ -20,6 +20,7 @@ from svc_inference.__main__ import bindings
 from svc_inference.bootstrap import open_runtime
 from svc_inference.config import Config
 from svc_inference.domain.runtime import ModelRuntime
+from tests.support.auth import auth_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,7 @@ async def serve_local_inference(
     # The ray address is not used by the in-process hosting.
     runtime = await open_runtime(Config(hosting="inprocess"), "")
     try:
-        server = await start_server(services(runtime), ServerConfig(port=0))
+        server = await start_server(services(runtime), ServerConfig(port=0), auth=auth_settings())
         try:
             yield Inference(addr=f"127.0.0.1:{server.port}", runtime=runtime)
         finally:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import grpc
 
-from mesh import context
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
@@ -36,6 +35,7 @@ from svc_retrieval.app import open_components as open_retrieval
 from svc_retrieval.config import Config as RetrievalConfig
 from tests.integration.agent.conftest import SAMPLE_DOCS, SAMPLES, chunk_markdown
 from tests.integration.local_inference import Inference
+from tests.support.auth import as_service, auth_settings, bearer, service_channel
 
 
 @dataclasses.dataclass
@@ -53,12 +53,16 @@ class AgentMesh:
 
     def md(self, tenant: str | None = None) -> tuple[tuple[str, str], ...]:
         """Metadata naming ``tenant`` (default: the indexed one) as the caller."""
-        return ((context.TENANT_HEADER, tenant or self.tenant),)
+        return bearer(tenant or self.tenant)
+
+    def imd(self, tenant: str | None = None) -> tuple[tuple[str, str], ...]:
+        """Metadata of a mesh service acting for ``tenant`` (internal services take only this)."""
+        return as_service(tenant or self.tenant)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Document embeddings from the mesh's embedder."""
         response = await self.inference.Embed(
-            infpb.EmbedRequest(texts=texts, mode=infpb.EMBED_MODE_DOCUMENT), metadata=self.md()
+            infpb.EmbedRequest(texts=texts, mode=infpb.EMBED_MODE_DOCUMENT), metadata=self.imd()
         )
         return [list(e.dense) for e in response.embeddings]
 
@@ -88,7 +92,7 @@ class AgentMesh:
         async def one() -> AsyncIterator[ipb.UpsertChunksRequest]:
             yield request
 
-        response = await self.index.UpsertChunks(one(), metadata=self.md(tenant))
+        response = await self.index.UpsertChunks(one(), metadata=self.imd(tenant))
         return int(response.corpus_version)
 
 
@@ -112,7 +116,7 @@ async def serve(
         retrieval = await stack.enter_async_context(
             open_retrieval(RetrievalConfig(vector_backend="edge", edge_path=workdir / "qdrant"), settings)
         )
-        server = await start_server(retrieval_bindings(retrieval), ServerConfig(port=0))
+        server = await start_server(retrieval_bindings(retrieval), ServerConfig(port=0), auth=auth_settings())
         servers.append(server)
         settings = dataclasses.replace(settings, retrieval_addr=f"127.0.0.1:{server.port}")
 
@@ -122,7 +126,7 @@ async def serve(
             answer_max_tokens=48,
         )
         agent = await stack.enter_async_context(open_agent(agent_config, settings))
-        server = await start_server(agent_bindings(agent), ServerConfig(port=0))
+        server = await start_server(agent_bindings(agent), ServerConfig(port=0), auth=auth_settings())
         servers.append(server)
 
         def channel(port: int) -> grpc.aio.Channel:
@@ -132,7 +136,7 @@ async def serve(
 
         agent_channel = channel(servers[-1].port)
         retrieval_channel = channel(servers[-2].port)
-        inference_channel = grpc.aio.insecure_channel(inference_addr)
+        inference_channel = service_channel(inference_addr)
         channels.append(inference_channel)
         mesh = AgentMesh(
             agent=apb_grpc.AgentServiceStub(agent_channel),  # type: ignore[no-untyped-call]

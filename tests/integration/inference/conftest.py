@@ -28,6 +28,7 @@ from svc_inference.bootstrap import open_runtime
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.model_config import ModelSource, Profile, RerankerConfig, ServingConfig, load_profile
 from svc_inference.domain.runtime import ModelRuntime
+from tests.support.auth import auth_settings, service_channel
 
 TIGHT = "gemma3-270m-tight"
 TIGHT_CONTEXT = 1024
@@ -123,8 +124,8 @@ class Stack:
 
 
 async def _serve(hosting: str, runtime: ModelRuntime) -> Stack:
-    server = await start_server(bindings(runtime), ServerConfig(port=0))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    server = await start_server(bindings(runtime), ServerConfig(port=0), auth=auth_settings())
+    channel = service_channel(f"127.0.0.1:{server.port}")
     return Stack(hosting, runtime, server, channel, pb_grpc.InferenceServiceStub(channel))  # type: ignore[no-untyped-call]
 
 

@@ -27,7 +27,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from mesh import context, migrations
+from mesh import migrations
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
@@ -40,6 +40,7 @@ from svc_ingest.clients.postgres import DocumentRepository, JobRepository, creat
 from svc_ingest.config import Config
 from svc_ingest.jobs import JobManager
 from tests.integration.local_inference import Inference
+from tests.support.auth import as_service, auth_settings, bearer
 from tests.support.stores import free_ports, started_stores
 
 REPO = Path(__file__).resolve().parents[3]
@@ -98,7 +99,7 @@ class Retrieval:
     async def stats(self, tenant: str) -> ipb.GetIndexStatsResponse:
         """GetIndexStats for a tenant."""
         response: ipb.GetIndexStatsResponse = await self.index.GetIndexStats(
-            ipb.GetIndexStatsRequest(), metadata=((context.TENANT_HEADER, tenant),), timeout=30
+            ipb.GetIndexStatsRequest(), metadata=as_service(tenant), timeout=30
         )
         return response
 
@@ -117,7 +118,7 @@ async def retrieval(stores: Stores, inference_addr: str) -> AsyncIterator[Retrie
     config = RetrievalConfig(vector_backend="edge", edge_path=folder / "qdrant", optimize_idle_s=0.2)
     try:
         async with open_components(config, settings) as parts:
-            server: MeshServer = await start_server(bindings(parts), ServerConfig(port=0))
+            server: MeshServer = await start_server(bindings(parts), ServerConfig(port=0), auth=auth_settings())
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
             try:
                 yield Retrieval(
@@ -167,7 +168,7 @@ class Ingest:
     @property
     def md(self) -> tuple[tuple[str, str], ...]:
         """Call metadata carrying the test's tenant."""
-        return ((context.TENANT_HEADER, self.tenant),)
+        return bearer(self.tenant)
 
     async def run(self, sources: list[str], **options: Any) -> pb.IngestJob:
         """Creates a job, follows its stream to the end and returns the final job."""
@@ -213,7 +214,7 @@ async def serve_ingest(config: Config, dsn: str, retrieval: Retrieval, inference
         ray_address=config.ray_address,
     )
     await manager.start()
-    server = await start_server(ingest_bindings(manager), ServerConfig(port=0))
+    server = await start_server(ingest_bindings(manager), ServerConfig(port=0), auth=auth_settings())
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         yield Ingest(

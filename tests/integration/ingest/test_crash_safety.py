@@ -18,13 +18,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mesh import context
 from mesh.stack import StackConfig
 from mesh.stack.layout import StackLayout
 from mesh.stack.service_env import ray_client_env
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from tests.integration.ingest.conftest import REPO, SAMPLES, Retrieval, free_ports, table_rows
+from tests.support.auth import bearer
 from tests.support.stores import started_stores
 
 pytestmark = [
@@ -114,7 +114,7 @@ def _spawn(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
 
 
 def _md(tenant: str) -> tuple[tuple[str, str], ...]:
-    return ((context.TENANT_HEADER, tenant),)
+    return bearer(tenant)
 
 
 async def _finish(stub: pb_grpc.IngestServiceStub, tenant: str, sources: list[str]) -> pb.IngestJob:

@@ -23,7 +23,6 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from mesh import context
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
 from mesh.stack import StackConfig
@@ -37,6 +36,7 @@ from svc_retrieval.app import Components, open_components
 from svc_retrieval.config import Config
 from svc_retrieval.domain.ports import VectorIndex
 from tests.integration.local_inference import Inference
+from tests.support.auth import as_service, auth_settings, bearer, service_channel
 from tests.support.stores import free_ports, started_stores
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ class DocumentEmbedder:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def embedder(local_inference: Inference) -> AsyncIterator[DocumentEmbedder]:
     """An Embed client of the session's svc_inference."""
-    channel = grpc.aio.insecure_channel(local_inference.addr)
+    channel = service_channel(local_inference.addr)
     try:
         yield DocumentEmbedder(infpb_grpc.InferenceServiceStub(channel))
     finally:
@@ -102,7 +102,13 @@ class Served:
 
     @staticmethod
     def md(tenant: str) -> tuple[tuple[str, str], ...]:
-        return ((context.TENANT_HEADER, tenant),)
+        """A person of ``tenant`` calling RetrievalService."""
+        return bearer(tenant)
+
+    @staticmethod
+    def imd(tenant: str) -> tuple[tuple[str, str], ...]:
+        """A mesh service acting for ``tenant`` (IndexService is internal)."""
+        return as_service(tenant)
 
 
 @contextlib.asynccontextmanager
@@ -111,7 +117,7 @@ async def serve_retrieval(
 ) -> AsyncIterator[Served]:
     """Opens the components (the models through svc_inference at settings.inference_addr) and serves them on port 0."""
     async with open_components(config, settings, vectors=vectors, **kw) as parts:
-        server = await start_server(bindings(parts), ServerConfig(port=0))
+        server = await start_server(bindings(parts), ServerConfig(port=0), auth=auth_settings())
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
         try:
             yield Served(
@@ -245,5 +251,5 @@ async def ingest(served: Served, tenant: str, requests: Sequence[ipb.UpsertChunk
         for r in requests:
             yield r
 
-    response: ipb.UpsertChunksResponse = await served.index.UpsertChunks(gen(), metadata=served.md(tenant))
+    response: ipb.UpsertChunksResponse = await served.index.UpsertChunks(gen(), metadata=served.imd(tenant))
     return response

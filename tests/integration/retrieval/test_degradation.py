@@ -61,7 +61,7 @@ async def test_neo4j_down_keeps_dense_and_sparse(
         for call in (
             lambda: served.search.Search(graph_only, metadata=served.md(tenant)),
             lambda: served.search.ExploreGraph(rpb.ExploreGraphRequest(entity="kubelet"), metadata=served.md(tenant)),
-            lambda: served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant)),
+            lambda: served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant)),
             lambda: ingest(served, tenant, version_2),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -71,7 +71,7 @@ async def test_neo4j_down_keeps_dense_and_sparse(
         # The failed write left more than needed, never less: retrying it completes the new version.
         retried = await ingest(served, tenant, version_2)
         assert retried.corpus_version > written.corpus_version
-        stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+        stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
         assert stats.points == written.points_written
         assert stats.chunk_nodes == written.points_written
 

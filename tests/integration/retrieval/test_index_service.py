@@ -44,13 +44,13 @@ async def test_upsert_is_idempotent_and_counts_what_it_wrote(served: Served, emb
     assert first.points_written == sum(len(d["chunks"]) for d in CORPUS)
     assert first.points_unchanged == 0
     assert first.nodes_created > 0 and first.relationships_created > 0
-    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     again = await ingest(served, tenant, requests)
     assert again.points_written == 0
     assert again.points_unchanged == first.points_written
     assert again.nodes_created == 0 and again.relationships_created == 0
     assert again.corpus_version == first.corpus_version, "nothing changed, so the corpus version stays"
-    after = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    after = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     assert after == stats
     assert after.points == first.points_written
     assert after.documents == len(CORPUS)
@@ -84,13 +84,13 @@ async def test_delete_leaves_no_point_node_or_edge(
 ) -> None:
     tenant = new_tenant()
     await ingest(served, tenant, await upsert_requests(embedder))
-    before = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    before = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     deleted = await served.index.DeleteDocuments(
-        ipb.DeleteDocumentsRequest(doc_ids=[d["doc_id"] for d in CORPUS]), metadata=served.md(tenant)
+        ipb.DeleteDocumentsRequest(doc_ids=[d["doc_id"] for d in CORPUS]), metadata=served.imd(tenant)
     )
     assert deleted.points_deleted == before.points
     assert deleted.corpus_version > before.corpus_version
-    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     assert (stats.points, stats.documents, stats.chunk_nodes, stats.entity_nodes, stats.relationships) == (
         0,
         0,
@@ -100,7 +100,7 @@ async def test_delete_leaves_no_point_node_or_edge(
     )
     assert await graph_nodes(settings, tenant) == 0
     again = await served.index.DeleteDocuments(
-        ipb.DeleteDocumentsRequest(doc_ids=["taints"]), metadata=served.md(tenant)
+        ipb.DeleteDocumentsRequest(doc_ids=["taints"]), metadata=served.imd(tenant)
     )
     assert again.points_deleted == 0 and again.nodes_deleted == 0
     assert again.corpus_version == deleted.corpus_version
@@ -109,8 +109,8 @@ async def test_delete_leaves_no_point_node_or_edge(
 async def test_deleting_one_document_keeps_shared_entities(served: Served, embedder: DocumentEmbedder) -> None:
     tenant = new_tenant()
     await ingest(served, tenant, await upsert_requests(embedder, CORPUS[:2]))
-    await served.index.DeleteDocuments(ipb.DeleteDocumentsRequest(doc_ids=["taints"]), metadata=served.md(tenant))
-    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    await served.index.DeleteDocuments(ipb.DeleteDocumentsRequest(doc_ids=["taints"]), metadata=served.imd(tenant))
+    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     # kube-scheduler and Node stay (the scheduler page mentions them); taint and toleration go.
     assert stats.entity_nodes == 2
     assert stats.documents == 1
@@ -125,7 +125,7 @@ async def test_corpus_version_survives_a_restart(
     async with serve_retrieval(config, settings) as served:
         written = await ingest(served, tenant, await upsert_requests(embedder, CORPUS[:1]))
     async with serve_retrieval(config, settings) as served:
-        stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+        stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
         assert stats.corpus_version == written.corpus_version >= 1
         assert stats.points == written.points_written, "the embedded engine keeps its data across restarts"
 
@@ -133,7 +133,7 @@ async def test_corpus_version_survives_a_restart(
 async def test_tenants_are_counted_apart(served: Served, embedder: DocumentEmbedder) -> None:
     a, b = new_tenant(), new_tenant()
     await ingest(served, a, await upsert_requests(embedder, CORPUS[:1]))
-    stats_b = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(b))
+    stats_b = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(b))
     assert (stats_b.points, stats_b.documents, stats_b.corpus_version) == (0, 0, 0)
 
 
@@ -165,13 +165,13 @@ async def test_bad_input_is_invalid_argument_and_writes_nothing(
 
     tenant = new_tenant()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await served.index.UpsertChunks(iter([request_]), metadata=served.md(tenant))
+        await served.index.UpsertChunks(iter([request_]), metadata=served.imd(tenant))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     decoded = status.status_from_metadata(err.value.trailing_metadata())
     assert decoded is not None
     bad = status.bad_request(decoded)
     assert bad is not None and bad.field_violations[0].field == field
-    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     assert stats.points == 0 and stats.documents == 0
 
 

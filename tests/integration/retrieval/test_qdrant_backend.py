@@ -79,8 +79,8 @@ async def test_server_backend_end_to_end(served: Served, embedder: DocumentEmbed
     assert (replaced.points_written, replaced.points_unchanged, replaced.points_deleted) == (1, 1, 1)
 
     deleted = await served.index.DeleteDocuments(
-        ipb.DeleteDocumentsRequest(doc_ids=[d["doc_id"] for d in CORPUS]), metadata=served.md(tenant)
+        ipb.DeleteDocumentsRequest(doc_ids=[d["doc_id"] for d in CORPUS]), metadata=served.imd(tenant)
     )
     assert deleted.points_deleted == first.points_written
-    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.md(tenant))
+    stats = await served.index.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=served.imd(tenant))
     assert (stats.points, stats.documents, stats.entity_nodes) == (0, 0, 0)

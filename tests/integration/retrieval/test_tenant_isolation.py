@@ -130,7 +130,7 @@ async def test_no_tenant_ever_sees_another_tenants_data(
                     document_complete=True,
                 )
             )
-        await served.index.UpsertChunks(iter(requests), metadata=served.md(tenant))
+        await served.index.UpsertChunks(iter(requests), metadata=served.imd(tenant))
 
     for tenant in tenants:
         mine = owned[tenant]

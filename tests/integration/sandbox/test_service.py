@@ -8,19 +8,20 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from mesh import context, status
+from mesh import status
 from mesh.server import MeshServer, ServerConfig, ServiceBinding, start_server
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
 from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import Sandbox
 from svc_sandbox.servicer import SandboxServiceServicer
+from tests.support.auth import auth_settings, bearer
 
 pytestmark = pytest.mark.integration
 
 
 def _md(tenant: str = "acme") -> tuple[tuple[str, str], ...]:
-    return ((context.TENANT_HEADER, tenant),)
+    return bearer(tenant)
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ async def stub() -> AsyncIterator[pb_grpc.SandboxServiceStub]:
         pb_grpc.add_SandboxServiceServicer_to_server,
         SandboxServiceServicer(sandbox),
     )
-    server: MeshServer = await start_server([binding], ServerConfig(port=0))
+    server: MeshServer = await start_server([binding], ServerConfig(port=0), auth=auth_settings())
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield pb_grpc.SandboxServiceStub(channel)
     await server.stop(None)

@@ -13,8 +13,9 @@ from mesh.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhau
 from mesh.server import MeshServer, ServerConfig, ServiceBinding, start_server
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
+from tests.support.auth import auth_settings, bearer
 
-TENANT = ((context.TENANT_HEADER, "acme"),)
+TENANT = bearer("acme")
 
 
 class RecordingSandboxServicer(pb_grpc.SandboxServiceServicer):  # type: ignore[misc]
@@ -57,7 +58,7 @@ async def served() -> AsyncIterator[tuple[RecordingSandboxServicer, pb_grpc.Sand
         add_to_server=pb_grpc.add_SandboxServiceServicer_to_server,
         servicer=servicer,
     )
-    server = await start_server([binding], ServerConfig(port=0))
+    server = await start_server([binding], ServerConfig(port=0), auth=auth_settings())
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     yield servicer, pb_grpc.SandboxServiceStub(channel), server
     await channel.close()
@@ -150,9 +151,18 @@ async def test_missing_identity_is_unauthenticated(served) -> None:  # type: ign
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_malformed_tenant_is_rejected(served) -> None:  # type: ignore[no-untyped-def]
+async def test_identity_header_without_token_is_unauthenticated(served) -> None:  # type: ignore[no-untyped-def]
     servicer, stub, _ = served
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Execute(pb.ExecuteRequest(code="hi"), metadata=((context.TENANT_HEADER, "../Evil"),))
+        await stub.Execute(pb.ExecuteRequest(code="hi"), metadata=((context.TENANT_HEADER, "acme"),))
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "Bearer" in (info.value.details() or "")
+    assert servicer.calls == []
+
+
+async def test_forged_tenant_header_beside_a_token_is_refused(served) -> None:  # type: ignore[no-untyped-def]
+    servicer, stub, _ = served
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Execute(pb.ExecuteRequest(code="hi"), metadata=(*bearer("acme"), (context.TENANT_HEADER, "other")))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert servicer.calls == []

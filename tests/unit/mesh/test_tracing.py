@@ -24,6 +24,7 @@ from mesh.errors import NotFound
 from mesh.server import ServerConfig, ServiceBinding, start_server
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
+from tests.support import auth as test_auth
 
 _SERVICE = "ragmesh.sandbox.v1.SandboxService"
 
@@ -67,7 +68,9 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 async def stub(exporter: InMemorySpanExporter) -> AsyncIterator[tuple[pb_grpc.SandboxServiceStub, Any]]:
     servicer = ScriptedSandboxServicer()
     server = await start_server(
-        [ServiceBinding(_SERVICE, pb_grpc.add_SandboxServiceServicer_to_server, servicer)], ServerConfig(port=0)
+        [ServiceBinding(_SERVICE, pb_grpc.add_SandboxServiceServicer_to_server, servicer)],
+        ServerConfig(port=0),
+        auth=test_auth.auth_settings(),
     )
     exporter.clear()
     async with open_channel(f"127.0.0.1:{server.port}", [_SERVICE]) as channel:
@@ -81,7 +84,9 @@ def _by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> ReadableSpan:
     return found[0]
 
 
-_IDENTITY = context.RequestContext("/test/Caller", "req-1", context.Identity("acme"), None)
+_IDENTITY = context.RequestContext(
+    "/test/Caller", "req-1", context.Identity("acme", "ann", token=test_auth.token("acme", "ann")), None
+)
 
 
 async def test_a_call_is_one_trace_from_caller_through_server(stub: Any, exporter: InMemorySpanExporter) -> None:

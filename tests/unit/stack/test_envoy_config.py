@@ -46,18 +46,18 @@ def test_listener_and_admin_follow_the_config() -> None:
 def test_public_services_are_routed_by_prefix_to_their_cluster() -> None:
     routes = {r["match"]["prefix"]: r for r in _routes(envoy_config(StackConfig())) if "headers" not in r["match"]}
     assert routes.keys() == {f"/{service}/" for service in ROUTED_SERVICES}
-    assert routes["/ragmesh.inference.v1.InferenceService/"]["route"]["cluster"] == "svc_inference"
     assert routes["/ragmesh.retrieval.v1.RetrievalService/"]["route"]["cluster"] == "svc_retrieval"
     assert routes["/ragmesh.ingest.v1.IngestService/"]["route"]["cluster"] == "svc_ingest"
     assert routes["/ragmesh.sandbox.v1.SandboxService/"]["route"]["cluster"] == "svc_sandbox"
     assert routes["/ragmesh.agent.v1.AgentService/"]["route"]["cluster"] == "svc_agent"
 
 
-def test_index_service_is_not_routed() -> None:
+def test_internal_services_are_not_routed() -> None:
     text = render_envoy_config(StackConfig())
-    assert "IndexService" not in text
-    for route in _routes(envoy_config(StackConfig())):
-        assert not "/ragmesh.retrieval.v1.IndexService/".startswith(route["match"]["prefix"])
+    for internal in ("ragmesh.retrieval.v1.IndexService", "ragmesh.inference.v1.InferenceService"):
+        assert internal not in text
+        for route in _routes(envoy_config(StackConfig())):
+            assert not f"/{internal}/".startswith(route["match"]["prefix"])
 
 
 def test_health_and_reflection_are_routed_by_upstream_header() -> None:
@@ -116,6 +116,8 @@ def test_filters_are_in_order() -> None:
         "envoy.filters.http.grpc_web",
         "envoy.filters.http.cors",
         "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.header_mutation",
+        "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ratelimit",
         "envoy.filters.http.router",
     ]
@@ -142,7 +144,7 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
     assert typed["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "0.5s"}
     assert typed["rate_limited_as_resource_exhausted"] is True
     # The global limit's mapper comes first; the local bucket's matches any other 429.
-    _, mapper = manager["local_reply_config"]["mappers"]
+    _, _, mapper = manager["local_reply_config"]["mappers"]
     assert "status_code_filter" in mapper["filter"]
     headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
     assert headers["grpc-status"] == "8"
@@ -167,8 +169,34 @@ def test_hostnames_resolve_by_dns() -> None:
     assert {c["type"] for c in clusters} == {"STRICT_DNS"}
 
 
-def test_tenant_header_is_not_stripped() -> None:
-    manager = _manager(envoy_config(StackConfig()))
-    text = yaml.safe_dump(manager)
-    assert "request_headers_to_remove" not in text
-    assert "x-ragmesh-tenant" in text  # allowed by CORS, passed through unchanged
+def _filter(name: str) -> dict:  # type: ignore[type-arg]
+    (found,) = [f for f in _manager(envoy_config(StackConfig()))["http_filters"] if f["name"] == name]
+    return found["typed_config"]  # type: ignore[no-any-return]
+
+
+def test_identity_headers_a_client_sent_are_removed_before_jwt_authn() -> None:
+    removed = {m["remove"] for m in _filter("envoy.filters.http.header_mutation")["mutations"]["request_mutations"]}
+    assert removed == {"x-ragmesh-tenant", "x-ragmesh-subject", "x-ragmesh-roles"}
+
+
+def test_jwt_is_required_on_every_route_but_health() -> None:
+    jwt = _filter("envoy.filters.http.jwt_authn")
+    (provider,) = jwt["providers"].values()
+    assert provider["issuer"] == "ragmesh-local" and provider["audiences"] == ["ragmesh"]
+    assert provider["local_jwks"] == {"environment_variable": "RAGMESH_EDGE_JWKS"}
+    assert provider["forward"] is True and provider["clock_skew_seconds"] == 30
+    assert {c["header_name"]: c["claim_name"] for c in provider["claim_to_headers"]} == {
+        "x-ragmesh-tenant": "tenant",
+        "x-ragmesh-subject": "sub",
+    }
+    open_rule, required = jwt["rules"]
+    assert open_rule == {"match": {"prefix": "/grpc.health.v1.Health/"}}
+    assert required == {"match": {"prefix": "/"}, "requires": {"provider_name": "ragmesh"}}
+
+
+def test_a_rejected_token_reaches_grpc_and_grpc_web_callers_as_unauthenticated() -> None:
+    mapper, *_ = _manager(envoy_config(StackConfig()))["local_reply_config"]["mappers"]
+    assert mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"] == 401
+    headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
+    assert headers["grpc-status"] == "16"
+    assert headers["grpc-message"].startswith("%LOCAL_REPLY_BODY%")

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from mesh.errors import InvalidArgument, NotFound, Unavailable
+from mesh.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from svc_agent.domain.loop import Agent, Dependencies
 from svc_agent.domain.model import CachedAnswer, Role, Source, Turn, Usage
 from svc_agent.domain.ports import (
@@ -162,18 +162,25 @@ class FakeCodeRunner:
 
 
 class FakeMemory:
-    """Sessions in a dict."""
+    """Sessions in a dict, each owned by one (tenant, subject)."""
 
     def __init__(self) -> None:
         self.sessions: dict[tuple[str, str], list[StoredMessage]] = {}
         self.titles: dict[tuple[str, str], str] = {}
+        self.owners: dict[tuple[str, str], str] = {}
         self.turns: list[CompletedTurn] = []
         self.feedback: dict[tuple[str, str, str], tuple[str, str, str]] = {}
 
-    async def history(self, tenant: str, session_id: str, max_turns: int) -> list[Turn]:
+    def _owned(self, tenant: str, subject: str, session_id: str) -> list[StoredMessage]:
         messages = self.sessions.get((tenant, session_id))
         if messages is None:
             raise NotFound(f"session {session_id} not found", reason="SESSION_NOT_FOUND")
+        if self.owners[(tenant, session_id)] != subject:
+            raise PermissionDenied("another user's session", reason="SESSION_NOT_OWNED")
+        return messages
+
+    async def history(self, tenant: str, subject: str, session_id: str, max_turns: int) -> list[Turn]:
+        messages = self._owned(tenant, subject, session_id)
         return [Turn(m.role, m.content, m.rewritten_query) for m in messages[-max_turns:]]
 
     async def record_turn(self, turn: CompletedTurn) -> None:
@@ -181,6 +188,8 @@ class FakeMemory:
         if turn.new_session:
             self.sessions[key] = []
             self.titles[key] = turn.question
+            self.owners[key] = turn.subject
+        self._owned(turn.tenant, turn.subject, turn.session_id)
         now = dt.datetime.now(dt.UTC)
         self.sessions[key] += [
             StoredMessage(turn.user_message_id, Role.USER, turn.question, (), now, turn.rewritten_query),
@@ -188,25 +197,25 @@ class FakeMemory:
         ]
         self.turns.append(turn)
 
-    async def get_session(self, tenant: str, session_id: str) -> SessionInfo:
-        messages = self.sessions.get((tenant, session_id))
-        if messages is None:
-            raise NotFound("no session")
+    async def get_session(self, tenant: str, subject: str, session_id: str) -> SessionInfo:
+        messages = self._owned(tenant, subject, session_id)
         now = dt.datetime.now(dt.UTC)
         return SessionInfo(session_id, self.titles[(tenant, session_id)], now, now, len(messages), tuple(messages))
 
-    async def list_sessions(self, tenant: str, page_size: int, page_token: str) -> SessionPage:
+    async def list_sessions(self, tenant: str, subject: str, page_size: int, page_token: str) -> SessionPage:
         if page_token:
             raise InvalidArgument("bad token")
         now = dt.datetime.now(dt.UTC)
         found = [
-            SessionInfo(s, self.titles[(t, s)], now, now, len(m)) for (t, s), m in self.sessions.items() if t == tenant
+            SessionInfo(s, self.titles[(t, s)], now, now, len(m))
+            for (t, s), m in self.sessions.items()
+            if t == tenant and self.owners[(t, s)] == subject
         ]
         return SessionPage(tuple(found), "")
 
-    async def delete_session(self, tenant: str, session_id: str) -> None:
-        if self.sessions.pop((tenant, session_id), None) is None:
-            raise NotFound("no session")
+    async def delete_session(self, tenant: str, subject: str, session_id: str) -> None:
+        self._owned(tenant, subject, session_id)
+        del self.sessions[(tenant, session_id)]
 
     async def submit_feedback(
         self, tenant: str, session_id: str, message_id: str, subject: str, rating: str, comment: str
