@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -35,12 +36,33 @@ def test_upstreams_are_strict_dns_service_names() -> None:
         assert endpoint["endpoint"]["address"]["socket_address"]["address"] == part.replace("_", "-")
 
 
+def _test_jwks() -> str:
+    """A JWKS with a fresh RSA key, for configs that read their JWKS from the environment."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_numbers()
+
+    def b64(value: int) -> str:
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    key = {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "test", "n": b64(numbers.n), "e": b64(numbers.e)}
+    return json.dumps({"keys": [key]})
+
+
 def test_envoy_validates_the_config() -> None:
+    text = CHECKED_IN.read_text()
+    # Values the config takes from Envoy's environment (in the cluster: the Deployment's env).
+    env = {name: _test_jwks() for name in re.findall(r"environment_variable: (\S+)", text)}
     done = subprocess.run(
         [str(envoy_binary()), "--mode", "validate", "-c", str(CHECKED_IN), "--log-level", "warn"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={"PATH": "/usr/bin:/bin", **env},
     )
     assert done.returncode == 0, done.stderr + done.stdout
