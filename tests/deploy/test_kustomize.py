@@ -235,3 +235,45 @@ def test_the_sandbox_node_profile_is_the_components_profile() -> None:
     denied = set(profile["syscalls"][0]["names"])
     assert not denied & {"unshare", "clone", "clone3", "mount", "pivot_root", "sethostname", "setns"}
     assert {"kexec_load", "init_module", "bpf", "ptrace"} <= denied
+
+
+def _secret_key_refs(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(secret, key) of every secretKeyRef in the pod templates."""
+    refs = set()
+    for _, pod in pod_specs(objects):
+        for container in pod["containers"]:
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    refs.add((ref["name"], ref["key"]))
+    return refs
+
+
+def test_prod_secrets_come_from_external_secrets(rendered_objects: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered_objects["prod"]
+    provided: dict[str, set[str]] = {}
+    for external in _of(objects, "ExternalSecret"):
+        target = external["spec"]["target"]
+        keys = set(target.get("template", {}).get("data", {})) or {d["secretKey"] for d in external["spec"]["data"]}
+        provided[target["name"]] = keys
+    refs = _secret_key_refs(objects)
+    assert refs
+    for secret, key in refs:
+        assert key in provided.get(secret, set()), f"prod pods read {secret}/{key}, which no ExternalSecret writes"
+    # envFrom: the services read the whole store-credentials Secret as RAGMESH_* settings.
+    known = {f"{MeshSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(MeshSettings)}
+    assert provided["ragmesh-store-credentials"] <= known
+
+
+def test_the_dev_secret_command_makes_every_key_dev_reads(rendered_objects: dict[str, list[dict[str, Any]]]) -> None:
+    """docs/DEPLOY.md's `kubectl create secret` for dev holds every key the dev pods read."""
+    import re
+
+    docs = (KUSTOMIZE.parent / "docs" / "DEPLOY.md").read_text()
+    command = docs[docs.index("create secret generic ragmesh-store-credentials") :].split("\n\n", 1)[0]
+    created = set(re.findall(r"--from-literal=([A-Za-z0-9_-]+)=", command))
+    for secret, key in _secret_key_refs(rendered_objects["dev"]):
+        assert secret == "ragmesh-store-credentials"
+        assert key in created, f"dev pods read {key}, which the documented command does not create"
+    known = {f"{MeshSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(MeshSettings)}
+    assert {k for k in created if k.startswith("RAGMESH_")} <= known
