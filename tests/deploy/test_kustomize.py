@@ -277,3 +277,17 @@ def test_the_dev_secret_command_makes_every_key_dev_reads(rendered_objects: dict
         assert key in created, f"dev pods read {key}, which the documented command does not create"
     known = {f"{MeshSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(MeshSettings)}
     assert {k for k in created if k.startswith("RAGMESH_")} <= known
+
+
+def test_only_gpu_pods_tolerate_the_gpu_taint(rendered_objects: dict[str, list[dict[str, Any]]]) -> None:
+    (pool,) = _of(rendered_objects["prod"], "NodePool", "gpu")
+    (taint,) = pool["spec"]["template"]["spec"]["taints"]
+    gpu_pods = 0
+    for where, pod in pod_specs(rendered_objects["prod"]):
+        wants_gpu = any("nvidia.com/gpu" in c["resources"].get("limits", {}) for c in pod["containers"])
+        tolerates = any(t["key"] == taint["key"] for t in pod.get("tolerations", []))
+        assert wants_gpu == tolerates, f"{where}: asks for a GPU {wants_gpu}, tolerates the GPU taint {tolerates}"
+        if wants_gpu:
+            gpu_pods += 1
+            assert pod["nodeSelector"] == {"karpenter.sh/nodepool": "gpu"}, where
+    assert gpu_pods == 2
