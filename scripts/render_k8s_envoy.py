@@ -24,6 +24,8 @@ from mesh.stack.envoy_config import envoy_config
 OUTPUT = Path(__file__).resolve().parent.parent / "kustomize" / "base" / "envoy" / "envoy.yaml"
 LISTENER_PORT = 8080
 ADMIN_PORT = 9901
+#: The ``iss`` of the cluster's tokens; kustomize/base/mesh.env gives the services the same one.
+ISSUER = "ragmesh"
 
 HEADER = """\
 # Envoy edge for ragmesh on Kubernetes.
@@ -39,7 +41,9 @@ def service_dns(cluster: str) -> str:
 
 def k8s_envoy_config() -> dict[str, Any]:
     """The local stack's Envoy bootstrap with cluster addresses: each cluster is the Service of its name."""
-    config = StackConfig(host="0.0.0.0", envoy_listener_port=LISTENER_PORT, envoy_admin_port=ADMIN_PORT)
+    config = StackConfig(
+        host="0.0.0.0", envoy_listener_port=LISTENER_PORT, envoy_admin_port=ADMIN_PORT, auth_issuer=ISSUER
+    )
     bootstrap = envoy_config(config)
     for cluster in bootstrap["static_resources"]["clusters"]:
         name = cluster["name"]

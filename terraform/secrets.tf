@@ -37,6 +37,7 @@ locals {
     })
     "jwt-signing-key" = jsonencode({
       private_key_pem = tls_private_key.jwt.private_key_pem
+      public_key_pem  = tls_private_key.jwt.public_key_pem
     })
     "ray-auth-token" = jsonencode({
       token = random_password.ray_auth.result

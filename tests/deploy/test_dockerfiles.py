@@ -131,7 +131,7 @@ def test_the_manifests_use_the_dockerfiles_targets(rendered_objects: dict[str, l
     ours = set()
     for objects in rendered_objects.values():
         for _, pod in pod_specs(objects):
-            for container in pod["containers"]:
+            for container in [*pod.get("initContainers", []), *pod["containers"]]:
                 image = container["image"].split(":")[0]
                 if image.startswith("ragmesh/"):
                     ours.add(image.removeprefix("ragmesh/"))

@@ -27,6 +27,19 @@ def test_checked_in_config_is_the_rendering() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_the_edge_checks_the_issuer_the_services_check() -> None:
+    from scripts.render_k8s_envoy import ISSUER
+
+    mesh_env = dict(
+        line.split("=", 1)
+        for line in (KUSTOMIZE / "base" / "mesh.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert mesh_env["RAGMESH_AUTH_ISSUER"] == ISSUER
+    issuers = re.findall(r"issuer: (\S+)", CHECKED_IN.read_text())
+    assert issuers == [ISSUER]
+
+
 def test_upstreams_are_strict_dns_service_names() -> None:
     clusters = {c["name"]: c for c in yaml.safe_load(CHECKED_IN.read_text())["static_resources"]["clusters"]}
     for part in SERVICE_NAMES:

@@ -128,7 +128,7 @@ def test_every_pod_is_locked_down(rendered_objects: dict[str, list[dict[str, Any
         assert pod.get("automountServiceAccountToken") is where.endswith("/head"), where
         assert pod["securityContext"]["runAsNonRoot"] is True, where
         assert pod["securityContext"]["seccompProfile"]["type"] in ("RuntimeDefault", "Localhost"), where
-        for container in pod["containers"]:
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, where
             assert context["capabilities"]["drop"] == ["ALL"], where
@@ -238,14 +238,19 @@ def test_the_sandbox_node_profile_is_the_components_profile() -> None:
 
 
 def _secret_key_refs(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """(secret, key) of every secretKeyRef in the pod templates."""
+    """(secret, key) of every secretKeyRef and every item of a secret volume in the pod templates."""
     refs = set()
     for _, pod in pod_specs(objects):
-        for container in pod["containers"]:
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     refs.add((ref["name"], ref["key"]))
+        for volume in pod.get("volumes", []):
+            secret = volume.get("secret")
+            if secret:
+                assert secret.get("items"), f"secret volume {volume['name']} must name the keys it mounts"
+                refs |= {(secret["secretName"], item["key"]) for item in secret["items"]}
     return refs
 
 
@@ -270,13 +275,20 @@ def test_the_dev_secret_command_makes_every_key_dev_reads(rendered_objects: dict
     import re
 
     docs = (KUSTOMIZE.parent / "docs" / "DEPLOY.md").read_text()
-    command = docs[docs.index("create secret generic ragmesh-store-credentials") :].split("\n\n", 1)[0]
-    created = set(re.findall(r"--from-literal=([A-Za-z0-9_-]+)=", command))
+    dev = docs[docs.index("## A development cluster") :]
+    created: dict[str, set[str]] = {}
+    for match in re.finditer(r"create secret generic (\S+)((?:.|\n)*?)(?:\n\S|\n\n)", dev):
+        literals = re.findall(r"--from-literal=([A-Za-z0-9_.-]+)=", match.group(2))
+        files = re.findall(r"--from-file=([A-Za-z0-9_.-]+)", match.group(2))
+        created[match.group(1)] = {*literals, *files}
+    assert set(created) == {"ragmesh-store-credentials", "ragmesh-jwt-signing-key"}
     for secret, key in _secret_key_refs(rendered_objects["dev"]):
-        assert secret == "ragmesh-store-credentials"
-        assert key in created, f"dev pods read {key}, which the documented command does not create"
+        assert key in created.get(secret, set()), (
+            f"dev pods read {secret}/{key}, which the documented commands do not create"
+        )
+    created_keys = created["ragmesh-store-credentials"]
     known = {f"{MeshSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(MeshSettings)}
-    assert {k for k in created if k.startswith("RAGMESH_")} <= known
+    assert {k for k in created_keys if k.startswith("RAGMESH_")} <= known
 
 
 def test_only_gpu_pods_tolerate_the_gpu_taint(rendered_objects: dict[str, list[dict[str, Any]]]) -> None:
