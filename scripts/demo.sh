@@ -14,20 +14,27 @@ step "starting the mesh (ragmesh up)"
 "${RUN[@]}" ragmesh up
 "${RUN[@]}" ragmesh status
 
+# Every call through the edge carries a verified token: mint one for a person of the demo tenant.
+step "minting a token for tenant '$TENANT' (ragmesh token issue)"
+RAGMESH_TOKEN="$("${RUN[@]}" ragmesh token issue --tenant "$TENANT" --subject demo-user --roles reader,editor --ttl 2h)"
+export RAGMESH_TOKEN
+
 step "ingesting the sample corpus (samples/) as tenant '$TENANT'"
 # Knowledge-graph extraction by the local 270M model takes many minutes for the samples on
 # 2 cores, so the demo skips it (the graph still gets documents, chunks and their links);
 # RAGMESH_DEMO_GRAPH=1 turns it on.
 GRAPH_FLAG=(--no-graph)
 [[ "${RAGMESH_DEMO_GRAPH:-0}" == 1 ]] && GRAPH_FLAG=()
-"${RUN[@]}" ragmesh ingest samples/k8s samples/noise --tenant "$TENANT" "${GRAPH_FLAG[@]}"
+"${RUN[@]}" ragmesh ingest samples/k8s samples/noise "${GRAPH_FLAG[@]}"
 
 step "asking: $QUESTION"
-"${RUN[@]}" ragmesh ask "$QUESTION" --tenant "$TENANT"
+"${RUN[@]}" ragmesh ask "$QUESTION"
 
 cat >&2 <<TXT
 
-The mesh is still running. Try:
+The mesh is still running. Calls need a token; --tenant mints a 15-minute one from the
+stack's key, or export one: export RAGMESH_TOKEN=\$(uv run ragmesh token issue --tenant $TENANT --subject you --roles reader)
+Try:
   uv run ragmesh ask "How do I limit the CPU a container can use?" --tenant $TENANT
   uv run ragmesh search "pod disruption budget" --tenant $TENANT
   uv run ragmesh status          # every part, healthy or not

@@ -73,32 +73,53 @@ def jwt_filter(config: StackConfig) -> dict[str, Any]:
     }
 
 
-def unauthenticated_reply_mapper() -> dict[str, Any]:
-    """401s from jwt_authn as gRPC UNAUTHENTICATED with a message that says what to do."""
+def _status_is(code: int, runtime_key: str) -> dict[str, Any]:
     return {
-        "filter": {
-            "status_code_filter": {
-                "comparison": {
-                    "op": "EQ",
-                    "value": {"default_value": 401, "runtime_key": "edge_unauthenticated_status"},
-                }
-            }
-        },
-        "status_code": 200,
-        "headers_to_add": [
-            {
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                "header": {"key": "content-type", "value": "application/grpc"},
-            },
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "grpc-status", "value": "16"}},
-            {
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                "header": {
-                    "key": "grpc-message",
-                    "value": "%LOCAL_REPLY_BODY%: send 'authorization: Bearer <token>' with a valid token "
-                    "(ragmesh token issue mints one)",
-                },
-            },
-        ],
-        "body": {"inline_string": ""},
+        "status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code, "runtime_key": runtime_key}}}
     }
+
+
+_HINT = ": send 'authorization: Bearer <token>' with a valid token (ragmesh token issue mints one)"
+
+
+def unauthenticated_reply_mappers() -> list[dict[str, Any]]:
+    """jwt_authn's refusals as gRPC UNAUTHENTICATED, the reason followed by what to do.
+
+    jwt_authn answers 401, and 403 for a token of another audience; a token that is
+    not for this mesh proves no identity at all, so both become UNAUTHENTICATED
+    (nothing else at the edge replies 403). A gRPC caller gets Envoy's own gRPC reply
+    for a 401 (grpc-status 16, the reply body as grpc-message). A grpc-web caller's
+    local reply is plain HTTP, which browsers' clients would read as a transport
+    error, so it becomes a trailers-only reply (HTTP 200, grpc-status 16) whose
+    message is the refusal's detail (for example ``jwt_authn_access_denied{Jwt_is_expired}``).
+    """
+    refused = {
+        "or_filter": {
+            "filters": [
+                _status_is(401, "edge_unauthenticated_status"),
+                _status_is(403, "edge_jwt_forbidden_status"),
+            ]
+        }
+    }
+    grpc_web = {"header_filter": {"header": {"name": "x-grpc-web", "present_match": True}}}
+
+    def header(key: str, value: str) -> dict[str, Any]:
+        return {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": key, "value": value}}
+
+    return [
+        {
+            "filter": {"and_filter": {"filters": [grpc_web, refused]}},
+            "status_code": 200,
+            "headers_to_add": [
+                header("content-type", "application/grpc"),
+                header("grpc-status", "16"),
+                header("grpc-message", "%RESPONSE_CODE_DETAILS%" + _HINT),
+            ],
+            "body": {"inline_string": ""},
+        },
+        {
+            "filter": refused,
+            "status_code": 401,
+            "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%" + _HINT}},
+        },
+    ]

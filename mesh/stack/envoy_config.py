@@ -196,7 +196,7 @@ def _local_reply_config() -> dict[str, Any]:
 
     return {
         "mappers": [
-            envoy_auth.unauthenticated_reply_mapper(),
+            *envoy_auth.unauthenticated_reply_mappers(),
             envoy_ratelimit.rate_limited_reply_mapper(TENANT_HEADER),
             {
                 # The local_ratelimit filter flags the stream RL only after its reply is

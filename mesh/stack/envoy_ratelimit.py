@@ -46,10 +46,9 @@ SERVICE_FAMILIES: dict[str, str] = {
 }
 
 #: Single RPCs with a family of their own (``<service>/<method>``); the rest of their service is in its
-#: service family, else in DEFAULT_FAMILY. StreamGenerate runs the same model a chat turn does.
+#: service family, else in DEFAULT_FAMILY.
 METHOD_FAMILIES: dict[str, str] = {
     "ragmesh.agent.v1.AgentService/StreamChat": "chat",
-    "ragmesh.inference.v1.InferenceService/StreamGenerate": "chat",
     "ragmesh.retrieval.v1.RetrievalService/Search": "search",
 }
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -35,7 +33,6 @@ from typing import Any
 
 import grpc
 
-from mesh import context
 from mesh.channels import open_channel
 from mesh.settings import MeshSettings
 from ragmesh.agent.v1 import agent_service_pb2 as apb
@@ -51,7 +48,8 @@ from svc_agent.clients.retrieval import source_from_hit
 from svc_agent.config import Config as AgentConfig
 from svc_agent.domain import prompts
 from svc_agent.domain.ports import GenerationRequest
-from tests.bench import DEV_QUESTIONS
+from tests.bench import DEV_QUESTIONS, credentials
+from tests.bench.machine import machine
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
@@ -85,8 +83,8 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def metadata(tenant: str) -> tuple[tuple[str, str], ...]:
-    """Request metadata naming the tenant as the caller."""
-    return ((context.TENANT_HEADER, tenant),)
+    """Request metadata carrying a token of a person of ``tenant``."""
+    return credentials.person(tenant)
 
 
 async def ingest_samples(settings: MeshSettings, tenant: str, timeout_s: float = 1800.0) -> gpb.IngestJob:
@@ -117,6 +115,7 @@ class Mesh:
     def __init__(self, settings: MeshSettings, tenant: str) -> None:
         self.tenant = tenant
         self.md = metadata(tenant)
+        self.service_md = credentials.service(tenant)
         self._channels = [
             open_channel(settings.edge_addr, ["ragmesh.agent.v1.AgentService"], tracing=False),
             open_channel(settings.retrieval_addr, ["ragmesh.retrieval.v1.RetrievalService"], tracing=False),
@@ -153,7 +152,7 @@ class Mesh:
         proto = generate_request(request)
         if max_tokens is not None:
             proto.sampling.max_tokens = max_tokens
-        call: AsyncIterator[ipb.StreamGenerateResponse] = self.inference.StreamGenerate(proto, metadata=self.md)
+        call: AsyncIterator[ipb.StreamGenerateResponse] = self.inference.StreamGenerate(proto, metadata=self.service_md)
         summary = ipb.GenerationSummary()
         async for response in call:
             if response.HasField("summary"):
@@ -280,7 +279,7 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     async def main() -> dict[str, Any]:
         figures: dict[str, Any] = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": "none"},
+            "machine": machine(),
             "tenant": args.tenant,
         }
         if args.ingest:

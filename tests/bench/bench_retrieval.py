@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import shutil
 import statistics
@@ -62,7 +60,8 @@ from svc_retrieval.config import Config
 from svc_retrieval.domain.model import SearchQuery
 from svc_retrieval.domain.search import Searcher
 from svc_retrieval.domain.versions import KnownVersions
-from tests.bench import DEV_QUESTIONS, hop_floor
+from tests.bench import DEV_QUESTIONS, credentials, hop_floor
+from tests.bench.machine import machine
 
 _REPO = Path(__file__).resolve().parents[2]
 _DEV_QUESTIONS = DEV_QUESTIONS
@@ -148,7 +147,8 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
     settings = MeshSettings.from_env()
     config = Config.from_env()
     questions = _questions(Path(args.questions))
-    metadata = ((context.TENANT_HEADER, args.tenant),)
+    metadata = credentials.person(args.tenant)
+    credentials.use_service_identity()
     vectors = EdgeVectorIndex(
         shard, config.dense_dim, HnswSettings(), optimize_idle_s=3600.0, search_threads=config.edge_search_threads
     )
@@ -163,7 +163,10 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
     direct = grpc.aio.insecure_channel(settings.retrieval_addr)
     edge_search = rpb_grpc.RetrievalServiceStub(edge)
     direct_search = rpb_grpc.RetrievalServiceStub(direct)
-    edge_embed = ipb_grpc.InferenceServiceStub(edge)
+    # InferenceService is internal (not routed at the edge): Embed-only goes to svc_inference as a service would.
+    direct_inference = grpc.aio.insecure_channel(settings.inference_addr)
+    embed_stub = ipb_grpc.InferenceServiceStub(direct_inference)
+    service_metadata = credentials.service(args.tenant)
     try:
         rng = random.Random(7)
         order = [questions[rng.randrange(len(questions))] for _ in range(args.calls)]
@@ -233,7 +236,7 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
             args.duration_s,
         )
         embed_rps = await _rps(
-            lambda i: edge_embed.Embed(embed_request[i % len(embed_request)], metadata=metadata, timeout=60),
+            lambda i: embed_stub.Embed(embed_request[i % len(embed_request)], metadata=service_metadata, timeout=60),
             args.concurrency,
             args.duration_s,
         )
@@ -261,6 +264,7 @@ async def _latency_and_rps(args: argparse.Namespace, shard: Path) -> dict[str, A
     finally:
         await edge.close(None)
         await direct.close(None)
+        await direct_inference.close(None)
         await inference.close()
         await graph.close()
         await vectors.close()
@@ -436,7 +440,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             query_vectors = asyncio.run(_embed_questions(args))
             figures["ann_recall"] = _ann(args, shard, query_vectors)
             figures["ann_recall"]["question_queries"] = len(query_vectors)
-        figures["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": "none"}
+        figures["machine"] = machine()
         return figures
     finally:
         shutil.rmtree(shard.parent, ignore_errors=True)

@@ -19,7 +19,6 @@ import grpc
 import httpx
 import pytest
 
-from mesh import context
 from mesh.settings import MeshSettings
 from ragmesh.agent.v1 import agent_service_pb2 as pb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as pb_grpc
@@ -29,11 +28,18 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from tests.bench.bench_agent import SAMPLE_QUESTIONS, ingest_samples, load_questions
 from tests.support import grpcweb
+from tests.support.auth import stack_bearer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TENANT = "e2e-agent"
-MD = ((context.TENANT_HEADER, TENANT),)
+
+
+def MD() -> tuple[tuple[str, str], ...]:
+    """A fresh token of the agent tests' tenant (minted per call: the suite may outlive one)."""
+    return stack_bearer(TENANT)
+
+
 GC_QUESTION = "How often does the kubelet garbage-collect unused images and dead containers?"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _samples_indexed(settings: MeshSettings) -> bool:
     with grpc.insecure_channel(settings.edge_addr) as channel:
         stub = rpb_grpc.RetrievalServiceStub(channel)  # type: ignore[no-untyped-call]
-        hits = stub.Search(rpb.SearchRequest(query=GC_QUESTION, top_k=5), metadata=MD, timeout=60).hits
+        hits = stub.Search(rpb.SearchRequest(query=GC_QUESTION, top_k=5), metadata=MD(), timeout=60).hits
     return any("concepts/architecture/garbage-collection.md" in h.chunk.source_uri for h in hits)
 
 
@@ -69,7 +75,7 @@ def retrieval(corpus: MeshSettings) -> Iterator[rpb_grpc.RetrievalServiceStub]:
 
 def chat(agent: pb_grpc.AgentServiceStub, message: str, **kwargs: object) -> list[pb.StreamChatResponse]:
     request = pb.StreamChatRequest(message=message, **kwargs)  # type: ignore[arg-type]
-    return list(agent.StreamChat(request, metadata=MD, timeout=300))
+    return list(agent.StreamChat(request, metadata=MD(), timeout=300))
 
 
 def final_of(messages: Sequence[pb.StreamChatResponse]) -> pb.FinalAnswer:
@@ -90,7 +96,7 @@ def test_a_cited_answer_streams_in_deltas_with_its_latency(
     assert "".join(tokens(messages)).strip() == final.answer
     assert final.answered_from_documents and final.citations
     for citation in final.citations:
-        chunk = retrieval.GetChunk(rpb.GetChunkRequest(chunk_id=citation.chunk_id), metadata=MD, timeout=10).chunk
+        chunk = retrieval.GetChunk(rpb.GetChunkRequest(chunk_id=citation.chunk_id), metadata=MD(), timeout=10).chunk
         assert (chunk.doc_id, chunk.source_uri) == (citation.doc_id, citation.source_uri)
         assert citation.snippet
     assert any(c.source_uri.endswith("concepts/architecture/garbage-collection.md") for c in final.citations)
@@ -133,10 +139,10 @@ def test_asking_again_hits_the_cache_and_a_reingest_makes_it_miss(
                     )
                 ]
             ),
-            metadata=MD,
+            metadata=MD(),
             timeout=60,
         ).job
-        for event in ingest.StreamIngestJob(gpb.StreamIngestJobRequest(job_id=job.job_id), metadata=MD, timeout=900):
+        for event in ingest.StreamIngestJob(gpb.StreamIngestJobRequest(job_id=job.job_id), metadata=MD(), timeout=900):
             if event.type == gpb.INGEST_EVENT_TYPE_FINISHED:
                 assert event.job.state == gpb.JOB_STATE_SUCCEEDED, event.job.failure
     assert final_of(chat(agent, question)).cache_hit == pb.CACHE_HIT_NONE
@@ -174,7 +180,7 @@ def test_streamchat_over_grpc_web(corpus: MeshSettings) -> None:
             f"http://{corpus.edge_addr}",
             "/ragmesh.agent.v1.AgentService/StreamChat",
             pb.StreamChatRequest(message="What is 6 * 7?"),
-            headers={context.TENANT_HEADER: TENANT},
+            headers=dict(MD()),
             timeout_s=60,
         )
     assert reply.grpc_status == 0, reply.grpc_message

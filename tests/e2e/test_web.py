@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mesh.cli.common import dev_token
 from mesh.settings import MeshSettings
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +41,17 @@ def test_browser_streams_a_cited_answer(settings: MeshSettings, page_url: str, s
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
         )
         page = browser.new_page()
-        page.goto(f"{page_url}?edge=http://{settings.edge_addr}&tenant={sample_corpus_tenant}")
+        page.goto(f"{page_url}?edge=http://{settings.edge_addr}")
+        # Not signed in: the edge refuses, and the page says what to do.
+        page.fill("#question", "What is a Pod in Kubernetes?")
+        page.click("#send")
+        page.wait_for_function("document.body.dataset.done === 'error'", timeout=60_000)
+        assert "sign in" in (page.text_content("#error") or "").lower()
+        # Sign in with a token of the sample tenant, pasted as a person would.
+        token = dev_token(sample_corpus_tenant, subject="browser-user", roles=("reader",))
+        page.fill("#token", token)
+        page.click("#signin button")
+        assert "browser-user" in (page.text_content("#identity") or "")
         page.fill("#question", "What is a Pod in Kubernetes?")
         page.click("#send")
         page.wait_for_function(

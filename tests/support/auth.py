@@ -117,3 +117,12 @@ def service_channel(target: str, options: Sequence[tuple[str, Any]] = ()) -> grp
         options=list(options),
         interceptors=[_ServiceCredential(), _ServiceCredentialStream(), _ServiceCredentialClientStream()],
     )
+
+
+def stack_bearer(
+    tenant: str, subject: str = "e2e", roles: Sequence[str] = DEFAULT_ROLES
+) -> tuple[tuple[str, str], ...]:
+    """Call metadata with a fresh token from the running stack's own key (RAGMESH_HOME), for e2e tests."""
+    from mesh.cli.common import dev_token
+
+    return ((auth.AUTHORIZATION, f"Bearer {dev_token(tenant, subject=subject, roles=tuple(roles))}"),)

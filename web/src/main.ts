@@ -1,5 +1,8 @@
 // A small chat page on the generated grpc-web client: StreamChat events are
 // rendered as they arrive (steps, answer tokens, citations, final timings).
+// The caller signs in with a token (ragmesh token issue): pasted into the form,
+// or handed over in the URL fragment (#token=..., never sent to a server); it
+// stays in this tab's sessionStorage and goes out as `authorization: Bearer`.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AgentService, StepStatus, Step } from "../../gen/ts/ragmesh/agent/v1/agent_service_pb";
@@ -7,11 +10,45 @@ import type { Citation } from "../../gen/ts/ragmesh/agent/v1/agent_service_pb";
 
 const params = new URLSearchParams(location.search);
 const edge = params.get("edge") ?? "http://127.0.0.1:8080";
-const tenant = params.get("tenant") ?? "default";
 const client = createClient(AgentService, createGrpcWebTransport({ baseUrl: edge }));
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 let sessionId = "";
+
+const TOKEN_KEY = "ragmesh.token";
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) {
+  sessionStorage.setItem(TOKEN_KEY, fragment.get("token") ?? "");
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+function token(): string {
+  return sessionStorage.getItem(TOKEN_KEY) ?? "";
+}
+
+interface Claims {
+  tenant?: string;
+  sub?: string;
+  exp?: number;
+}
+
+// What the token says about its holder, for display only: the edge and the services verify it.
+function claims(jwt: string): Claims {
+  try {
+    const payload = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)) as Claims;
+  } catch {
+    return {};
+  }
+}
+
+function showIdentity(): void {
+  const jwt = token();
+  const who = claims(jwt);
+  $("identity").textContent = jwt ? `signed in as ${who.sub ?? "?"} · tenant ${who.tenant ?? "?"}` : "not signed in";
+  $("signin").hidden = Boolean(jwt);
+  $("signout").hidden = !jwt;
+}
 
 function stepName(step: Step): string {
   return Step[step].toLowerCase().replace("_", " ");
@@ -34,6 +71,9 @@ function renderCitations(citations: Citation[]): void {
 
 function describe(err: unknown): string {
   if (err instanceof ConnectError) {
+    if (err.code === Code.Unauthenticated)
+      return "Your sign-in token is missing, expired or not valid here: sign in with a new one (ragmesh token issue).";
+    if (err.code === Code.PermissionDenied) return `Your token does not allow this: ${err.rawMessage}`;
     if (err.code === Code.ResourceExhausted) return "Too many requests right now; try again in a moment.";
     if (err.code === Code.Unavailable) return "The service is unavailable; is the mesh up?";
     return `${Code[err.code]}: ${err.rawMessage}`;
@@ -52,7 +92,7 @@ async function ask(question: string): Promise<void> {
   let deltas = 0;
   for await (const res of client.streamChat(
     { message: question, sessionId },
-    { headers: { "x-ragmesh-tenant": tenant }, timeoutMs: 180_000 },
+    { headers: { authorization: `Bearer ${token()}` }, timeoutMs: 180_000 },
   )) {
     sessionId = res.sessionId || sessionId;
     const ev = res.event;
@@ -94,7 +134,19 @@ async function ask(question: string): Promise<void> {
   }
 }
 
-$("edge").textContent = `${edge} · tenant ${tenant}`;
+$("edge").textContent = edge;
+showIdentity();
+$<HTMLFormElement>("signin").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $<HTMLInputElement>("token").value.trim());
+  $<HTMLInputElement>("token").value = "";
+  showIdentity();
+});
+$<HTMLButtonElement>("signout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionId = "";
+  showIdentity();
+});
 $<HTMLFormElement>("ask").addEventListener("submit", (e) => {
   e.preventDefault();
   const button = $<HTMLButtonElement>("send");

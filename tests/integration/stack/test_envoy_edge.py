@@ -1,7 +1,9 @@
-"""The Envoy edge in front of a throwaway upstream: routing, grpc-web, CORS, deadlines, retries, rate limits.
+"""The Envoy edge in front of a throwaway upstream: tokens, routing, grpc-web, CORS, deadlines, retries, rate limits.
 
 The upstream stands in for svc_agent (raw-bytes handlers under the real
-service name, plus the standard health service) until the real services run.
+service name, plus the standard health service); it does not verify tokens,
+so what it sees is what the edge let through. Tokens are minted from the key
+the stack part made in the test's home, as ``ragmesh token issue`` does.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -19,7 +22,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mesh.stack import StackConfig, Supervisor
+from mesh.auth import SigningKey, TokenIssuer
+from mesh.stack import StackConfig, StackLayout, Supervisor, identity
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +45,15 @@ class Upstream:
 
     def echo(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._count("echo")
-        tenant = dict(context.invocation_metadata()).get("x-ragmesh-tenant", "")
-        context.set_trailing_metadata((("x-seen-tenant", str(tenant)),))
+        seen = dict(context.invocation_metadata())
+        context.set_trailing_metadata(
+            (
+                ("x-seen-tenant", str(seen.get("x-ragmesh-tenant", ""))),
+                ("x-seen-subject", str(seen.get("x-ragmesh-subject", ""))),
+                ("x-seen-roles", str(seen.get("x-ragmesh-roles", ""))),
+                ("x-seen-authorization", "yes" if "authorization" in seen else "no"),
+            )
+        )
         return request
 
     def flaky(self, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -97,7 +108,20 @@ def edge(
     supervisor.down()
 
 
+def _token(config: StackConfig, tenant: str = "acme", subject: str = "ann", **claims: Any) -> str:
+    issuer = identity.issuer(config, StackLayout(config.home))
+    return issuer.issue(
+        tenant=tenant, subject=subject, roles=("reader",), audience=config.auth_audience, ttl_s=600, extra=claims
+    )
+
+
+def _auth(config: StackConfig, **claims: Any) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {_token(config, **claims)}"),)
+
+
 def _call(config: StackConfig, path: str, body: bytes = b"", **kwargs: Any) -> tuple[bytes, grpc.Call]:
+    """One raw call through the edge, with a valid token unless ``metadata`` says otherwise."""
+    kwargs.setdefault("metadata", _auth(config))
     with grpc.insecure_channel(f"{config.host}:{config.envoy_listener_port}") as channel:
         method = channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
         response, call = method.with_call(body, timeout=kwargs.pop("timeout", 5), **kwargs)
@@ -113,24 +137,99 @@ def _code(config: StackConfig, path: str, **kwargs: Any) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def _grpc_web(config: StackConfig, path: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
+def _grpc_web(
+    config: StackConfig, path: str, payload: bytes, authorization: str | None = ""
+) -> tuple[int, dict[str, str], bytes]:
+    """One grpc-web call; ``authorization`` "" sends a valid token, None sends none."""
     frame = b"\x00" + struct.pack(">I", len(payload)) + payload
+    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1", "origin": "http://localhost:5173"}
+    if authorization is not None:
+        headers["authorization"] = authorization or f"Bearer {_token(config)}"
     request = urllib.request.Request(
-        f"http://{config.host}:{config.envoy_listener_port}{path}",
-        data=frame,
-        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", "origin": "http://localhost:5173"},
+        f"http://{config.host}:{config.envoy_listener_port}{path}", data=frame, headers=headers
     )
     with urllib.request.urlopen(request, timeout=5) as reply:
         return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
 
 
-def test_public_service_is_routed_with_the_tenant_header(edge: StackConfig) -> None:
-    response, call = _call(edge, f"/{AGENT}/GetSession", b"hello", metadata=(("x-ragmesh-tenant", "acme"),))
+def test_the_identity_the_upstream_sees_comes_from_the_verified_token(edge: StackConfig) -> None:
+    forged = (("x-ragmesh-tenant", "victim"), ("x-ragmesh-subject", "root"), ("x-ragmesh-roles", "admin"))
+    response, call = _call(edge, f"/{AGENT}/GetSession", b"hello", metadata=(*_auth(edge), *forged))
     assert response == b"hello"
-    assert dict(call.trailing_metadata())["x-seen-tenant"] == "acme"
+    seen = dict(call.trailing_metadata())
+    assert (seen["x-seen-tenant"], seen["x-seen-subject"], seen["x-seen-roles"]) == ("acme", "ann", "")
+    # The token itself travels on: the service verifies it again.
+    assert seen["x-seen-authorization"] == "yes"
+
+
+def _bad_tokens(config: StackConfig) -> dict[str, tuple[str | None, str]]:
+    """Each way a token can be wrong -> (authorization header or None, words Envoy's reason contains)."""
+    now = int(time.time())
+    stranger = SigningKey.generate()
+    own_kid = identity.signing_key(StackLayout(config.home)).kid
+    forged = TokenIssuer(stranger.private_key, own_kid, config.auth_issuer).issue(
+        tenant="acme", subject="ann", roles=("reader",), audience=config.auth_audience, ttl_s=600
+    )
+    return {
+        "missing": (None, "Jwt is missing"),
+        "malformed": ("Bearer not.a.token", "Jwt"),
+        "expired": (f"Bearer {_token(config, exp=now - 3600, iat=now - 7200, nbf=now - 7200)}", "expired"),
+        "wrong-signature": (f"Bearer {forged}", "verification fail"),
+        "wrong-issuer": (f"Bearer {_token(config, iss='https://elsewhere.example')}", "issuer"),
+        "wrong-audience": (f"Bearer {_token(config, aud='another-app')}", "udience"),
+    }
+
+
+BAD_TOKEN_CASES = ("missing", "malformed", "expired", "wrong-signature", "wrong-issuer", "wrong-audience")
+
+
+@pytest.mark.parametrize("case", BAD_TOKEN_CASES)
+def test_a_bad_token_is_unauthenticated_over_grpc(edge: StackConfig, upstream: tuple[Upstream, int], case: str) -> None:
+    header, reason = _bad_tokens(edge)[case]
+    before = upstream[0].calls.get("echo", 0)
+    metadata = () if header is None else (("authorization", header),)
+    with pytest.raises(grpc.RpcError) as info:
+        _call(edge, f"/{AGENT}/GetSession", b"x", metadata=metadata)
+    assert isinstance(info.value, grpc.Call)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    details = info.value.details() or ""
+    assert reason in details and "ragmesh token issue" in details, details
+    assert upstream[0].calls.get("echo", 0) == before, "a refused call must not reach the service"
+
+
+@pytest.mark.parametrize("case", BAD_TOKEN_CASES)
+def test_a_bad_token_is_unauthenticated_over_grpc_web(edge: StackConfig, case: str) -> None:
+    header, reason = _bad_tokens(edge)[case]
+    status, headers, body = _grpc_web(edge, f"/{AGENT}/GetSession", b"x", authorization=header)
+    assert status == 200
+    assert headers["grpc-status"] == "16"
+    message = urllib.parse.unquote(headers["grpc-message"])
+    assert reason.lower() in message.replace("_", " ").lower() and "ragmesh token issue" in message, message
+    assert headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert body == b""
+
+
+def test_a_token_within_the_clock_skew_is_accepted(edge: StackConfig) -> None:
+    now = int(time.time())
+    response, _ = _call(edge, f"/{AGENT}/GetSession", b"ok", metadata=_auth(edge, exp=now - 5))
+    assert response == b"ok"
+
+
+def test_reflection_needs_a_token_and_health_does_not(edge: StackConfig) -> None:
+    reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+    with grpc.insecure_channel(f"{edge.host}:{edge.envoy_listener_port}") as channel:
+        method = channel.stream_stream(reflection, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        with pytest.raises(grpc.RpcError) as info:
+            list(method(iter([b""]), timeout=5, metadata=(("x-ragmesh-upstream", "svc_agent"),)))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5, metadata=(("x-ragmesh-upstream", "svc_agent"),)
+        )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_internal_and_unknown_services_are_unimplemented(edge: StackConfig) -> None:
+    assert _code(edge, "/ragmesh.inference.v1.InferenceService/Embed") == grpc.StatusCode.UNIMPLEMENTED
     assert _code(edge, "/ragmesh.retrieval.v1.IndexService/UpsertChunks") == grpc.StatusCode.UNIMPLEMENTED
     assert _code(edge, "/ragmesh.retrieval.v1.IndexService/GetIndexStats") == grpc.StatusCode.UNIMPLEMENTED
     assert _code(edge, "/no.such.Service/Method") == grpc.StatusCode.UNIMPLEMENTED

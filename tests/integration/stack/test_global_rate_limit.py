@@ -21,7 +21,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mesh.cli import main
-from mesh.stack import StackConfig, Supervisor
+from mesh.stack import StackConfig, StackLayout, Supervisor, identity
 from mesh.stack.envoy_ratelimit import global_limit_report, read_edge_limit_counters
 from tests.support import grpcweb
 
@@ -106,6 +106,14 @@ def stack(
     supervisor.down(purge=True)
 
 
+def _auth(config: StackConfig, tenant: str) -> tuple[tuple[str, str], ...]:
+    """A token of ``tenant`` from the test home's key: the edge keys the limit on its verified tenant."""
+    token = identity.issue_token(
+        config, StackLayout(config.home), tenant=tenant, subject="load", roles=("reader",), ttl_s=600
+    )
+    return (("authorization", f"Bearer {token}"),)
+
+
 def _tenant(name: str) -> str:
     # Counters live in Redis for the hour: a name of its own per test keeps tests apart.
     return f"{name}-{uuid.uuid4().hex[:8]}"
@@ -115,7 +123,7 @@ def _unary(config: StackConfig, path: str, tenant: str) -> grpc.StatusCode:
     with grpc.insecure_channel(f"{config.host}:{config.envoy_listener_port}") as channel:
         method = channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
         try:
-            method(b"q", timeout=5, metadata=(("x-ragmesh-tenant", tenant),))
+            method(b"q", timeout=5, metadata=_auth(config, tenant))
         except grpc.RpcError as exc:
             assert isinstance(exc, grpc.Call)
             return exc.code()
@@ -127,7 +135,7 @@ def _limited_call(config: StackConfig, path: str, tenant: str) -> grpc.Call:
     with grpc.insecure_channel(f"{config.host}:{config.envoy_listener_port}") as channel:
         method = channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as caught:
-            method(b"q", timeout=5, metadata=(("x-ragmesh-tenant", tenant),))
+            method(b"q", timeout=5, metadata=_auth(config, tenant))
     error = caught.value
     assert isinstance(error, grpc.Call)
     return error
@@ -137,7 +145,7 @@ def _chat(config: StackConfig, tenant: str) -> grpc.StatusCode:
     with grpc.insecure_channel(f"{config.host}:{config.envoy_listener_port}") as channel:
         method = channel.unary_stream(CHAT, request_serializer=lambda b: b, response_deserializer=lambda b: b)
         try:
-            assert list(method(b"q", timeout=5, metadata=(("x-ragmesh-tenant", tenant),))) == [b"token", b"done"]
+            assert list(method(b"q", timeout=5, metadata=_auth(config, tenant))) == [b"token", b"done"]
         except grpc.RpcError as exc:
             assert isinstance(exc, grpc.Call)
             return exc.code()
@@ -151,7 +159,7 @@ def _web(config: StackConfig, path: str, tenant: str) -> grpcweb.GrpcWebReply:
             f"http://{config.host}:{config.envoy_listener_port}",
             path,
             health_pb2.HealthCheckRequest(service="q"),
-            headers={"x-ragmesh-tenant": tenant},
+            headers=dict(_auth(config, tenant)),
         )
 
 

@@ -144,7 +144,7 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
     assert typed["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "0.5s"}
     assert typed["rate_limited_as_resource_exhausted"] is True
     # The global limit's mapper comes first; the local bucket's matches any other 429.
-    _, _, mapper = manager["local_reply_config"]["mappers"]
+    *_, mapper = manager["local_reply_config"]["mappers"]
     assert "status_code_filter" in mapper["filter"]
     headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
     assert headers["grpc-status"] == "8"
@@ -195,8 +195,8 @@ def test_jwt_is_required_on_every_route_but_health() -> None:
 
 
 def test_a_rejected_token_reaches_grpc_and_grpc_web_callers_as_unauthenticated() -> None:
-    mapper, *_ = _manager(envoy_config(StackConfig()))["local_reply_config"]["mappers"]
-    assert mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"] == 401
-    headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
-    assert headers["grpc-status"] == "16"
-    assert headers["grpc-message"].startswith("%LOCAL_REPLY_BODY%")
+    grpc_web, grpc_native, *_ = _manager(envoy_config(StackConfig()))["local_reply_config"]["mappers"]
+    headers = {h["header"]["key"]: h["header"]["value"] for h in grpc_web["headers_to_add"]}
+    assert grpc_web["status_code"] == 200 and headers["grpc-status"] == "16"
+    assert grpc_native["status_code"] == 401
+    assert grpc_native["body_format_override"]["text_format_source"]["inline_string"].startswith("%LOCAL_REPLY_BODY%")

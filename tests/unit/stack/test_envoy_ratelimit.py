@@ -30,7 +30,6 @@ INGEST = "ragmesh.ingest.v1.IngestService"
 
 _RPCS = {
     AGENT: ("StreamChat", "GetSession", "ListSessions", "DeleteSession", "SubmitFeedback"),
-    "ragmesh.inference.v1.InferenceService": ("StreamGenerate", "Embed", "Rerank", "ListModels"),
     INGEST: ("CreateIngestJob", "StreamIngestJob", "GetIngestJob", "ListDocuments", "DeleteDocument"),
     RETRIEVAL: ("Search", "GetChunk", "ExploreGraph"),
     "ragmesh.sandbox.v1.SandboxService": ("Execute", "StreamExecute"),
@@ -89,7 +88,6 @@ def test_families() -> None:
     assert family_of(RETRIEVAL, "Search") == "search"
     assert family_of(RETRIEVAL, "GetChunk") == DEFAULT_FAMILY
     assert {family_of(INGEST, method) for method in _RPCS[INGEST]} == {"ingest"}
-    assert family_of("ragmesh.inference.v1.InferenceService", "StreamGenerate") == "chat"
 
 
 def test_a_call_without_a_tenant_sends_no_descriptor() -> None:
