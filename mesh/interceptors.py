@@ -5,8 +5,10 @@ For every RPC of a ragmesh service it, in order: opens the RPC's trace span
 ``mesh.telemetry``); verifies the caller's token and checks the method's
 policy (``mesh.auth``); binds the request context (the verified identity,
 request id, deadline) into contextvars; counts and times the call in
-Prometheus; validates each request message against the
-protovalidate rules of its proto, so a bad request never reaches the handler;
+Prometheus; refuses request bytes that do not decode as the method's request
+message (INVALID_ARGUMENT, reason MALFORMED_REQUEST); validates each request
+message against the protovalidate rules of its proto, so a bad request never
+reaches the handler;
 and maps domain errors (``mesh.errors``) to status codes with
 ``google.rpc.Status`` details. Anything else a handler raises is a bug: it is
 logged with its traceback and reported as INTERNAL.
@@ -15,6 +17,7 @@ logged with its traceback and reported as INTERNAL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +28,7 @@ from google.protobuf.message import Message
 
 from mesh import context, status, telemetry
 from mesh.auth import Authenticator
-from mesh.errors import Code, MeshError
+from mesh.errors import Code, InvalidArgument, MeshError
 from mesh.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from mesh.validation import validate
 
@@ -114,9 +117,53 @@ def _is_abort(exc: BaseException) -> bool:
     return type(exc).__name__ == "AbortError" or isinstance(exc, grpc.RpcError)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Undecodable:
+    """Stands in for a request whose bytes did not decode as the method's request message."""
+
+    message_type: str
+    """Full name of the message the bytes should have been."""
+
+
+def _decoding(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` made total: undecodable bytes become an ``_Undecodable``.
+
+    grpc.aio runs the request deserializer before any interceptor wrapper, and an
+    exception there comes back to the caller as UNKNOWN naming the exception class.
+    Handing a marker on instead lets the wrapper answer after the token check, with
+    the mesh's error mapping, as for any other bad request.
+    """
+    if deserializer is None:
+        return None
+    # Generated handlers pass the request class's FromString; its class names the message.
+    owner = getattr(deserializer, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    message_type = str(getattr(descriptor, "full_name", "request"))
+    decode = deserializer
+
+    def total(raw: bytes) -> Any:
+        try:
+            return decode(raw)
+        except Exception:  # noqa: BLE001 - whatever the decoder raises, the bytes were the caller's
+            return _Undecodable(message_type)
+
+    return total
+
+
+def _checked(request: Any) -> None:
+    """Refuses an undecodable request, then validates it against its proto's rules."""
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument(
+            f"the request body is not a valid {request.message_type} message in protobuf encoding",
+            reason="MALFORMED_REQUEST",
+            metadata={"message_type": request.message_type},
+        )
+    validate(request)
+
+
 async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]:
     async for request in requests:
-        validate(request)
+        _checked(request)
         yield request
 
 
@@ -142,24 +189,24 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary_unary(method, handler.unary_unary, self._auth),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_decoding(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_unary_stream(method, handler.unary_stream, self._auth),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_decoding(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 _wrap_stream_unary(method, handler.stream_unary, self._auth),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_decoding(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
             _wrap_stream_stream(method, handler.stream_stream, self._auth),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_decoding(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -170,7 +217,7 @@ def _wrap_unary_unary(method: str, inner: Any, auth: Authenticator | None) -> An
         call.enter()
         try:
             with context.bind(call.request_context()):
-                validate(request)
+                _checked(request)
                 return await inner(request, ctx)
         except BaseException as exc:  # noqa: BLE001 - mapped or re-raised in fail()
             await call.fail(exc)
@@ -186,7 +233,7 @@ def _wrap_unary_stream(method: str, inner: Any, auth: Authenticator | None) -> A
         call.enter()
         try:
             with context.bind(call.request_context()):
-                validate(request)
+                _checked(request)
                 async for response in inner(request, ctx):
                     yield response
         except BaseException as exc:  # noqa: BLE001
