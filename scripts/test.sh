@@ -18,7 +18,10 @@ export RAGMESH_SVC_INFERENCE_PORT=$((base + 51)) RAGMESH_SVC_RETRIEVAL_PORT=$((b
 export RAGMESH_SVC_INGEST_PORT=$((base + 53)) RAGMESH_SVC_SANDBOX_PORT=$((base + 54)) RAGMESH_SVC_AGENT_PORT=$((base + 55))
 export RAGMESH_ENVOY_LISTENER_PORT=$((base + 1080)) RAGMESH_ENVOY_ADMIN_PORT=$((base + 1901))
 export RAGMESH_RATELIMIT_HTTP_PORT=$((base + 1070)) RAGMESH_RATELIMIT_GRPC_PORT=$((base + 1071))
-export RAGMESH_RATELIMIT_DEBUG_PORT=$((base + 1072))
+export RAGMESH_RATELIMIT_DEBUG_PORT=$((base + 1072)) RAGMESH_RATELIMIT_METRICS_PORT=$((base + 1073))
+export RAGMESH_SVC_INFERENCE_METRICS_PORT=$((base + 61)) RAGMESH_SVC_RETRIEVAL_METRICS_PORT=$((base + 62))
+export RAGMESH_SVC_INGEST_METRICS_PORT=$((base + 63)) RAGMESH_SVC_SANDBOX_METRICS_PORT=$((base + 64))
+export RAGMESH_SVC_AGENT_METRICS_PORT=$((base + 65))
 # A graph leg slower than its budget is dropped and the search marked degraded, and a degraded
 # answer is never cached: on a loaded 2-core runner the default 2 s budget made the cache tests
 # depend on timing. The degradation tests set their own budgets.

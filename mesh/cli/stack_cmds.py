@@ -56,9 +56,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status_table(statuses: Sequence[PartStatus]) -> str:
-    rows = [("NAME", "HEALTHY", "ADDRESS", "PID", "LOG")]
+    rows = [("NAME", "HEALTHY", "ADDRESS", "PID", "METRICS", "LOG")]
     for s in statuses:
-        rows.append((s.name, "yes" if s.healthy else "no", s.address, str(s.pid or "-"), str(s.log_file)))
+        rows.append(
+            (s.name, "yes" if s.healthy else "no", s.address, str(s.pid or "-"), s.metrics_url or "-", str(s.log_file))
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows

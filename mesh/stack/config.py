@@ -109,6 +109,9 @@ class StackConfig(EnvConfig):
     ratelimit_debug_port: int = 58082
     """Debug port of the rate limit service (``/rlconfig``: the limits it loaded; ``/stats``)."""
 
+    ratelimit_metrics_port: int = 58083
+    """Port of the rate limit service's Prometheus ``/metrics`` (its decisions: within, near and over limit)."""
+
     ratelimit_config_file: Path = dataclasses.field(default_factory=_default_ratelimit_config_file)
     """The per-tenant limits (domain ``ragmesh``) the rate limit service loads; copied into the stack home."""
 
@@ -170,6 +173,21 @@ class StackConfig(EnvConfig):
 
     svc_agent_port: int = 50055
     """gRPC port of svc_agent."""
+
+    svc_inference_metrics_port: int = 50061
+    """Port of svc_inference's Prometheus ``/metrics`` (bound on ``host`` only)."""
+
+    svc_retrieval_metrics_port: int = 50062
+    """Port of svc_retrieval's Prometheus ``/metrics`` (bound on ``host`` only)."""
+
+    svc_ingest_metrics_port: int = 50063
+    """Port of svc_ingest's Prometheus ``/metrics`` (bound on ``host`` only)."""
+
+    svc_sandbox_metrics_port: int = 50064
+    """Port of svc_sandbox's Prometheus ``/metrics`` (bound on ``host`` only)."""
+
+    svc_agent_metrics_port: int = 50065
+    """Port of svc_agent's Prometheus ``/metrics`` (bound on ``host`` only)."""
 
     envoy_listener_port: int = 8080
     """Port of Envoy's edge listener (gRPC, grpc-web)."""
@@ -253,6 +271,13 @@ class StackConfig(EnvConfig):
         if name not in SERVICE_NAMES:
             raise KeyError(name)
         port: int = getattr(self, f"{name}_port")
+        return port
+
+    def metrics_port(self, name: str) -> int:
+        """The Prometheus ``/metrics`` port of the service part ``name``."""
+        if name not in SERVICE_NAMES:
+            raise KeyError(name)
+        port: int = getattr(self, f"{name}_metrics_port")
         return port
 
     @property

@@ -100,6 +100,10 @@ class Part(abc.ABC):
     def address(self) -> str:
         """Where clients reach the part."""
 
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes the part; empty when it exports no metrics."""
+        return ""
+
     def ensure_installed(self, say: Say) -> None:  # noqa: B027 - optional step
         """Raise MissingBinary (or fetch what can be fetched) if the part cannot run here."""
 
@@ -363,10 +367,14 @@ class RateLimitPart(Part):
             PortSpec(c.ratelimit_http_port, "RAGMESH_RATELIMIT_HTTP_PORT"),
             PortSpec(c.ratelimit_grpc_port, "RAGMESH_RATELIMIT_GRPC_PORT"),
             PortSpec(c.ratelimit_debug_port, "RAGMESH_RATELIMIT_DEBUG_PORT"),
+            PortSpec(c.ratelimit_metrics_port, "RAGMESH_RATELIMIT_METRICS_PORT"),
         ]
 
     def address(self) -> str:
         return f"{self.config.host}:{self.config.ratelimit_grpc_port}"
+
+    def metrics_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.ratelimit_metrics_port}/metrics"
 
     @property
     def runtime_root(self) -> Path:
@@ -418,8 +426,11 @@ class RateLimitPart(Part):
             # Its keys share the stack's Redis with the services' caches.
             "CACHE_KEY_PREFIX": "ragmesh-ratelimit:",
             "USE_STATSD": "false",
-            # With no sink it would log every counter twice a second; the edge's figures are Envoy's.
-            "DISABLE_STATS": "true",
+            # Its decisions (within, near, over limit per descriptor) on a /metrics of its own; without
+            # a sink it would log every counter twice a second.
+            "USE_PROMETHEUS": "true",
+            "PROMETHEUS_ADDR": f"{c.host}:{c.ratelimit_metrics_port}",
+            "PROMETHEUS_PATH": "/metrics",
             "RUNTIME_ROOT": str(self.runtime_root),
             "RUNTIME_SUBDIRECTORY": ".",
             "RUNTIME_WATCH_ROOT": "false",
@@ -623,10 +634,16 @@ class ServicePart(Part):
         return self.config.services_ready_timeout_s
 
     def ports(self) -> list[PortSpec]:
-        return [PortSpec(self.config.service_port(self.name), f"RAGMESH_{self.name.upper()}_PORT")]
+        return [
+            PortSpec(self.config.service_port(self.name), f"RAGMESH_{self.name.upper()}_PORT"),
+            PortSpec(self.config.metrics_port(self.name), f"RAGMESH_{self.name.upper()}_METRICS_PORT"),
+        ]
 
     def address(self) -> str:
         return f"{self.config.host}:{self.config.service_port(self.name)}"
+
+    def metrics_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.metrics_port(self.name)}/metrics"
 
     def ensure_installed(self, say: Say) -> None:
         try:
@@ -670,6 +687,9 @@ class EnvoyPart(Part):
 
     def address(self) -> str:
         return f"{self.config.host}:{self.config.envoy_listener_port}"
+
+    def metrics_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.envoy_admin_port}/stats/prometheus"
 
     def ensure_installed(self, say: Say) -> None:
         envoy_binary(self.name)

@@ -3,6 +3,7 @@
 This is the contract between ``ragmesh up`` and the services' ``Config.from_env()``:
 
 - ``RAGMESH_<DOMAIN>_HOST`` / ``RAGMESH_<DOMAIN>_PORT``: where service ``svc_<domain>`` listens;
+- ``RAGMESH_<DOMAIN>_METRICS_PORT``: where it serves Prometheus ``/metrics`` (on the same host);
 - ``RAGMESH_<DOMAIN>_ADDR``: ``host:port`` of every service, for the clients between them, and
   ``RAGMESH_EDGE_ADDR`` for the Envoy edge (the names ``mesh.settings.MeshSettings`` reads);
 - ``RAGMESH_POSTGRES_DSN``, ``RAGMESH_REDIS_URL``, ``RAGMESH_NEO4J_URI`` / ``_USER`` / ``_PASSWORD``,
@@ -68,5 +69,6 @@ def service_env(config: StackConfig, layout: StackLayout, service: str) -> dict[
     domain = domain_of(service)
     env[f"RAGMESH_{domain}_HOST"] = config.host
     env[f"RAGMESH_{domain}_PORT"] = str(config.service_port(service))
+    env[f"RAGMESH_{domain}_METRICS_PORT"] = str(config.metrics_port(service))
     env["RAGMESH_AUTH_SERVICE_TOKEN_FILE"] = str(layout.service_token_file(service))
     return env

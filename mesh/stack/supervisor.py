@@ -46,6 +46,8 @@ class PartStatus:
     log_file: Path
     pid_file: Path
     detail: str
+    metrics_url: str = ""
+    """Where Prometheus scrapes the part; empty when it exports no metrics."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class PartStatus:
             "log_file": str(self.log_file),
             "pid_file": str(self.pid_file),
             "detail": self.detail,
+            "metrics_url": self.metrics_url,
         }
 
 
@@ -219,7 +222,9 @@ class Supervisor:
             result = part.probe()
             healthy, pid, detail = result.ok, record.pid, result.detail
             state = "running" if result.ok else "unhealthy"
-        return PartStatus(part.name, healthy, state, part.address(), pid, part.log_file, part.pid_file, detail)
+        return PartStatus(
+            part.name, healthy, state, part.address(), pid, part.log_file, part.pid_file, detail, part.metrics_url()
+        )
 
     # -- down ------------------------------------------------------------
 

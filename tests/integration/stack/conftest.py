@@ -24,6 +24,7 @@ _PORT_FIELDS = (
     "ratelimit_http_port",
     "ratelimit_grpc_port",
     "ratelimit_debug_port",
+    "ratelimit_metrics_port",
     "neo4j_bolt_port",
     "neo4j_http_port",
     "ray_gcs_port",
@@ -32,6 +33,7 @@ _PORT_FIELDS = (
     "envoy_listener_port",
     "envoy_admin_port",
     *(f"{name}_port" for name in SERVICE_NAMES),
+    *(f"{name}_metrics_port" for name in SERVICE_NAMES),
 )
 
 

@@ -79,10 +79,15 @@ def test_status_json_shape(stack: Supervisor) -> None:
         assert {"name", "healthy", "address", "pid", "log_file"} <= part.keys()
         assert part["healthy"] is True
         assert isinstance(part["pid"], int)
+    metrics = {p["name"]: p["metrics_url"] for p in doc["parts"]}
+    config = stack.config
+    assert metrics["envoy"] == f"http://{config.host}:{config.envoy_admin_port}/stats/prometheus"
+    assert metrics["ratelimit"] == f"http://{config.host}:{config.ratelimit_metrics_port}/metrics"
+    assert metrics["redis"] == ""
     assert doc["global_rate_limit"]["state"] == "enforcing", doc["global_rate_limit"]
     table = _cli(stack.config, "status")
     assert table.returncode == 0
-    assert table.stdout.splitlines()[0].split() == ["NAME", "HEALTHY", "ADDRESS", "PID", "LOG"]
+    assert table.stdout.splitlines()[0].split() == ["NAME", "HEALTHY", "ADDRESS", "PID", "METRICS", "LOG"]
 
 
 def test_up_again_is_a_no_op(stack: Supervisor) -> None:

@@ -16,6 +16,7 @@ def test_defaults_match_the_documented_ports() -> None:
     assert (config.neo4j_bolt_port, config.neo4j_http_port) == (57687, 57474)
     assert config.ray_gcs_port == 56380
     assert [config.service_port(name) for name in SERVICE_NAMES] == [50051, 50052, 50053, 50054, 50055]
+    assert [config.metrics_port(name) for name in SERVICE_NAMES] == [50061, 50062, 50063, 50064, 50065]
     assert (config.envoy_listener_port, config.envoy_admin_port) == (8080, 9901)
     assert config.parts == PART_NAMES
     assert config.home == default_root_dir() / ".ragmesh"

@@ -128,6 +128,16 @@ def test_services_require_the_stores(config: StackConfig) -> None:
     launch = part.launch()
     assert launch.argv[1:] == ["-m", "svc_agent"]
     assert launch.env["RAGMESH_AGENT_PORT"] == "50055"
+    assert launch.env["RAGMESH_AGENT_METRICS_PORT"] == "50065"
+    assert [spec.port for spec in part.ports()] == [50055, 50065]
+    assert part.metrics_url() == "http://127.0.0.1:50065/metrics"
+
+
+def test_every_fixed_port_of_the_stack_is_distinct(config: StackConfig) -> None:
+    # The port-conflict check looks at one part at a time: two parts given the same default
+    # would only clash at run time.
+    ports = [spec.port for part in build_parts(config, StackLayout(config.home)).values() for spec in part.ports()]
+    assert len(ports) == len(set(ports))
 
 
 def test_fingerprint_follows_command_and_config(config: StackConfig) -> None:
@@ -198,8 +208,10 @@ def test_rate_limit_service_is_configured_by_environment(tmp_path: Path) -> None
     )
     assert (env["PORT"], env["GRPC_PORT"], env["DEBUG_PORT"]) == ("58080", "58081", "58082")
     assert env["HOST"] == env["GRPC_HOST"] == env["DEBUG_HOST"] == "127.0.0.1"
-    assert [spec.port for spec in part.ports()] == [58080, 58081, 58082]
+    assert (env["USE_PROMETHEUS"], env["PROMETHEUS_ADDR"]) == ("true", "127.0.0.1:58083")
+    assert [spec.port for spec in part.ports()] == [58080, 58081, 58082, 58083]
     assert part.address() == "127.0.0.1:58081"
+    assert part.metrics_url() == "http://127.0.0.1:58083/metrics"
 
 
 def test_rate_limit_service_gets_the_configured_limits_file(tmp_path: Path) -> None:

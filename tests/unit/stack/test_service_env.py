@@ -16,6 +16,7 @@ def test_service_gets_its_port_and_every_address(tmp_path: Path) -> None:
     env = service_env(config, StackLayout(tmp_path), "svc_retrieval")
     assert env["RAGMESH_RETRIEVAL_PORT"] == "60052"
     assert env["RAGMESH_RETRIEVAL_HOST"] == "127.0.0.1"
+    assert env["RAGMESH_RETRIEVAL_METRICS_PORT"] == "50062"
     assert env["RAGMESH_AGENT_ADDR"] == "127.0.0.1:50055"
     assert env["RAGMESH_RETRIEVAL_ADDR"] == "127.0.0.1:60052"
     assert env["RAGMESH_REDIS_URL"] == "redis://127.0.0.1:16379/0"
@@ -50,7 +51,11 @@ def test_each_service_config_listens_where_the_stack_says(tmp_path: Path, servic
         module = importlib.import_module(f"{service}.config")
     except ModuleNotFoundError:
         pytest.skip(f"{service}.config does not exist yet")
-    overrides: dict[str, Any] = {f"{service}_port": 61000 + SERVICE_NAMES.index(service)}
+    overrides: dict[str, Any] = {
+        f"{service}_port": 61000 + SERVICE_NAMES.index(service),
+        f"{service}_metrics_port": 61100 + SERVICE_NAMES.index(service),
+    }
     stack = StackConfig(home=tmp_path, **overrides)
     config = module.Config.from_env(service_env(stack, StackLayout(tmp_path), service))
     assert (config.host, config.port) == ("127.0.0.1", stack.service_port(service))
+    assert config.metrics_port == stack.metrics_port(service)
