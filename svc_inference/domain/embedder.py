@@ -91,6 +91,14 @@ class Embedder:
             hidden = int(self._model[0].auto_model.config.hidden_size)
             self._sparse_head = SparseHead(head, hidden, config.device, self._tokenizer.all_special_ids)
 
+    def twin(self) -> Embedder:
+        """The same model, weights and tokenizer copied, for a second model thread (a fast tokenizer must never
+        serve two threads at once); the sparse encoders are read-only and shared."""
+        twin = copy.copy(self)
+        twin._model = copy.deepcopy(self._model)
+        twin._tokenizer = twin._model.tokenizer
+        return twin
+
     def info(self) -> ModelInfo:
         """How ListModels describes this model (hosting is filled in by whoever hosts it)."""
         return ModelInfo(

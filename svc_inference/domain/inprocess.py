@@ -122,12 +122,11 @@ class _OnModelThreads(Generic[_Model]):
 
 
 class InProcessEmbedder:
-    """An embedder running in this process, on one model thread behind the priority scheduler."""
+    """An embedder running in this process, on model threads behind the priority scheduler."""
 
     def __init__(self, model: Embedder) -> None:
         self._model = model
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=model.config.name)
-        self._scheduled = ScheduledEmbedder(model, self._executor, merge=model.config.serving.max_batch_size)
+        self._scheduled = ScheduledEmbedder(model, merge=model.config.serving.max_batch_size)
         self._info = dataclasses.replace(model.info(), hosting=HOSTING)
 
     @classmethod
@@ -155,7 +154,6 @@ class InProcessEmbedder:
     async def close(self) -> None:
         """Ends what waits, stops the thread and drops the model."""
         self._scheduled.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
         self._model.close()
 
 

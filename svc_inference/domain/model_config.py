@@ -126,6 +126,10 @@ class SchedulingConfig:
     max_waiting_batch: int = 8
     """Batch requests (document embeddings) that may wait or run in a replica before more are refused with
     RESOURCE_EXHAUSTED; batch callers back off and retry."""
+    interactive_thread: bool = False
+    """Run interactive calls on a second model thread, over a second copy of the model, beside the batch slice
+    instead of after it: a query waits for no slice, at the cost of the weights twice in memory and two model
+    threads sharing the CPU."""
 
     def __post_init__(self) -> None:
         _check(self.document_slice_texts >= 1, "scheduling.document_slice_texts must be >= 1")

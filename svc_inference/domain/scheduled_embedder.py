@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -39,6 +39,10 @@ class EmbeddingModel(Protocol):
 
     def rerank_batch(self, requests: Sequence[RerankRequest]) -> list[RerankResult]:
         """Ranks several requests by cosine similarity in one model call."""
+        ...
+
+    def twin(self) -> EmbeddingModel:
+        """A copy of the model another thread may run at the same time."""
         ...
 
 
@@ -81,20 +85,32 @@ def join(parts: Sequence[EmbedResult]) -> EmbedResult:
 
 
 class ScheduledEmbedder:
-    """Embeds and ranks on one model thread, interactive requests first."""
+    """Embeds and ranks interactive requests first: between batch slices on one model thread, or, with
+    ``scheduling.interactive_thread``, beside them on a second thread over a twin of the model."""
 
-    def __init__(self, model: EmbeddingModel, executor: Executor, *, merge: int) -> None:
+    def __init__(self, model: EmbeddingModel, *, merge: int) -> None:
+        scheduling = model.config.scheduling
         self._model = model
-        self._slice = model.config.scheduling.document_slice_texts
-        self._scheduler = PriorityScheduler(model.config.name, limits_of(model.config, merge), executor)
-        self._embed: Lane[PreparedEmbed, EmbedResult] = Lane("embed", model.embed_batch)
-        self._rerank: Lane[RerankRequest, RerankResult] = Lane("rerank", model.rerank_batch)
+        self._slice = scheduling.document_slice_texts
+        self._executors = [ThreadPoolExecutor(1, thread_name_prefix=f"embed-{model.config.name}")]
+        interactive_model = model
+        interactive_executor = None
+        if scheduling.interactive_thread:
+            interactive_model = model.twin()
+            interactive_executor = ThreadPoolExecutor(1, thread_name_prefix=f"query-{model.config.name}")
+            self._executors.append(interactive_executor)
+        self._scheduler = PriorityScheduler(
+            model.config.name, limits_of(model.config, merge), self._executors[0], interactive_executor
+        )
+        self._embed_batch: Lane[PreparedEmbed, EmbedResult] = Lane("embed-batch", model.embed_batch)
+        self._embed: Lane[PreparedEmbed, EmbedResult] = Lane("embed", interactive_model.embed_batch)
+        self._rerank: Lane[RerankRequest, RerankResult] = Lane("rerank", interactive_model.rerank_batch)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         """Checks the request (it fails alone), then embeds it in its class's turn."""
         prepared = self._model.prepare(request)
         if request.priority is Priority.BATCH:
-            return join(await self._scheduler.batch(self._embed, split(prepared, self._slice)))
+            return join(await self._scheduler.batch(self._embed_batch, split(prepared, self._slice)))
         return await self._scheduler.interactive(self._embed, prepared)
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
@@ -106,5 +122,7 @@ class ScheduledEmbedder:
         return self._scheduler.stats()
 
     def close(self) -> None:
-        """Ends every waiting request with UNAVAILABLE."""
+        """Ends every waiting request with UNAVAILABLE and stops the model threads."""
         self._scheduler.close()
+        for executor in self._executors:
+            executor.shutdown(wait=False, cancel_futures=True)

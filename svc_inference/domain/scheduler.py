@@ -10,6 +10,10 @@ request. Batch requests are cut into slices of a few texts, so an interactive
 request arriving during a bulk load waits for at most one slice, while an
 unloaded replica still runs batch work back to back at full speed.
 
+Where memory allows a second copy of the model, interactive calls get a model
+thread of their own instead (``interactive_executor``): they then run beside
+the batch slice, waiting for none, and the two threads share the CPU.
+
 A full line is refused at once with RESOURCE_EXHAUSTED (reason QUEUE_FULL and
 the line named), so callers learn it in microseconds instead of at their
 deadline; a caller that gives up while waiting leaves the line (a batch
@@ -60,7 +64,8 @@ class SchedulerStats:
     batch_slices_waiting: int = 0
     """Slices of those batch requests not started yet."""
     running: str = ""
-    """The class of the model call running now (``interactive`` or ``batch``); empty when idle."""
+    """The classes of the model calls running now (``interactive``, ``batch`` or both, comma-separated); empty
+    when idle."""
     rejected_interactive: int = 0
     """Interactive requests refused because their line was full."""
     rejected_batch: int = 0
@@ -104,16 +109,23 @@ class _Call:
 
 
 class PriorityScheduler:
-    """Runs model calls one at a time on ``executor``, interactive requests before batch slices."""
+    """Runs model calls one at a time on ``executor``, interactive requests before batch slices.
 
-    def __init__(self, model: str, limits: SchedulerLimits, executor: Executor) -> None:
+    With an ``interactive_executor`` (a second model thread, over its own copy of the model) interactive calls
+    run there instead, beside the batch slice running on ``executor``: a query then waits for no slice at all.
+    """
+
+    def __init__(
+        self, model: str, limits: SchedulerLimits, executor: Executor, interactive_executor: Executor | None = None
+    ) -> None:
         self._model = model
         self._limits = limits
-        self._executor = executor
+        self._executors = {Priority.BATCH: executor, Priority.INTERACTIVE: interactive_executor or executor}
+        self._separate = interactive_executor is not None
         self._interactive: collections.deque[_Interactive] = collections.deque()
         self._batch: collections.deque[_BatchJob] = collections.deque()
-        self._running: _Call | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._running: dict[Priority, _Call | None] = {Priority.INTERACTIVE: None, Priority.BATCH: None}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rejected = {Priority.INTERACTIVE: 0, Priority.BATCH: 0}
         self._calls = {Priority.INTERACTIVE: 0, Priority.BATCH: 0}
 
@@ -124,7 +136,7 @@ class PriorityScheduler:
             interactive_waiting=len(self._interactive),
             batch_waiting=len(self._batch),
             batch_slices_waiting=sum(len(job.slices) for job in self._batch),
-            running=self._running.priority.value if self._running is not None else "",
+            running=",".join(p.value for p, call in self._running.items() if call is not None),
             rejected_interactive=self._rejected[Priority.INTERACTIVE],
             rejected_batch=self._rejected[Priority.BATCH],
             calls_interactive=self._calls[Priority.INTERACTIVE],
@@ -181,25 +193,33 @@ class PriorityScheduler:
             self._batch = collections.deque(j for j in self._batch if not j.future.done())
 
     def _pump(self) -> None:
-        if self._running is not None:
-            return
-        call = self._next_call()
+        if self._separate:
+            # Two model threads: each class has its own, and neither waits for the other.
+            for priority in (Priority.INTERACTIVE, Priority.BATCH):
+                if self._running[priority] is None:
+                    self._start(self._next_call(priority))
+        elif not any(self._running.values()):
+            self._start(self._next_call(Priority.INTERACTIVE) or self._next_call(Priority.BATCH))
+
+    def _start(self, call: _Call | None) -> None:
         if call is None:
             return
-        self._running = call
+        self._running[call.priority] = call
         self._calls[call.priority] += 1
-        self._task = asyncio.get_running_loop().create_task(self._run(call))
+        task = asyncio.get_running_loop().create_task(self._run(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _next_call(self) -> _Call | None:
+    def _next_call(self, priority: Priority) -> _Call | None:
         self._drop_abandoned()
-        if self._interactive:
+        if priority is Priority.INTERACTIVE and self._interactive:
             lane = self._interactive[0].lane
             # Merge the waiting requests of the first one's kind; other kinds keep their place.
             merged = [w for w in self._interactive if w.lane is lane][: self._limits.max_interactive_merge]
             taken = set(map(id, merged))
             self._interactive = collections.deque(w for w in self._interactive if id(w) not in taken)
             return _Call(Priority.INTERACTIVE, lane, [w.item for w in merged], merged, None)
-        if self._batch:
+        if priority is Priority.BATCH and self._batch:
             job = self._batch[0]
             return _Call(Priority.BATCH, job.lane, [job.slices.popleft()], [], job)
         return None
@@ -207,14 +227,14 @@ class PriorityScheduler:
     async def _run(self, call: _Call) -> None:
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, call.lane.run, call.items)
+            results = await loop.run_in_executor(self._executors[call.priority], call.lane.run, call.items)
             if len(results) != len(call.items):
                 raise RuntimeError(f"lane {call.lane.name} returned {len(results)} results for {len(call.items)}")
             self._deliver(call, results)
         except Exception as exc:  # noqa: BLE001 - handed to exactly the callers whose call failed
             self._fail(call, exc)
         finally:
-            self._running = None
+            self._running[call.priority] = None
             self._pump()
 
     def _deliver(self, call: _Call, results: list[Any]) -> None:

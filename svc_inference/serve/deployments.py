@@ -75,9 +75,8 @@ class EmbedderDeployment(Embedder):
         serve_at_normal_priority()
         super().__init__(config, sources)
         self._fingerprint = fingerprint
-        # One model thread: one model call at a time, the scheduler picks which.
-        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{config.name}")
-        self._scheduled = ScheduledEmbedder(self, self._model_thread, merge=config.serving.max_batch_size)
+        # The scheduler owns the model thread(s) and picks which call runs next.
+        self._scheduled = ScheduledEmbedder(self, merge=config.serving.max_batch_size)
 
     def fingerprint(self) -> str:
         """The config-and-code fingerprint this replica was deployed with."""

@@ -109,7 +109,9 @@ def _free_port() -> int:
 class ServiceProcess:
     """``python -m svc_inference`` with one hosting, on a free port."""
 
-    def __init__(self, hosting: str, ray_address: str, startup_timeout_s: float) -> None:
+    def __init__(
+        self, hosting: str, ray_address: str, startup_timeout_s: float, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.hosting = hosting
         self.port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "RAGMESH_INFERENCE_"))}
@@ -122,6 +124,7 @@ class ServiceProcess:
                 "RAGMESH_INFERENCE_LOG_LEVEL": "warning",
                 # An address nobody listens on makes the service start a private Ray instance.
                 "RAGMESH_RAY_ADDRESS": ray_address or f"127.0.0.1:{_free_port()}",
+                **(extra_env or {}),
             }
         )
         self._timeout_s = startup_timeout_s

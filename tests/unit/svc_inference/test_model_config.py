@@ -46,6 +46,8 @@ def test_every_local_deployment_bounds_its_queue_and_sets_batching_where_the_mod
     # The replica holds everything its scheduler may queue, so no query waits in Serve's FIFO behind documents.
     assert embedder.serving.max_ongoing_requests >= embedder.scheduling.max_in_replica(embedder.serving.max_batch_size)
     assert embedder.document_serving is None
+    # Queries run on a twin of the model beside document slices (measured with `ragmesh bench priority`).
+    assert embedder.scheduling.interactive_thread
     for model in profile.models():
         assert model.serving.max_queued_requests >= 1
         assert model.serving.min_replicas <= model.serving.max_replicas

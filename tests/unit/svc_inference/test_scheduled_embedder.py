@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -56,17 +55,26 @@ class FakeEmbeddingModel:
     def rerank_batch(self, requests: Sequence[RerankRequest]) -> list[RerankResult]:
         raise AssertionError("not used")
 
+    def twin(self) -> FakeEmbeddingModel:
+        return self
+
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(1)
-    yield pool
-    pool.shutdown(wait=True)
+def embedder_of() -> Iterator[list[ScheduledEmbedder]]:
+    made: list[ScheduledEmbedder] = []
+    yield made
+    for embedder in made:
+        embedder.close()
 
 
-async def test_a_batch_request_runs_in_slices_and_comes_back_whole(executor: ThreadPoolExecutor) -> None:
+def _scheduled(model: FakeEmbeddingModel, made: list[ScheduledEmbedder]) -> ScheduledEmbedder:
+    made.append(ScheduledEmbedder(model, merge=4))
+    return made[-1]
+
+
+async def test_a_batch_request_runs_in_slices_and_comes_back_whole(embedder_of: list[ScheduledEmbedder]) -> None:
     model = FakeEmbeddingModel()
-    embedder = ScheduledEmbedder(model, executor, merge=4)
+    embedder = _scheduled(model, embedder_of)
     texts = tuple(str(i) for i in range(8))
     request = EmbedRequest(texts, mode=EmbedMode.DOCUMENT, include_sparse=True, priority=Priority.BATCH)
     result = await embedder.embed(request)
@@ -80,9 +88,9 @@ async def test_a_batch_request_runs_in_slices_and_comes_back_whole(executor: Thr
     np.testing.assert_array_equal(interactive.dense, result.dense)
 
 
-async def test_batch_requests_beyond_the_line_are_refused(executor: ThreadPoolExecutor) -> None:
+async def test_batch_requests_beyond_the_line_are_refused(embedder_of: list[ScheduledEmbedder]) -> None:
     model = FakeEmbeddingModel()
-    embedder = ScheduledEmbedder(model, executor, merge=4)
+    embedder = _scheduled(model, embedder_of)
     batch = EmbedRequest(tuple(str(i) for i in range(6)), priority=Priority.BATCH)
     first = asyncio.create_task(embedder.embed(batch))
     await asyncio.sleep(0)

@@ -196,6 +196,29 @@ async def test_closing_ends_every_waiting_request_with_unavailable(executor: Thr
     model.release()
 
 
+async def test_with_a_thread_of_their_own_queries_run_beside_a_batch_slice(executor: ThreadPoolExecutor) -> None:
+    loop = asyncio.get_running_loop()
+    documents, queries = FakeModel(loop), FakeModel(loop)
+    interactive_pool = ThreadPoolExecutor(1)
+    limits = SchedulerLimits(max_waiting_interactive=8, max_waiting_batch=4, max_interactive_merge=4)
+    scheduler = PriorityScheduler("fake", limits, executor, interactive_pool)
+    try:
+        ingest = asyncio.create_task(scheduler.batch(Lane("embed-batch", documents.run), ["a0", "a1"]))
+        assert await documents.started() == ["a0"]
+        query = asyncio.create_task(scheduler.interactive(Lane("embed", queries.run), "q"))
+        assert await queries.started() == ["q"]
+        assert scheduler.stats().running == "interactive,batch"
+        queries.release()  # the query ends while the slice a0 still runs
+        assert await query == "r:q"
+        assert not ingest.done()
+        documents.release()
+        documents.release()
+        assert await ingest == ["r:a0", "r:a1"]
+        assert documents.calls == [["a0"], ["a1"]] and queries.calls == [["q"]]
+    finally:
+        interactive_pool.shutdown(wait=False, cancel_futures=True)
+
+
 def test_slices_cover_every_item_in_order() -> None:
     assert slices_of(0, 3) == []
     assert [list(r) for r in slices_of(7, 3)] == [[0, 1, 2], [3, 4, 5], [6]]
