@@ -40,7 +40,7 @@ from typing import TypeVar
 from mesh import auth, context
 from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from ragmesh.retrieval.v1 import index_service_pb2
-from svc_ingest import convert
+from svc_ingest import convert, metrics
 from svc_ingest.clients.index import IndexClient, is_transient
 from svc_ingest.clients.postgres import DocumentRepository, JobRepository
 from svc_ingest.clients.s3 import S3Error, S3Reader
@@ -435,7 +435,7 @@ class _JobRun:
         )
         with context.bind(request):
             try:
-                async with self.m._slots:
+                async with metrics.job_slot(self.m._slots):
                     job.state = JobState.RUNNING
                     job.start_time = datetime.now(UTC)
                     self.live.started = time.monotonic()
@@ -471,6 +471,7 @@ class _JobRun:
                 await self.live.notify()
                 self._cleanup()
                 self.m.forget(job.job_id)
+                metrics.observe_end(job)
         log.info(
             "ingest job ended",
             extra={"fields": {"job_id": job.job_id, "state": job.state.value, "counts": job.counts.to_json()}},

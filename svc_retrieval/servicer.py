@@ -15,7 +15,7 @@ from mesh import context
 from ragmesh.retrieval.v1 import index_service_pb2 as ipb
 from ragmesh.retrieval.v1 import index_service_pb2_grpc, retrieval_service_pb2_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
-from svc_retrieval import convert
+from svc_retrieval import convert, metrics
 from svc_retrieval.domain.indexing import Indexer
 from svc_retrieval.domain.search import Searcher
 
@@ -29,6 +29,7 @@ class RetrievalServiceServicer(retrieval_service_pb2_grpc.RetrievalServiceServic
     async def Search(self, request: rpb.SearchRequest, ctx: grpc.aio.ServicerContext[Any, Any]) -> rpb.SearchResponse:
         """Hybrid search over the caller's corpus."""
         outcome = await self._searcher.search(context.tenant(), convert.query_from_proto(request))
+        metrics.observe(outcome)
         return convert.search_to_proto(outcome)
 
     async def GetChunk(

@@ -10,7 +10,7 @@ import grpc
 from mesh import context
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc
-from svc_sandbox import convert
+from svc_sandbox import convert, metrics
 from svc_sandbox.domain import ExecutionResult, Sandbox
 
 
@@ -23,6 +23,7 @@ class SandboxServiceServicer(sandbox_service_pb2_grpc.SandboxServiceServicer):
     async def Execute(self, request: pb.ExecuteRequest, ctx: grpc.aio.ServicerContext[Any, Any]) -> pb.ExecuteResponse:
         domain_request = convert.request_from_proto(request.code, request.stdin, request.files, request.limits)
         result = await self._sandbox.execute(domain_request, tenant=context.tenant())
+        metrics.observe(result)
         return pb.ExecuteResponse(result=convert.result_to_proto(result))
 
     async def StreamExecute(
@@ -31,6 +32,7 @@ class SandboxServiceServicer(sandbox_service_pb2_grpc.SandboxServiceServicer):
         domain_request = convert.request_from_proto(request.code, request.stdin, request.files, request.limits)
         async for event in self._sandbox.stream_execute(domain_request, tenant=context.tenant()):
             if isinstance(event, ExecutionResult):
+                metrics.observe(event)
                 yield pb.StreamExecuteResponse(result=convert.result_to_proto(event))
             else:
                 yield pb.StreamExecuteResponse(output=convert.chunk_to_proto(event))

@@ -31,6 +31,12 @@ DECODE_TOKENS_PER_SECOND = Histogram(
     ("model",),
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
 )
+INTER_TOKEN_LATENCY = Histogram(
+    "ragmesh_inference_inter_token_latency_seconds",
+    "Mean seconds between two completion tokens after the first, per generation, by model.",
+    ("model",),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 GENERATIONS = Counter(
     "ragmesh_inference_generations_total",
     "Generations by model and how they ended: stop, length, cancelled or error.",

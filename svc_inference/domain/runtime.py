@@ -189,3 +189,4 @@ def _observe(summary: GenerationSummary) -> None:
         metrics.TIME_TO_FIRST_TOKEN.labels(model).observe(summary.time_to_first_token_ms / 1000.0)
     if summary.tokens_per_second > 0:
         metrics.DECODE_TOKENS_PER_SECOND.labels(model).observe(summary.tokens_per_second)
+        metrics.INTER_TOKEN_LATENCY.labels(model).observe(1.0 / summary.tokens_per_second)

@@ -10,7 +10,7 @@ from mesh.errors import InvalidArgument, NotFound, ResourceExhausted
 from svc_inference.domain import metrics
 from svc_inference.domain.endpoints import CosineReranker
 from svc_inference.domain.model_config import RerankerConfig
-from svc_inference.domain.runtime import Defaults, ModelRuntime
+from svc_inference.domain.runtime import Defaults, ModelRuntime, _observe
 from svc_inference.domain.types import (
     EmbedRequest,
     EmbedResult,
@@ -163,3 +163,13 @@ def test_defaults_must_be_served() -> None:
     with pytest.raises(ValueError, match="not served"):
         ModelRuntime(llms={}, embedders={"emb": embedder}, rerankers={}, defaults=Defaults("gen", "emb", "r"))
     assert dataclasses.is_dataclass(Defaults)
+
+
+def test_inter_token_latency_is_the_gap_after_the_first_token() -> None:
+    latency = metrics.INTER_TOKEN_LATENCY.labels("itl")
+    total = latency._sum.get()
+    _observe(GenerationSummary("itl", 3, 11, FinishReason.STOP, 12.0, 50.0, 220.0))
+    assert latency._sum.get() == pytest.approx(total + 0.02)
+    # One token has no gap after it: nothing is observed.
+    _observe(GenerationSummary("itl", 3, 1, FinishReason.STOP, 12.0, 0.0, 12.0))
+    assert latency._sum.get() == pytest.approx(total + 0.02)
