@@ -717,10 +717,10 @@ class EnvoyPart(Part):
         return Launch(argv, env, self.layout.part_dir("envoy"))
 
     def _jwks(self) -> str:
-        try:
-            return self.layout.jwks_file.read_text()
-        except OSError:
-            return ""
+        # The key is made on first use (idempotent), so the fingerprint taken before the first
+        # start already covers the JWKS that start will read.
+        identity.signing_key(self.layout)
+        return self.layout.jwks_file.read_text()
 
     def fingerprint(self) -> str:
         # Envoy reads the JWKS once, at start: a new key (a purged home) must restart it.
