@@ -667,6 +667,12 @@ class ServicePart(Part):
         env = {**self.base_env(), **service_env(self.config, self.layout, self.name)}
         return Launch([sys.executable, "-m", self.name], env, default_root_dir())
 
+    def fingerprint(self) -> str:
+        # A service reads its settings from the environment ragmesh up gives it: a change there
+        # (a port, such as a new metrics port, or a store's address) restarts it too.
+        env = json.dumps(service_env(self.config, self.layout, self.name), sort_keys=True)
+        return hashlib.sha256((super().fingerprint() + env).encode()).hexdigest()[:16]
+
     def probe(self) -> ProbeResult:
         return probes.grpc_serving(self.config.host, self.config.service_port(self.name))
 

@@ -133,6 +133,18 @@ def test_services_require_the_stores(config: StackConfig) -> None:
     assert part.metrics_url() == "http://127.0.0.1:50065/metrics"
 
 
+def test_a_service_is_restarted_when_its_metrics_port_moves(config: StackConfig) -> None:
+    layout = StackLayout(config.home)
+    moved = dataclasses.replace(config, svc_agent_metrics_port=60065)
+    assert (
+        ServicePart("svc_agent", config, layout).fingerprint() != ServicePart("svc_agent", moved, layout).fingerprint()
+    )
+    assert (
+        ServicePart("svc_ingest", config, layout).fingerprint()
+        == ServicePart("svc_ingest", moved, layout).fingerprint()
+    )
+
+
 def test_every_fixed_port_of_the_stack_is_distinct(config: StackConfig) -> None:
     # The port-conflict check looks at one part at a time: two parts given the same default
     # would only clash at run time.
