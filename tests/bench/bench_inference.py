@@ -47,6 +47,7 @@ from svc_inference.domain.sources import SourceSettings
 from svc_inference.domain.types import EmbedRequest, GenerateRequest, Sampling
 
 _REPO = Path(__file__).resolve().parents[2]
+_SERVICE = "ragmesh.inference.v1.InferenceService"
 
 _TOPICS = (
     "Pods",
@@ -142,7 +143,9 @@ class ServiceProcess:
                 if self._process.poll() is not None:
                     raise RuntimeError(f"svc_inference ({self.hosting}) exited; see {self._log.name}")
                 with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                    # Asked by name: a Ray process can hold this port for a moment before the service binds it,
+                    # and its own gRPC server answers the overall ("") health check.
+                    reply = await health.Check(health_pb2.HealthCheckRequest(service=_SERVICE), timeout=2)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         return time.perf_counter() - started
                 if time.perf_counter() - started > self._timeout_s:

@@ -42,6 +42,7 @@ from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from svc_inference.config import MODELS_DIR
 from tests.bench.bench_inference import _CONTEXT, _REPO, _TOPICS, ServiceProcess
+from tests.support import auth as test_auth
 
 _WORDS = _CONTEXT.split()
 
@@ -260,15 +261,15 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             figures[hosting] = {}
             for i, variant in enumerate(args.schedulings):
                 models_dir = _models_with(Path(tmp) / f"models-{i}", _scheduling(variant))
-                service = ServiceProcess(
-                    hosting,
-                    args.ray_address,
-                    args.startup_timeout_s,
-                    extra_env={"RAGMESH_INFERENCE_MODELS_DIR": str(models_dir)},
-                )
+                env = {
+                    "RAGMESH_INFERENCE_MODELS_DIR": str(models_dir),
+                    # The service verifies this process's own key (a mesh service's token on every call).
+                    "RAGMESH_AUTH_JWKS_FILE": str(test_auth.auth_settings().jwks_file),
+                }
+                service = ServiceProcess(hosting, args.ray_address, args.startup_timeout_s, extra_env=env)
                 try:
                     await service.ready()
-                    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                    async with test_auth.service_channel(f"127.0.0.1:{service.port}") as channel:
                         stub = pb_grpc.InferenceServiceStub(channel)
                         # The unprioritised load is the same whatever the slice size: measured once.
                         figures[hosting][variant] = await _measure(stub, passages, queries, args, unmarked=i == 0)
