@@ -130,12 +130,12 @@ class PriorityScheduler:
         self._calls = {Priority.INTERACTIVE: 0, Priority.BATCH: 0}
 
     def stats(self) -> SchedulerStats:
-        """The lines now."""
-        self._drop_abandoned()
+        """The lines now (callers that gave up not counted)."""
+        batch = [job for job in self._batch if not job.future.done()]
         return SchedulerStats(
-            interactive_waiting=len(self._interactive),
-            batch_waiting=len(self._batch),
-            batch_slices_waiting=sum(len(job.slices) for job in self._batch),
+            interactive_waiting=sum(1 for w in self._interactive if not w.future.done()),
+            batch_waiting=len(batch),
+            batch_slices_waiting=sum(len(job.slices) for job in batch),
             running=",".join(p.value for p, call in self._running.items() if call is not None),
             rejected_interactive=self._rejected[Priority.INTERACTIVE],
             rejected_batch=self._rejected[Priority.BATCH],

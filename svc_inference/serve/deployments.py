@@ -94,8 +94,9 @@ class EmbedderDeployment(Embedder):
         """Ranks one request by cosine similarity, ahead of batch work."""
         return await self._scheduled.rerank(request)
 
-    def queue_stats(self) -> SchedulerStats:
-        """This replica's scheduler lines: waiting requests per class, refusals, model calls."""
+    async def queue_stats(self) -> SchedulerStats:
+        """This replica's scheduler lines: waiting requests per class, refusals, model calls (read on the replica's
+        event loop, where the scheduler lives)."""
         return self._scheduled.stats()
 
 
