@@ -26,7 +26,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragmesh/ingest/v1/ingest_service.proto\x12\x11ragmesh.ingest.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\rIngestOptions\x12\x34\n\x11\x63hunk_size_tokens\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\x80\x10R\x0f\x63hunkSizeTokens\x12:\n\x14\x63hunk_overlap_tokens\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\x80\x04R\x12\x63hunkOverlapTokens\x12\x1d\n\nskip_graph\x18\x03 \x01(\x08R\tskipGraph\x12\x12\n\x04sync\x18\x04 \x01(\x08R\x04sync\"\x83\x01\n\x16\x43reateIngestJobRequest\x12-\n\x07sources\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\x08\x01\x10\x64\"\x07r\x05\x10\x01\x18\x80 R\x07sources\x12:\n\x07options\x18\x02 \x01(\x0b\x32 .ragmesh.ingest.v1.IngestOptionsR\x07options\"I\n\x17\x43reateIngestJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\"S\n\x0b\x46ormatCount\x12\x16\n\x06\x66ormat\x18\x01 \x01(\tR\x06\x66ormat\x12\x14\n\x05\x66iles\x18\x02 \x01(\rR\x05\x66iles\x12\x16\n\x06\x66\x61iled\x18\x03 \x01(\rR\x06\x66\x61iled\"\xc6\x03\n\tJobCounts\x12)\n\x10\x66iles_discovered\x18\x01 \x01(\rR\x0f\x66ilesDiscovered\x12\'\n\x0f\x66iles_processed\x18\x02 \x01(\rR\x0e\x66ilesProcessed\x12-\n\x12\x64ocuments_ingested\x18\x03 \x01(\rR\x11\x64ocumentsIngested\x12/\n\x13\x64ocuments_unchanged\x18\x04 \x01(\rR\x12\x64ocumentsUnchanged\x12)\n\x10\x64ocuments_failed\x18\x05 \x01(\rR\x0f\x64ocumentsFailed\x12+\n\x11\x64ocuments_deleted\x18\x06 \x01(\rR\x10\x64ocumentsDeleted\x12\'\n\x0f\x63hunks_embedded\x18\x07 \x01(\x04R\x0e\x63hunksEmbedded\x12%\n\x0epoints_written\x18\x08 \x01(\x04R\rpointsWritten\x12#\n\rnodes_written\x18\t \x01(\x04R\x0cnodesWritten\x12\x38\n\x07\x66ormats\x18\n \x03(\x0b\x32\x1e.ragmesh.ingest.v1.FormatCountR\x07\x66ormats\"K\n\tFileError\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n\x04\x63ode\x18\x03 \x01(\tR\x04\x63ode\"\xe0\x03\n\tIngestJob\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.ragmesh.ingest.v1.JobStateR\x05state\x12\x18\n\x07sources\x18\x03 \x03(\tR\x07sources\x12:\n\x07options\x18\x04 \x01(\x0b\x32 .ragmesh.ingest.v1.IngestOptionsR\x07options\x12\x34\n\x06\x63ounts\x18\x05 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.JobCountsR\x06\x63ounts\x12\x34\n\x06\x65rrors\x18\x06 \x03(\x0b\x32\x1c.ragmesh.ingest.v1.FileErrorR\x06\x65rrors\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x39\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x18\n\x07\x66\x61ilure\x18\n \x01(\tR\x07\x66\x61ilure\":\n\x16StreamIngestJobRequest\x12 \n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"\xac\x02\n\x17StreamIngestJobResponse\x12\x36\n\x04type\x18\x01 \x01(\x0e\x32\".ragmesh.ingest.v1.IngestEventTypeR\x04type\x12.\n\x03job\x18\x02 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\x12\x32\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.FileErrorR\x05\x65rror\x12(\n\x10\x66iles_per_second\x18\x04 \x01(\x01R\x0e\x66ilesPerSecond\x12*\n\x11\x63hunks_per_second\x18\x05 \x01(\x01R\x0f\x63hunksPerSecond\x12\x1f\n\x0b\x65ta_seconds\x18\x06 \x01(\x01R\netaSeconds\"7\n\x13GetIngestJobRequest\x12 \n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"F\n\x14GetIngestJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\":\n\x16\x43\x61ncelIngestJobRequest\x12 \n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"I\n\x17\x43\x61ncelIngestJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\"\xdc\x02\n\x0c\x44ocumentInfo\x12\x15\n\x06\x64oc_id\x18\x01 \x01(\tR\x05\x64ocId\x12\x1d\n\nsource_uri\x18\x02 \x01(\tR\tsourceUri\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12#\n\rdocument_type\x18\x04 \x01(\tR\x0c\x64ocumentType\x12!\n\x0c\x63ontent_hash\x18\x05 \x01(\tR\x0b\x63ontentHash\x12\x1f\n\x0b\x64oc_version\x18\x06 \x01(\x04R\ndocVersion\x12\x1f\n\x0b\x63hunk_count\x18\x07 \x01(\rR\nchunkCount\x12\x39\n\x06status\x18\x08 \x01(\x0e\x32!.ragmesh.ingest.v1.DocumentStatusR\x06status\x12;\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x95\x01\n\x14ListDocumentsRequest\x12%\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12-\n\rsource_prefix\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 R\x0csourcePrefix\"~\n\x15ListDocumentsResponse\x12=\n\tdocuments\x18\x01 \x03(\x0b\x32\x1f.ragmesh.ingest.v1.DocumentInfoR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n\x15\x44\x65leteDocumentRequest\x12!\n\x06\x64oc_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01R\x05\x64ocId\"d\n\x16\x44\x65leteDocumentResponse\x12%\n\x0epoints_deleted\x18\x01 \x01(\x04R\rpointsDeleted\x12#\n\rnodes_deleted\x18\x02 \x01(\x04R\x0cnodesDeleted\"\xa6\x01\n\x16UploadDocumentsRequest\x12\x31\n\x08\x66ilename\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x10\x01\x18\xff\x01\x32\t^[^/\\\\]+$R\x08\x66ilename\x12\x1d\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x42\t\xbaH\x06z\x04\x18\x80\x80@R\x04\x64\x61ta\x12:\n\x07options\x18\x03 \x01(\x0b\x32 .ragmesh.ingest.v1.IngestOptionsR\x07options\"I\n\x17UploadDocumentsResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job*\xb9\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19JOB_STATE_PARTIAL_SUCCESS\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06*\x97\x01\n\x0fIngestEventType\x12!\n\x1dINGEST_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINGEST_EVENT_TYPE_PROGRESS\x10\x01\x12!\n\x1dINGEST_EVENT_TYPE_FILE_FAILED\x10\x02\x12\x1e\n\x1aINGEST_EVENT_TYPE_FINISHED\x10\x03*\x87\x01\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x01\x12\x1b\n\x17\x44OCUMENT_STATUS_PENDING\x10\x02\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x03\x32\xe7\x05\n\rIngestService\x12h\n\x0f\x43reateIngestJob\x12).ragmesh.ingest.v1.CreateIngestJobRequest\x1a*.ragmesh.ingest.v1.CreateIngestJobResponse\x12j\n\x0fStreamIngestJob\x12).ragmesh.ingest.v1.StreamIngestJobRequest\x1a*.ragmesh.ingest.v1.StreamIngestJobResponse0\x01\x12_\n\x0cGetIngestJob\x12&.ragmesh.ingest.v1.GetIngestJobRequest\x1a\'.ragmesh.ingest.v1.GetIngestJobResponse\x12h\n\x0f\x43\x61ncelIngestJob\x12).ragmesh.ingest.v1.CancelIngestJobRequest\x1a*.ragmesh.ingest.v1.CancelIngestJobResponse\x12\x62\n\rListDocuments\x12\'.ragmesh.ingest.v1.ListDocumentsRequest\x1a(.ragmesh.ingest.v1.ListDocumentsResponse\x12\x65\n\x0e\x44\x65leteDocument\x12(.ragmesh.ingest.v1.DeleteDocumentRequest\x1a).ragmesh.ingest.v1.DeleteDocumentResponse\x12j\n\x0fUploadDocuments\x12).ragmesh.ingest.v1.UploadDocumentsRequest\x1a*.ragmesh.ingest.v1.UploadDocumentsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragmesh/ingest/v1/ingest_service.proto\x12\x11ragmesh.ingest.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\rIngestOptions\x12\x34\n\x11\x63hunk_size_tokens\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\x80\x10R\x0f\x63hunkSizeTokens\x12:\n\x14\x63hunk_overlap_tokens\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\x80\x04R\x12\x63hunkOverlapTokens\x12\x1d\n\nskip_graph\x18\x03 \x01(\x08R\tskipGraph\x12\x12\n\x04sync\x18\x04 \x01(\x08R\x04sync\"\x83\x01\n\x16\x43reateIngestJobRequest\x12-\n\x07sources\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\x08\x01\x10\x64\"\x07r\x05\x10\x01\x18\x80 R\x07sources\x12:\n\x07options\x18\x02 \x01(\x0b\x32 .ragmesh.ingest.v1.IngestOptionsR\x07options\"I\n\x17\x43reateIngestJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\"S\n\x0b\x46ormatCount\x12\x16\n\x06\x66ormat\x18\x01 \x01(\tR\x06\x66ormat\x12\x14\n\x05\x66iles\x18\x02 \x01(\rR\x05\x66iles\x12\x16\n\x06\x66\x61iled\x18\x03 \x01(\rR\x06\x66\x61iled\"\xc6\x03\n\tJobCounts\x12)\n\x10\x66iles_discovered\x18\x01 \x01(\rR\x0f\x66ilesDiscovered\x12\'\n\x0f\x66iles_processed\x18\x02 \x01(\rR\x0e\x66ilesProcessed\x12-\n\x12\x64ocuments_ingested\x18\x03 \x01(\rR\x11\x64ocumentsIngested\x12/\n\x13\x64ocuments_unchanged\x18\x04 \x01(\rR\x12\x64ocumentsUnchanged\x12)\n\x10\x64ocuments_failed\x18\x05 \x01(\rR\x0f\x64ocumentsFailed\x12+\n\x11\x64ocuments_deleted\x18\x06 \x01(\rR\x10\x64ocumentsDeleted\x12\'\n\x0f\x63hunks_embedded\x18\x07 \x01(\x04R\x0e\x63hunksEmbedded\x12%\n\x0epoints_written\x18\x08 \x01(\x04R\rpointsWritten\x12#\n\rnodes_written\x18\t \x01(\x04R\x0cnodesWritten\x12\x38\n\x07\x66ormats\x18\n \x03(\x0b\x32\x1e.ragmesh.ingest.v1.FormatCountR\x07\x66ormats\"K\n\tFileError\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n\x04\x63ode\x18\x03 \x01(\tR\x04\x63ode\"\xe0\x03\n\tIngestJob\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.ragmesh.ingest.v1.JobStateR\x05state\x12\x18\n\x07sources\x18\x03 \x03(\tR\x07sources\x12:\n\x07options\x18\x04 \x01(\x0b\x32 .ragmesh.ingest.v1.IngestOptionsR\x07options\x12\x34\n\x06\x63ounts\x18\x05 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.JobCountsR\x06\x63ounts\x12\x34\n\x06\x65rrors\x18\x06 \x03(\x0b\x32\x1c.ragmesh.ingest.v1.FileErrorR\x06\x65rrors\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x39\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x18\n\x07\x66\x61ilure\x18\n \x01(\tR\x07\x66\x61ilure\"F\n\x16StreamIngestJobRequest\x12,\n\x06job_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x10\x01\x18@2\n^[^\\x00]*$R\x05jobId\"\xac\x02\n\x17StreamIngestJobResponse\x12\x36\n\x04type\x18\x01 \x01(\x0e\x32\".ragmesh.ingest.v1.IngestEventTypeR\x04type\x12.\n\x03job\x18\x02 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\x12\x32\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.FileErrorR\x05\x65rror\x12(\n\x10\x66iles_per_second\x18\x04 \x01(\x01R\x0e\x66ilesPerSecond\x12*\n\x11\x63hunks_per_second\x18\x05 \x01(\x01R\x0f\x63hunksPerSecond\x12\x1f\n\x0b\x65ta_seconds\x18\x06 \x01(\x01R\netaSeconds\"C\n\x13GetIngestJobRequest\x12,\n\x06job_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x10\x01\x18@2\n^[^\\x00]*$R\x05jobId\"F\n\x14GetIngestJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\"F\n\x16\x43\x61ncelIngestJobRequest\x12,\n\x06job_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x10\x01\x18@2\n^[^\\x00]*$R\x05jobId\"I\n\x17\x43\x61ncelIngestJobResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job\"\xdc\x02\n\x0c\x44ocumentInfo\x12\x15\n\x06\x64oc_id\x18\x01 \x01(\tR\x05\x64ocId\x12\x1d\n\nsource_uri\x18\x02 \x01(\tR\tsourceUri\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12#\n\rdocument_type\x18\x04 \x01(\tR\x0c\x64ocumentType\x12!\n\x0c\x63ontent_hash\x18\x05 \x01(\tR\x0b\x63ontentHash\x12\x1f\n\x0b\x64oc_version\x18\x06 \x01(\x04R\ndocVersion\x12\x1f\n\x0b\x63hunk_count\x18\x07 \x01(\rR\nchunkCount\x12\x39\n\x06status\x18\x08 \x01(\x0e\x32!.ragmesh.ingest.v1.DocumentStatusR\x06status\x12;\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x95\x01\n\x14ListDocumentsRequest\x12%\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12-\n\rsource_prefix\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 R\x0csourcePrefix\"~\n\x15ListDocumentsResponse\x12=\n\tdocuments\x18\x01 \x03(\x0b\x32\x1f.ragmesh.ingest.v1.DocumentInfoR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x15\x44\x65leteDocumentRequest\x12-\n\x06\x64oc_id\x18\x01 \x01(\tB\x16\xbaH\x13r\x11\x10\x01\x18\x80\x01\x32\n^[^\\x00]*$R\x05\x64ocId\"d\n\x16\x44\x65leteDocumentResponse\x12%\n\x0epoints_deleted\x18\x01 \x01(\x04R\rpointsDeleted\x12#\n\rnodes_deleted\x18\x02 \x01(\x04R\x0cnodesDeleted\"\xa6\x01\n\x16UploadDocumentsRequest\x12\x31\n\x08\x66ilename\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x10\x01\x18\xff\x01\x32\t^[^/\\\\]+$R\x08\x66ilename\x12\x1d\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x42\t\xbaH\x06z\x04\x18\x80\x80@R\x04\x64\x61ta\x12:\n\x07options\x18\x03 \x01(\x0b\x32 .ragmesh.ingest.v1.IngestOptionsR\x07options\"I\n\x17UploadDocumentsResponse\x12.\n\x03job\x18\x01 \x01(\x0b\x32\x1c.ragmesh.ingest.v1.IngestJobR\x03job*\xb9\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19JOB_STATE_PARTIAL_SUCCESS\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06*\x97\x01\n\x0fIngestEventType\x12!\n\x1dINGEST_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINGEST_EVENT_TYPE_PROGRESS\x10\x01\x12!\n\x1dINGEST_EVENT_TYPE_FILE_FAILED\x10\x02\x12\x1e\n\x1aINGEST_EVENT_TYPE_FINISHED\x10\x03*\x87\x01\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x01\x12\x1b\n\x17\x44OCUMENT_STATUS_PENDING\x10\x02\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x03\x32\xe7\x05\n\rIngestService\x12h\n\x0f\x43reateIngestJob\x12).ragmesh.ingest.v1.CreateIngestJobRequest\x1a*.ragmesh.ingest.v1.CreateIngestJobResponse\x12j\n\x0fStreamIngestJob\x12).ragmesh.ingest.v1.StreamIngestJobRequest\x1a*.ragmesh.ingest.v1.StreamIngestJobResponse0\x01\x12_\n\x0cGetIngestJob\x12&.ragmesh.ingest.v1.GetIngestJobRequest\x1a\'.ragmesh.ingest.v1.GetIngestJobResponse\x12h\n\x0f\x43\x61ncelIngestJob\x12).ragmesh.ingest.v1.CancelIngestJobRequest\x1a*.ragmesh.ingest.v1.CancelIngestJobResponse\x12\x62\n\rListDocuments\x12\'.ragmesh.ingest.v1.ListDocumentsRequest\x1a(.ragmesh.ingest.v1.ListDocumentsResponse\x12\x65\n\x0e\x44\x65leteDocument\x12(.ragmesh.ingest.v1.DeleteDocumentRequest\x1a).ragmesh.ingest.v1.DeleteDocumentResponse\x12j\n\x0fUploadDocuments\x12).ragmesh.ingest.v1.UploadDocumentsRequest\x1a*.ragmesh.ingest.v1.UploadDocumentsResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,11 +40,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEINGESTJOBREQUEST'].fields_by_name['sources']._loaded_options = None
   _globals['_CREATEINGESTJOBREQUEST'].fields_by_name['sources']._serialized_options = b'\272H\020\222\001\r\010\001\020d\"\007r\005\020\001\030\200 '
   _globals['_STREAMINGESTJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
-  _globals['_STREAMINGESTJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_STREAMINGESTJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\022r\020\020\001\030@2\n^[^\\x00]*$'
   _globals['_GETINGESTJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
-  _globals['_GETINGESTJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_GETINGESTJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\022r\020\020\001\030@2\n^[^\\x00]*$'
   _globals['_CANCELINGESTJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
-  _globals['_CANCELINGESTJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_CANCELINGESTJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\022r\020\020\001\030@2\n^[^\\x00]*$'
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\005*\003\030\350\007'
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -52,17 +52,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['source_prefix']._loaded_options = None
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['source_prefix']._serialized_options = b'\272H\005r\003\030\200 '
   _globals['_DELETEDOCUMENTREQUEST'].fields_by_name['doc_id']._loaded_options = None
-  _globals['_DELETEDOCUMENTREQUEST'].fields_by_name['doc_id']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
+  _globals['_DELETEDOCUMENTREQUEST'].fields_by_name['doc_id']._serialized_options = b'\272H\023r\021\020\001\030\200\0012\n^[^\\x00]*$'
   _globals['_UPLOADDOCUMENTSREQUEST'].fields_by_name['filename']._loaded_options = None
   _globals['_UPLOADDOCUMENTSREQUEST'].fields_by_name['filename']._serialized_options = b'\272H\022r\020\020\001\030\377\0012\t^[^/\\\\]+$'
   _globals['_UPLOADDOCUMENTSREQUEST'].fields_by_name['data']._loaded_options = None
   _globals['_UPLOADDOCUMENTSREQUEST'].fields_by_name['data']._serialized_options = b'\272H\006z\004\030\200\200@'
-  _globals['_JOBSTATE']._serialized_start=3282
-  _globals['_JOBSTATE']._serialized_end=3467
-  _globals['_INGESTEVENTTYPE']._serialized_start=3470
-  _globals['_INGESTEVENTTYPE']._serialized_end=3621
-  _globals['_DOCUMENTSTATUS']._serialized_start=3624
-  _globals['_DOCUMENTSTATUS']._serialized_end=3759
+  _globals['_JOBSTATE']._serialized_start=3330
+  _globals['_JOBSTATE']._serialized_end=3515
+  _globals['_INGESTEVENTTYPE']._serialized_start=3518
+  _globals['_INGESTEVENTTYPE']._serialized_end=3669
+  _globals['_DOCUMENTSTATUS']._serialized_start=3672
+  _globals['_DOCUMENTSTATUS']._serialized_end=3807
   _globals['_INGESTOPTIONS']._serialized_start=124
   _globals['_INGESTOPTIONS']._serialized_end=304
   _globals['_CREATEINGESTJOBREQUEST']._serialized_start=307
@@ -78,31 +78,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTJOB']._serialized_start=1135
   _globals['_INGESTJOB']._serialized_end=1615
   _globals['_STREAMINGESTJOBREQUEST']._serialized_start=1617
-  _globals['_STREAMINGESTJOBREQUEST']._serialized_end=1675
-  _globals['_STREAMINGESTJOBRESPONSE']._serialized_start=1678
-  _globals['_STREAMINGESTJOBRESPONSE']._serialized_end=1978
-  _globals['_GETINGESTJOBREQUEST']._serialized_start=1980
-  _globals['_GETINGESTJOBREQUEST']._serialized_end=2035
-  _globals['_GETINGESTJOBRESPONSE']._serialized_start=2037
-  _globals['_GETINGESTJOBRESPONSE']._serialized_end=2107
-  _globals['_CANCELINGESTJOBREQUEST']._serialized_start=2109
-  _globals['_CANCELINGESTJOBREQUEST']._serialized_end=2167
-  _globals['_CANCELINGESTJOBRESPONSE']._serialized_start=2169
-  _globals['_CANCELINGESTJOBRESPONSE']._serialized_end=2242
-  _globals['_DOCUMENTINFO']._serialized_start=2245
-  _globals['_DOCUMENTINFO']._serialized_end=2593
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=2596
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=2745
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=2747
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2873
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=2875
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=2933
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=2935
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=3035
-  _globals['_UPLOADDOCUMENTSREQUEST']._serialized_start=3038
-  _globals['_UPLOADDOCUMENTSREQUEST']._serialized_end=3204
-  _globals['_UPLOADDOCUMENTSRESPONSE']._serialized_start=3206
-  _globals['_UPLOADDOCUMENTSRESPONSE']._serialized_end=3279
-  _globals['_INGESTSERVICE']._serialized_start=3762
-  _globals['_INGESTSERVICE']._serialized_end=4505
+  _globals['_STREAMINGESTJOBREQUEST']._serialized_end=1687
+  _globals['_STREAMINGESTJOBRESPONSE']._serialized_start=1690
+  _globals['_STREAMINGESTJOBRESPONSE']._serialized_end=1990
+  _globals['_GETINGESTJOBREQUEST']._serialized_start=1992
+  _globals['_GETINGESTJOBREQUEST']._serialized_end=2059
+  _globals['_GETINGESTJOBRESPONSE']._serialized_start=2061
+  _globals['_GETINGESTJOBRESPONSE']._serialized_end=2131
+  _globals['_CANCELINGESTJOBREQUEST']._serialized_start=2133
+  _globals['_CANCELINGESTJOBREQUEST']._serialized_end=2203
+  _globals['_CANCELINGESTJOBRESPONSE']._serialized_start=2205
+  _globals['_CANCELINGESTJOBRESPONSE']._serialized_end=2278
+  _globals['_DOCUMENTINFO']._serialized_start=2281
+  _globals['_DOCUMENTINFO']._serialized_end=2629
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=2632
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=2781
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=2783
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2909
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=2911
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=2981
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=2983
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=3083
+  _globals['_UPLOADDOCUMENTSREQUEST']._serialized_start=3086
+  _globals['_UPLOADDOCUMENTSREQUEST']._serialized_end=3252
+  _globals['_UPLOADDOCUMENTSRESPONSE']._serialized_start=3254
+  _globals['_UPLOADDOCUMENTSRESPONSE']._serialized_end=3327
+  _globals['_INGESTSERVICE']._serialized_start=3810
+  _globals['_INGESTSERVICE']._serialized_end=4553
 # @@protoc_insertion_point(module_scope)
