@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --no-sync
 
-.PHONY: help deps proto check-gen lint test test-unit demo up down status web
+.PHONY: help deps deps-runtime proto check-gen lint test test-unit demo up down status web
 
 help:
 	@echo "make demo   - install what is needed, start the mesh, ingest the samples, stream a cited answer"
@@ -13,6 +13,9 @@ help:
 
 deps:  ## install system packages, the Python env, npm tools and Maven artifacts (idempotent)
 	@scripts/bootstrap.sh
+
+deps-runtime:  ## what running the stack needs (no Kubernetes API server for the deploy tests)
+	@scripts/bootstrap.sh --runtime
 
 proto: deps  ## regenerate gen/python and gen/ts from proto/
 	@scripts/fetch-proto-deps.sh
@@ -41,10 +44,10 @@ test: deps  ## the whole suite: unit and contract tests, then integration and e2
 test-unit: deps
 	$(RUN) pytest tests/unit tests/contract -q
 
-demo: deps  ## start the mesh, ingest the sample corpus, stream a cited answer through Envoy
+demo: deps-runtime  ## start the mesh, ingest the sample corpus, stream a cited answer through Envoy
 	@scripts/demo.sh
 
-up: deps
+up: deps-runtime
 	$(RUN) ragmesh up
 
 down:

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Install everything ragmesh needs on a fresh Debian 12 machine; fast no-op when done.
+# --runtime: only what running the stack needs (make demo, make up): skips the Kubernetes
+# API server and its CRDs, which only the deploy tests use (~20 CPU-minutes to build once).
 set -euo pipefail
+runtime_only=false
+if [[ "${1:-}" == "--runtime" ]]; then
+  runtime_only=true
+fi
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.local/bin:$PATH"
 
@@ -63,4 +69,6 @@ scripts/install-go-tools.sh
 
 # A real Kubernetes API server (etcd + kube-apiserver from source) and the operators' CRDs,
 # for the deploy tests' server-side dry runs; built once into ~/.cache/ragmesh/k8s.
-scripts/build-k8s-apiserver.sh
+if [[ "$runtime_only" == false ]]; then
+  scripts/build-k8s-apiserver.sh
+fi

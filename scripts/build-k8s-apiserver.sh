@@ -33,6 +33,11 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# One build at a time: two checkouts running make deps side by side would otherwise share
+# (and remove) each other's work folders below $root/src.
+exec 9>"$root/.build.lock"
+flock 9
+
 # The folder `go mod download` unpacked a module into.
 module_dir() {
   go mod download -json "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error","no Dir")))'

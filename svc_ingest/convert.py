@@ -115,7 +115,7 @@ def parse_page_token(token: str) -> tuple[str, str]:
     """Inverse of ``page_token``; raises ValueError for a token it did not make."""
     raw = base64.urlsafe_b64decode(token.encode()).decode()
     uri, sep, doc_id = raw.partition("\x00")
-    if not sep:
+    if not sep or "\x00" in doc_id:
         raise ValueError("not a page token")
     return uri, doc_id
 

@@ -123,12 +123,12 @@ def _search(edge: Edge, me: Tenant, person: str) -> None:
 
 def _chat(edge: Edge, me: Tenant, person: str) -> None:
     events = list(edge.agent.StreamChat(apb.StreamChatRequest(message=QUESTION), metadata=_md(me, person), timeout=300))
+    me.sessions[person].update(e.session_id for e in events if e.session_id)
     _assert_clean("".join(str(e) for e in events), me, edge.tenants)
     final = [e for e in events if e.WhichOneof("event") == "final"]
     assert final, "every chat ends with a final answer"
     for citation in final[0].final.citations:
-        assert citation.source_uri.startswith(str(me.folder)), citation.source_uri
-    me.sessions[person].add(events[0].session_id)
+        assert f"/{me.folder.name}/" in citation.source_uri, citation.source_uri
 
 
 def _sessions(edge: Edge, me: Tenant, person: str) -> None:
@@ -159,7 +159,7 @@ def _documents(edge: Edge, me: Tenant, person: str) -> None:
     listed = edge.ingest.ListDocuments(gpb.ListDocumentsRequest(page_size=100), metadata=_md(me, person))
     assert listed.documents
     for document in listed.documents:
-        assert document.source_uri.startswith(str(me.folder)), document.source_uri
+        assert f"/{me.folder.name}/" in document.source_uri, document.source_uri
 
 
 def _jobs(edge: Edge, me: Tenant, person: str) -> None:

@@ -11,10 +11,11 @@ from tests.integration.local_inference import Inference, serve_local_inference
 from tests.support.auth import use_service_token
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def service_identity() -> None:
     """The test process holds a service token, as each service does under ``ragmesh up``:
-    the in-process services present it on their internal calls (and to Ray workers)."""
+    the in-process services present it on their internal calls (and to Ray workers).
+    Set before every test, so a unit test that took it away leaves no trace here."""
     use_service_token()
 
 

@@ -68,12 +68,20 @@ def as_service(tenant: str) -> tuple[tuple[str, str], ...]:
 
 
 @functools.cache
-def use_service_token() -> Path:
-    """Gives this process a service token, as ``ragmesh up`` gives each service one; returns its file."""
+def _service_token_file() -> Path:
     _, folder = _material()
     path = folder / "service.jwt"
     path.write_text(service_token())
     path.chmod(0o600)
+    return path
+
+
+def use_service_token() -> Path:
+    """Gives this process a service token, as ``ragmesh up`` gives each service one; returns its file.
+
+    Points the process at the file on every call: a test that took the token away
+    (``auth.set_service_token_file(None)``) does not leave later tests without one."""
+    path = _service_token_file()
     auth.set_service_token_file(path)
     return path
 

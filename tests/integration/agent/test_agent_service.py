@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -235,9 +236,9 @@ async def test_the_callers_deadline_reaches_the_generation(
     remaining: list[float | None] = []
     generate_request = inference_convert.generate_request
 
-    def noting(request: infpb.StreamGenerateRequest, timeout_s: float | None) -> GenerateRequest:
+    def noting(request: infpb.StreamGenerateRequest, timeout_s: float | None, **kwargs: Any) -> GenerateRequest:
         remaining.append(timeout_s)
-        return generate_request(request, timeout_s)
+        return generate_request(request, timeout_s, **kwargs)
 
     monkeypatch.setattr(inference_convert, "generate_request", noting)
     messages = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.ingest.conftest import REPO, SAMPLES, Ingest
+from tests.support import auth as test_auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
+    """Runs ``ragmesh`` with a token for the tenant it names (the served svc_ingest knows the test key)."""
+    tenant = args[args.index("--tenant") + 1]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -24,6 +28,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "RAGMESH_TOKEN": test_auth.token(tenant)},
     )
     out, err = await proc.communicate()
     assert proc.returncode is not None

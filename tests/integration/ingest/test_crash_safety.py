@@ -24,6 +24,7 @@ from mesh.stack.service_env import ray_client_env
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from tests.integration.ingest.conftest import REPO, SAMPLES, Retrieval, free_ports, table_rows
+from tests.support import auth as test_auth
 from tests.support.auth import bearer
 from tests.support.stores import started_stores
 
@@ -73,6 +74,12 @@ async def ingest_process(
         "RAGMESH_POSTGRES_DSN": dsn,
         "RAGMESH_RETRIEVAL_ADDR": retrieval.addr,
         "RAGMESH_INFERENCE_ADDR": inference_addr,
+        # The test's own key, not the test stack's (scripts/test.sh exports that one for the e2e suites).
+        "RAGMESH_AUTH_JWKS_FILE": str(test_auth.auth_settings().jwks_file),
+        "RAGMESH_AUTH_ISSUER": test_auth.ISSUER,
+        "RAGMESH_AUTH_AUDIENCE": test_auth.AUDIENCE,
+        "RAGMESH_AUTH_INTERNAL_AUDIENCE": test_auth.INTERNAL_AUDIENCE,
+        "RAGMESH_AUTH_SERVICE_TOKEN_FILE": str(test_auth.use_service_token()),
     }
     log = (tmp / f"svc_ingest-{uuid.uuid4().hex[:6]}.log").open("wb")
     proc = _spawn(env, log)

@@ -21,6 +21,7 @@ from tests.integration.ingest.conftest import (
     ingest_config,
     serve_ingest,
 )
+from tests.support import auth as test_auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -182,5 +183,5 @@ async def test_delete_document_removes_it_everywhere(ingest: Ingest, tmp_path: P
     assert after.documents == before.documents - 1
     assert after.corpus_version > before.corpus_version
     assert [Path(d.source_uri).name for d in await ingest.documents()] == ["ns.md"]
-    other = await ingest.stub.ListDocuments(pb.ListDocumentsRequest(), metadata=(("x-ragmesh-tenant", "someone-else"),))
+    other = await ingest.stub.ListDocuments(pb.ListDocumentsRequest(), metadata=test_auth.bearer("someone-else"))
     assert list(other.documents) == []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.retrieval.conftest import DocumentEmbedder, Served, ingest, new_tenant, upsert_requests
+from tests.support import auth as test_auth
 
 # The session's svc_inference answers on the session's event loop.
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -26,8 +28,11 @@ sys.exit(args.func(args))
 
 
 async def ragmesh(*argv: str) -> tuple[int, str, str]:
+    """Runs a retrieval command with a token for the tenant it names (the served svc_retrieval knows the test key)."""
+    tenant = argv[argv.index("--tenant") + 1]
+    env = {**os.environ, "RAGMESH_TOKEN": test_auth.token(tenant)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _RUNNER, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-c", _RUNNER, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
     )
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()

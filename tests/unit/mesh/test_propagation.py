@@ -100,7 +100,6 @@ async def test_no_credential_at_hand_is_refused_downstream(target: str) -> None:
     from mesh import auth
 
     auth.set_service_token_file(None)
-    test_auth.use_service_token.cache_clear()
     upstream = context.RequestContext("/x/Y", "r", context.Identity("acme"), None)
     async with open_channel(target, tracing=False) as channel:
         with context.bind(upstream), pytest.raises(grpc.aio.AioRpcError) as info:

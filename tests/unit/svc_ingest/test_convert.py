@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -52,7 +53,8 @@ def test_a_document_streams_in_batches_and_only_the_last_completes_it() -> None:
 def test_page_tokens_round_trip_and_reject_garbage() -> None:
     token = convert.page_token("file:///a b.md", "d1")
     assert convert.parse_page_token(token) == ("file:///a b.md", "d1")
-    for garbage in ("bogus!", "YWJj", "_w=="):
+    two_nuls = base64.urlsafe_b64encode(b"file:///a.md\x00d\x001").decode()  # text columns cannot hold NUL
+    for garbage in ("bogus!", "YWJj", "_w==", two_nuls):
         with pytest.raises(ValueError):
             convert.parse_page_token(garbage)
 
