@@ -72,6 +72,8 @@ class Part(abc.ABC):
     """Parts that must be ready first; ``up --only`` starts them too."""
     after: tuple[str, ...] = ()
     """Parts that start first when both are selected, without being pulled in."""
+    restart_with: tuple[str, ...] = ()
+    """Parts whose (re)start in the same ``up`` restarts this one too (it holds connections to them)."""
     stop_signal: signal.Signals = signal.SIGTERM
     not_ready_hint: str = ""
 
@@ -359,6 +361,9 @@ class RateLimitPart(Part):
 
     name = "ratelimit"
     requires = ("redis",)
+    # Its Redis pool notices a lost Redis only lazily, and /healthcheck then fails until a
+    # restart: a Redis that ``up`` just (re)started gets a rate limit service with a fresh pool.
+    restart_with = ("redis",)
     not_ready_hint = "the log above says why; a limits file it cannot parse keeps /healthcheck failing"
 
     def ports(self) -> list[PortSpec]:

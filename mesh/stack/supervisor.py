@@ -113,12 +113,20 @@ class Supervisor:
         with self._lock():
             for name in names:
                 self.parts[name].ensure_installed(self._part_say(name))
-            return [self._up_one(self.parts[name]) for name in names]
+            results: list[UpResult] = []
+            moved: set[str] = set()
+            for name in names:
+                part = self.parts[name]
+                result = self._up_one(part, force=bool(moved & set(part.restart_with)))
+                if result.action != "kept":
+                    moved.add(name)
+                results.append(result)
+            return results
 
     def _part_say(self, name: str) -> Callable[[str], None]:
         return lambda message: self._say(f"{name}: {message}")
 
-    def _up_one(self, part: Part) -> UpResult:
+    def _up_one(self, part: Part, *, force: bool = False) -> UpResult:
         say = self._part_say(part.name)
         record = process.running_record(part.pid_file)
         # "restarted" when an earlier run left a pid file: the part was up before and is not now.
@@ -126,10 +134,12 @@ class Supervisor:
         fingerprint = part.fingerprint()
         if record is not None:
             result = part.probe()
-            if result.ok and record.fingerprint in ("", fingerprint):
+            if force:
+                say(f"{', '.join(part.restart_with)} restarted under it; restarting")
+            elif result.ok and record.fingerprint in ("", fingerprint):
                 say(f"already running (pid {record.pid})")
                 return UpResult(part.name, "kept", record.pid, 0.0)
-            if result.ok:
+            elif result.ok:
                 say("its command or configuration changed; restarting")
             else:
                 say(f"running but unhealthy ({result.detail}); restarting")
