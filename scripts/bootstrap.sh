@@ -29,6 +29,11 @@ fi
 export CMAKE_ARGS="${RAGMESH_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
 llama_stamp="$HOME/.cache/ragmesh/llama-cpp-cmake-args"
 stamp=.venv/.ragmesh-synced
+# Checkouts share uv's cache and the stamp: one sync at a time, so one checkout's cache
+# clean cannot drop the wheel another is about to install (it would compile it again).
+mkdir -p "$(dirname "$llama_stamp")"
+exec 8>"$llama_stamp.lock"
+flock 8
 if [[ "$(cat "$llama_stamp" 2>/dev/null)" != "$CMAKE_ARGS" ]]; then
   step "llama-cpp-python: dropping a wheel built with other flags from the uv cache"
   uv cache clean llama-cpp-python >/dev/null 2>&1 || true
@@ -47,6 +52,7 @@ if [[ ! -f $stamp || uv.lock -nt $stamp || pyproject.toml -nt $stamp ]]; then
   printf '%s' "$CMAKE_ARGS" >"$llama_stamp"
   touch "$stamp"
 fi
+flock -u 8
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
   step "installing npm tools (buf, protoc-gen-es, connect-web)"
