@@ -47,6 +47,10 @@ def strip_identity_filter() -> dict[str, Any]:
     }
 
 
+JWT_CACHE_SIZE = 1000
+"""Verified tokens Envoy keeps per worker thread."""
+
+
 def jwt_filter(config: StackConfig) -> dict[str, Any]:
     """jwt_authn with one provider (the stack's key) required on every route but health."""
     provider = {
@@ -60,6 +64,10 @@ def jwt_filter(config: StackConfig) -> dict[str, Any]:
             {"header_name": "x-ragmesh-tenant", "claim_name": "tenant"},
             {"header_name": "x-ragmesh-subject", "claim_name": "sub"},
         ],
+        # A client sends the same token on every call until it expires: keep the verified ones
+        # (each worker thread its own cache), so repeat calls skip the RSA check. Expiry is still
+        # checked on every call.
+        "jwt_cache_config": {"jwt_cache_size": JWT_CACHE_SIZE},
     }
     rules: list[dict[str, Any]] = [{"match": {"prefix": prefix}} for prefix in OPEN_PREFIXES]
     rules.append({"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}})

@@ -10,8 +10,14 @@ options, RPC and token, alternating in rounds so drift affects all equally:
   global per-tenant limit), to the same service. Only its ports and local bucket
   size differ from the stack's edge, so the bench's back-to-back calls are not
   refused by the bucket that protects the real edge.
-- ``edge_without_jwt``: the same Envoy config less header_mutation and
-  jwt_authn, so ``jwt_p50_ms`` is what verification itself adds at the edge.
+- ``edge_auth_only``: the same config less the global rate limit filter (whose
+  call to the rate limit service is a hop of its own): the edge with auth.
+- ``edge_plain``: less header_mutation and jwt_authn too: a routing edge.
+
+So ``edge_with_auth_added_p50_ms`` (edge_auth_only - direct) is what the edge with
+auth costs a call, ``jwt_at_edge_p50_ms`` (edge_auth_only - edge_plain) what token
+verification adds there, and ``global_limit_p50_ms`` (edge - edge_auth_only) what
+asking the rate limit service adds.
 
 The RPC is RetrievalService/GetChunk for a chunk id no tenant has: a full trip
 through auth, validation and the store lookup, NOT_FOUND each time. The calls
@@ -62,6 +68,13 @@ from tests.support.stores import free_ports
 
 TENANT = "bench"
 _AUTH_FILTERS = ("envoy.filters.http.header_mutation", "envoy.filters.http.jwt_authn")
+_GLOBAL_LIMIT_FILTERS = ("envoy.filters.http.ratelimit",)
+# name -> filters left out of the stack's edge config
+_EDGES: dict[str, tuple[str, ...]] = {
+    "edge": (),
+    "edge_auth_only": _GLOBAL_LIMIT_FILTERS,
+    "edge_plain": _GLOBAL_LIMIT_FILTERS + _AUTH_FILTERS,
+}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -79,7 +92,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def _bench_edge_config(config: StackConfig, listen: int, admin: int, with_jwt: bool) -> dict[str, Any]:
+def _bench_edge_config(config: StackConfig, listen: int, admin: int, without: tuple[str, ...]) -> dict[str, Any]:
     bench = dataclasses.replace(
         config,
         envoy_listener_port=listen,
@@ -88,10 +101,10 @@ def _bench_edge_config(config: StackConfig, listen: int, admin: int, with_jwt: b
         edge_rate_limit_tokens_per_fill=1_000_000,
     )
     doc = copy.deepcopy(envoy_config(bench))
-    if not with_jwt:
+    if without:
         (listener,) = doc["static_resources"]["listeners"]
         manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-        manager["http_filters"] = [f for f in manager["http_filters"] if f["name"] not in _AUTH_FILTERS]
+        manager["http_filters"] = [f for f in manager["http_filters"] if f["name"] not in without]
     for listener in doc["static_resources"]["listeners"]:
         for chain in listener["filter_chains"]:
             chain["filters"][0]["typed_config"].pop("access_log", None)
@@ -100,16 +113,16 @@ def _bench_edge_config(config: StackConfig, listen: int, admin: int, with_jwt: b
 
 @contextlib.contextmanager
 def _bench_edges(config: StackConfig) -> Iterator[dict[str, str]]:
-    """Two Envoys from the stack's config, with and without JWT filters: name -> address."""
+    """Envoys from the stack's config, each less some filters (``_EDGES``): name -> address."""
     layout = StackLayout(config.home)
     folder = Path(tempfile.mkdtemp(prefix="ragmesh-bench-mesh-"))
     processes: list[subprocess.Popen[bytes]] = []
     addresses: dict[str, str] = {}
     try:
-        for name, with_jwt in (("edge", True), ("edge_without_jwt", False)):
+        for name, without in _EDGES.items():
             listen, admin = free_ports(2)
             path = folder / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(_bench_edge_config(config, listen, admin, with_jwt), sort_keys=False))
+            path.write_text(yaml.safe_dump(_bench_edge_config(config, listen, admin, without), sort_keys=False))
             env = {**os.environ, JWKS_ENV: layout.jwks_file.read_text()}
             process = subprocess.Popen(
                 [str(envoy_binary()), "-c", str(path), "--use-dynamic-base-id", "--log-level", "warn"],
@@ -164,12 +177,18 @@ def _paths(args: argparse.Namespace) -> dict[str, Any]:
             for channel in channels.values():
                 channel.close()
     summaries = {name: _summary(values) for name, values in times.items()}
+
+    def added(path: str, base: str, q: str = "p50_ms") -> float:
+        return round(summaries[path][q] - summaries[base][q], 4)
+
     return {
         "rpc": "ragmesh.retrieval.v1.RetrievalService/GetChunk (NOT_FOUND)",
         "paths": summaries,
-        "edge_with_auth_added_p50_ms": round(summaries["edge"]["p50_ms"] - summaries["direct"]["p50_ms"], 4),
-        "edge_with_auth_added_p99_ms": round(summaries["edge"]["p99_ms"] - summaries["direct"]["p99_ms"], 4),
-        "jwt_at_edge_p50_ms": round(summaries["edge"]["p50_ms"] - summaries["edge_without_jwt"]["p50_ms"], 4),
+        "edge_with_auth_added_p50_ms": added("edge_auth_only", "direct"),
+        "edge_with_auth_added_p99_ms": added("edge_auth_only", "direct", "p99_ms"),
+        "jwt_at_edge_p50_ms": added("edge_auth_only", "edge_plain"),
+        "global_limit_p50_ms": added("edge", "edge_auth_only"),
+        "full_edge_added_p50_ms": added("edge", "direct"),
     }
 
 
