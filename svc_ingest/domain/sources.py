@@ -94,7 +94,10 @@ def parse_source(raw: str, allowed_roots: tuple[Path, ...] = ()) -> Source:
         bucket = parts.netloc
         if not bucket:
             raise SourceError(f"{raw!r}: an s3 URI needs a bucket (s3://bucket/prefix)")
-        return Source(raw=raw, kind="s3", bucket=bucket, prefix=unquote(parts.path.lstrip("/")))
+        prefix = unquote(parts.path.lstrip("/"))
+        if "\x00" in prefix:
+            raise SourceError(f"{raw!r}: a NUL (%00) cannot be part of an object key")
+        return Source(raw=raw, kind="s3", bucket=bucket, prefix=prefix)
     if "://" in text and not text.startswith("file://"):
         scheme = text.split("://", 1)[0]
         raise SourceError(f"{raw!r}: unsupported scheme {scheme}:// (use a local path, file:// or s3://)")
@@ -103,6 +106,8 @@ def parse_source(raw: str, allowed_roots: tuple[Path, ...] = ()) -> Source:
         if parts.netloc not in ("", "localhost"):
             raise SourceError(f"{raw!r}: file URIs must name a local path (file:///path)")
         text = unquote(parts.path)
+    if "\x00" in text:
+        raise SourceError(f"{raw!r}: a NUL (%00) cannot be part of a path")
     path = Path(text).expanduser()
     if not path.is_absolute():
         raise SourceError(f"{raw!r}: local paths must be absolute (the service does not share your directory)")
