@@ -208,7 +208,8 @@ class StackConfig(EnvConfig):
     """How long Envoy waits for the rate limit service per call before letting the call through (fail open)."""
 
     edge_grpc_timeout_max_s: float = 0.0
-    """Cap on the client's grpc-timeout at the edge, in seconds; 0 honours the client's deadline as sent."""
+    """Longest a call may hold a stream at the edge, in seconds (Envoy resets it then); 0: no cap.
+    The client's own deadline (grpc-timeout) is enforced by the client and the services."""
 
     edge_retries: int = 2
     """How often Envoy retries a call that failed with UNAVAILABLE."""

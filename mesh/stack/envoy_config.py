@@ -76,16 +76,23 @@ def _typed(type_name: str, **fields: Any) -> dict[str, Any]:
 
 
 def _upstream_route(cluster: str, config: StackConfig) -> dict[str, Any]:
-    return {
+    route: dict[str, Any] = {
         "cluster": cluster,
-        # No route timeout: the client's grpc-timeout is the deadline (capped if configured).
+        # No route timeout, and Envoy does not time streams out on the client's grpc-timeout: a
+        # stream it ends after the first response message can only be reset, which the client
+        # reports as INTERNAL (RST_STREAM). The header passes through to the service, which
+        # ends its work when the deadline passes, and the client's own deadline gives it
+        # DEADLINE_EXCEEDED.
         "timeout": "0s",
-        "max_stream_duration": {"grpc_timeout_header_max": _duration(config.edge_grpc_timeout_max_s)},
         "retry_policy": {
             "retry_on": "unavailable",
             "num_retries": config.edge_retries,
         },
     }
+    if config.edge_grpc_timeout_max_s > 0:
+        # The longest any call may hold a stream at the edge, whatever deadline it sent.
+        route["max_stream_duration"] = {"max_stream_duration": _duration(config.edge_grpc_timeout_max_s)}
+    return route
 
 
 def _routes(config: StackConfig) -> list[dict[str, Any]]:
