@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --no-sync
+# What make proto writes (committed; make check-gen fails on any difference).
+GENERATED := gen sdk/python/ragmesh_client/_proto sdk/python/ragmesh_client/service_config.json
 
 .PHONY: help deps deps-runtime proto check-gen lint test test-unit demo up down status web
 
@@ -17,13 +19,14 @@ deps:  ## install system packages, the Python env, npm tools and Maven artifacts
 deps-runtime:  ## what running the stack needs (no Kubernetes API server for the deploy tests)
 	@scripts/bootstrap.sh --runtime
 
-proto: deps  ## regenerate gen/python and gen/ts from proto/
+proto: deps  ## regenerate gen/python, gen/ts and the Python SDK's generated code from proto/
 	@scripts/fetch-proto-deps.sh
 	@node_modules/.bin/buf generate
+	@$(RUN) python scripts/sdk-service-config.py
 
 check-gen: proto  ## fail when the committed generated code differs from a fresh generation
-	@git diff --exit-code --stat -- gen || (echo "gen/ is stale: run make proto and commit" >&2; exit 1)
-	@test -z "$$(git status --porcelain -- gen)" || (git status --porcelain -- gen; echo "gen/ has untracked or stale files" >&2; exit 1)
+	@git diff --exit-code --stat -- $(GENERATED) || (echo "generated code is stale: run make proto and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || (git status --porcelain -- $(GENERATED); echo "generated code has untracked or stale files" >&2; exit 1)
 
 lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
 	@scripts/fetch-proto-deps.sh
@@ -36,7 +39,7 @@ lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
 	node_modules/.bin/tsc -p web/tsconfig.json
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy mesh svc_inference svc_retrieval svc_ingest svc_sandbox svc_agent
+	$(RUN) mypy mesh svc_inference svc_retrieval svc_ingest svc_sandbox svc_agent sdk/python/ragmesh_client
 
 test: deps  ## the whole suite: unit and contract tests, then integration and e2e against a real stack
 	@scripts/test.sh
