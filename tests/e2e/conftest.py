@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from mesh.settings import MeshSettings
+from tests.support import sdk_corpus as sdk_corpus_support
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,11 @@ def sample_corpus_tenant(settings: MeshSettings) -> str:
     tenant = "e2e-agent"
     asyncio.run(ingest_samples(settings, tenant))
     return tenant
+
+
+@pytest.fixture(scope="session")
+def sdk_corpus(settings: MeshSettings, tmp_path_factory: pytest.TempPathFactory) -> sdk_corpus_support.Corpus:
+    """The SDK tests' two documents, ingested for their tenant through the SDK (once a session)."""
+    import asyncio
+
+    return asyncio.run(sdk_corpus_support.ingest(settings.edge_addr, tmp_path_factory.mktemp("sdk-corpus")))
