@@ -1,7 +1,8 @@
 """``ragmesh ask``: ask the agent a question and watch the cited answer stream in.
 
-Calls AgentService.StreamChat through the Envoy edge by default (``--addr`` to
-call the service directly) with --token (or a dev token for --tenant). Tokens go to stdout as
+Calls AgentService.StreamChat with the SDK (``ragmesh_client``) through the Envoy
+edge by default (``--addr`` to call the service directly) with --token (or a dev
+token for --tenant). Tokens go to stdout as
 they arrive, then the sources; with ``--json`` every event is one JSON object
 on its own line, the last one ``{"type": "final", "answer": ..., "citations":
 [{"source": ..., "chunk_id": ...}, ...]}``. Ctrl-C cancels the call, which
@@ -16,20 +17,14 @@ import json
 import sys
 from typing import Any, TextIO
 
-import grpc
+import ragmesh_client
+from mesh.cli.common import add_connection_args, client, report_error
+from ragmesh_client import events
 
-from mesh.cli.common import add_connection_args, channel, metadata, report_rpc_error
-from ragmesh.agent.v1 import agent_service_pb2 as pb
-from ragmesh.agent.v1 import agent_service_pb2_grpc as pb_grpc
-
-SERVICE = "ragmesh.agent.v1.AgentService"
+agent = ragmesh_client.agent
 
 
-def _enum_name(enum: Any, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix).lower()
-
-
-def citation_json(citation: pb.Citation) -> dict[str, Any]:
+def citation_json(citation: agent.Citation) -> dict[str, Any]:
     """A citation as the --json output carries it."""
     return {
         "marker": citation.marker,
@@ -42,56 +37,60 @@ def citation_json(citation: pb.Citation) -> dict[str, Any]:
     }
 
 
-def event_json(message: pb.StreamChatResponse) -> dict[str, Any]:
-    """One StreamChat message as one JSON object with a "type"."""
-    kind = message.WhichOneof("event") or "unknown"
+_KINDS: dict[type[events.Event], str] = {
+    events.Step: "step",
+    events.Token: "token",
+    events.ToolCall: "tool_call",
+    events.ToolResult: "tool_result",
+    events.Citations: "citations",
+    events.Final: "final",
+}
+
+
+def event_json(event: events.ChatEvent) -> dict[str, Any]:
+    """One StreamChat event as one JSON object with a "type"."""
     out: dict[str, Any] = {
-        "type": kind,
-        "sequence": message.sequence,
-        "session_id": message.session_id,
-        "message_id": message.message_id,
+        "type": _KINDS[type(event)],
+        "sequence": event.sequence,
+        "session_id": event.session_id,
+        "message_id": event.message_id,
     }
-    if kind == "step":
-        out |= {
-            "step": _enum_name(pb.Step, message.step.step, "STEP_"),
-            "status": _enum_name(pb.StepStatus, message.step.status, "STEP_STATUS_"),
-            "detail": message.step.detail,
-            "duration_ms": round(message.step.duration_ms, 3),
-        }
-    elif kind == "token":
-        out["text"] = message.token.text
-    elif kind == "tool_call":
-        out |= {
-            "call_id": message.tool_call.call_id,
-            "tool": message.tool_call.tool,
-            "arguments": json.loads(message.tool_call.arguments_json or "{}"),
-        }
-    elif kind == "tool_result":
-        result = message.tool_result
-        out |= {"call_id": result.call_id, "tool": result.tool, "output": result.output, "is_error": result.is_error}
-    elif kind == "citations":
-        out["citations"] = [citation_json(c) for c in message.citations.citations]
-    elif kind == "final":
-        final = message.final
-        latency = final.latency
-        out |= {
-            "answer": final.answer,
-            "citations": [citation_json(c) for c in final.citations],
-            "answered_from_documents": final.answered_from_documents,
-            "rewritten_query": final.rewritten_query,
-            "cache_hit": _enum_name(pb.CacheHit, final.cache_hit, "CACHE_HIT_"),
-            "usage": {
-                "prompt_tokens": final.usage.prompt_tokens,
-                "completion_tokens": final.usage.completion_tokens,
-            },
-            "latency_ms": {
-                "planning": round(latency.planning_ms, 3),
-                "retrieval": round(latency.retrieval_ms, 3),
-                "tools": round(latency.tools_ms, 3),
-                "time_to_first_token": round(latency.time_to_first_token_ms, 3),
-                "total": round(latency.total_ms, 3),
-            },
-        }
+    match event:
+        case events.Step():
+            out |= {
+                "step": event.step.name.lower(),
+                "status": event.status.name.lower(),
+                "detail": event.detail,
+                "duration_ms": round(event.duration_ms, 3),
+            }
+        case events.Token():
+            out["text"] = event.text
+        case events.ToolCall():
+            out |= {"call_id": event.call_id, "tool": event.tool, "arguments": event.arguments}
+        case events.ToolResult():
+            out |= {"call_id": event.call_id, "tool": event.tool, "output": event.output, "is_error": event.is_error}
+        case events.Citations():
+            out["citations"] = [citation_json(c) for c in event.citations]
+        case events.Final():
+            latency = event.latency
+            out |= {
+                "answer": event.answer,
+                "citations": [citation_json(c) for c in event.citations],
+                "answered_from_documents": event.answered_from_documents,
+                "rewritten_query": event.rewritten_query,
+                "cache_hit": event.cache_hit.name.lower(),
+                "usage": {
+                    "prompt_tokens": event.usage.prompt_tokens,
+                    "completion_tokens": event.usage.completion_tokens,
+                },
+                "latency_ms": {
+                    "planning": round(latency.planning_ms, 3),
+                    "retrieval": round(latency.retrieval_ms, 3),
+                    "tools": round(latency.tools_ms, 3),
+                    "time_to_first_token": round(latency.time_to_first_token_ms, 3),
+                    "total": round(latency.total_ms, 3),
+                },
+            }
     return out
 
 
@@ -107,25 +106,23 @@ class _Printer:
         print(("\n" if self._midline else "") + text, file=self.err)
         self._midline = False
 
-    def __call__(self, message: pb.StreamChatResponse) -> None:
-        kind = message.WhichOneof("event")
-        if kind == "token":
-            self.out.write(message.token.text)
-            self.out.flush()
-            self._midline = not message.token.text.endswith("\n")
-        elif kind == "step" and self.show_steps:
-            step = message.step
-            status = _enum_name(pb.StepStatus, step.status, "STEP_STATUS_")
-            timing = f" {step.duration_ms:.0f} ms" if status != "started" else ""
-            detail = f": {step.detail}" if step.detail else ""
-            self._note(f"[{_enum_name(pb.Step, step.step, 'STEP_')} {status}{timing}]{detail}")
-        elif kind == "tool_call":
-            self._note(f"[tool {message.tool_call.tool}] {message.tool_call.arguments_json}")
-        elif kind == "final":
-            self._final(message)
+    def __call__(self, event: events.ChatEvent) -> None:
+        match event:
+            case events.Token():
+                self.out.write(event.text)
+                self.out.flush()
+                self._midline = not event.text.endswith("\n")
+            case events.Step() if self.show_steps:
+                status = event.status.name.lower()
+                timing = f" {event.duration_ms:.0f} ms" if status != "started" else ""
+                detail = f": {event.detail}" if event.detail else ""
+                self._note(f"[{event.step.name.lower()} {status}{timing}]{detail}")
+            case events.ToolCall():
+                self._note(f"[tool {event.tool}] {json.dumps(event.arguments)}")
+            case events.Final():
+                self._final(event)
 
-    def _final(self, message: pb.StreamChatResponse) -> None:
-        final = message.final
+    def _final(self, final: events.Final) -> None:
         self.out.write("\n")
         if final.citations:
             self.out.write("\nSources:\n")
@@ -134,36 +131,37 @@ class _Printer:
                 self.out.write(f"  [{citation.marker}] {title}{citation.source_uri} (chunk {citation.chunk_id})\n")
                 if citation.snippet:
                     self.out.write(f"      {citation.snippet}\n")
-        cache = _enum_name(pb.CacheHit, final.cache_hit, "CACHE_HIT_")
         latency = final.latency
         print(
-            f"session {message.session_id} (continue with --session {message.session_id}); "
-            f"first token {latency.time_to_first_token_ms:.0f} ms, total {latency.total_ms:.0f} ms, cache {cache}",
+            f"session {final.session_id} (continue with --session {final.session_id}); "
+            f"first token {latency.time_to_first_token_ms:.0f} ms, total {latency.total_ms:.0f} ms, "
+            f"cache {final.cache_hit.name.lower()}",
             file=self.err,
         )
 
 
 async def ask(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Streams one answer; returns the exit code."""
-    request = pb.StreamChatRequest(
-        message=args.question,
-        session_id=args.session,
-        options=pb.ChatOptions(bypass_cache=args.no_cache, hyde=args.hyde, top_k=args.top_k),
-    )
     printer = _Printer(out, err, args.steps)
-    async with channel(args, (SERVICE,)) as chan:
-        stub = pb_grpc.AgentServiceStub(chan)
-        call = stub.StreamChat(request, metadata=metadata(args), timeout=args.timeout)
+    async with client(args) as sdk:
+        stream = sdk.ask(
+            args.question,
+            session_id=args.session,
+            top_k=args.top_k,
+            bypass_cache=args.no_cache,
+            hyde=args.hyde,
+            timeout_s=args.timeout,
+        )
         try:
-            async for message in call:
+            async for event in stream:
                 if args.json:
-                    print(json.dumps(event_json(message)), file=out, flush=True)
+                    print(json.dumps(event_json(event)), file=out, flush=True)
                 else:
-                    printer(message)
-        except grpc.aio.AioRpcError as exc:
+                    printer(event)
+        except ragmesh_client.RagmeshError as exc:
             if not args.json:
                 out.write("\n")
-            return report_rpc_error(exc, as_json=args.json)
+            return report_error(exc, as_json=args.json)
     return 0
 
 

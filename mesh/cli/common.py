@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+import ragmesh_client
 from mesh import auth, status
 from mesh.channels import open_channel
 from mesh.settings import MeshSettings
@@ -43,6 +44,12 @@ def channel(args: argparse.Namespace, services: tuple[str, ...] = ()) -> grpc.ai
     """An aio channel to --addr or the edge, with the mesh's service config."""
     target = args.addr or MeshSettings.from_env().edge_addr
     return open_channel(target, services, tracing=False)
+
+
+def client(args: argparse.Namespace) -> ragmesh_client.AsyncClient:
+    """The SDK's client for --addr or the edge, calling with this command's token (minted on first use)."""
+    target = args.addr or MeshSettings.from_env().edge_addr
+    return ragmesh_client.AsyncClient(target, lambda: token(args))
 
 
 class NoCredential(RuntimeError):
@@ -83,25 +90,32 @@ def report_rpc_error(err: grpc.aio.AioRpcError, *, as_json: bool = False) -> int
     code = err.code()
     decoded = status.status_from_metadata(err.trailing_metadata())
     reason = ""
-    violations: list[dict[str, Any]] = []
+    violations: list[tuple[str, str]] = []
     if decoded is not None:
         info = status.error_info(decoded)
         reason = info.reason if info else ""
         bad = status.bad_request(decoded)
         if bad is not None:
-            violations = [{"field": v.field, "description": v.description} for v in bad.field_violations]
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    return _report(code.name, err.details() or "", reason, violations, as_json=as_json)
+
+
+def report_error(err: ragmesh_client.RagmeshError, *, as_json: bool = False) -> int:
+    """``report_rpc_error`` for a failure the SDK raised."""
+    violations = [(v.field, v.description) for v in err.field_violations]
+    return _report(err.code.name, err.message, err.reason, violations, as_json=as_json)
+
+
+def _report(code: str, message: str, reason: str, violations: list[tuple[str, str]], *, as_json: bool) -> int:
     if as_json:
         import json
 
-        print(
-            json.dumps(
-                {"error": {"code": code.name, "message": err.details(), "reason": reason, "violations": violations}}
-            )
-        )
+        listed: list[dict[str, Any]] = [{"field": f, "description": d} for f, d in violations]
+        print(json.dumps({"error": {"code": code, "message": message, "reason": reason, "violations": listed}}))
     else:
-        print(f"error: {code.name}: {err.details()}" + (f" ({reason})" if reason else ""), file=sys.stderr)
-        for v in violations:
-            print(f"  {v['field']}: {v['description']}", file=sys.stderr)
-        if code == grpc.StatusCode.UNAVAILABLE:
+        print(f"error: {code}: {message}" + (f" ({reason})" if reason else ""), file=sys.stderr)
+        for field, description in violations:
+            print(f"  {field}: {description}", file=sys.stderr)
+        if code == "UNAVAILABLE":
             print("  is the mesh up? try: ragmesh status", file=sys.stderr)
-    return 3 if code == grpc.StatusCode.INVALID_ARGUMENT else 1
+    return 3 if code == "INVALID_ARGUMENT" else 1

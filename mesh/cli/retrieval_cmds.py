@@ -1,7 +1,8 @@
 """``ragmesh search`` and ``ragmesh eval retrieval``: query the index and measure its quality.
 
 Both call RetrievalService.Search through the Envoy edge by default (``--addr``
-to call a service directly) with --token (or a dev token for --tenant).
+to call a service directly) with --token (or a dev token for --tenant);
+``search`` calls it with the SDK (``ragmesh_client``).
 
 ``eval retrieval`` reads questions in the format of the dev set (one JSON
 object a line with ``question``, ``gold_paths`` and ``kind``). A result matches
@@ -27,19 +28,21 @@ from urllib.parse import unquote, urlparse
 
 import grpc
 
-from mesh.cli.common import add_connection_args, channel, metadata, report_rpc_error
+import ragmesh_client
+from mesh.cli.common import add_connection_args, channel, client, metadata, report_error, report_rpc_error
 from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 
 SERVICE = "ragmesh.retrieval.v1.RetrievalService"
+sdk_common = ragmesh_client.common
+sdk_retrieval = ragmesh_client.retrieval
 
 LEG_NAMES = {
     "dense": common_pb2.RETRIEVAL_LEG_DENSE,
     "sparse": common_pb2.RETRIEVAL_LEG_SPARSE,
     "graph": common_pb2.RETRIEVAL_LEG_GRAPH,
 }
-_LEG_LABELS = {v: k for k, v in LEG_NAMES.items()}
 
 # The runs of one evaluation: name -> (legs, skip_rerank). Empty legs mean all of them.
 EVAL_RUNS: dict[str, tuple[tuple[common_pb2.RetrievalLeg, ...], bool]] = {
@@ -155,14 +158,24 @@ def report(questions: Sequence[Question], results: dict[str, dict[str, Sequence[
 # -- commands ---------------------------------------------------------------
 
 
-def _search_request(args: argparse.Namespace) -> rpb.SearchRequest:
-    legs = [LEG_NAMES[name] for name in args.legs.split(",") if name] if args.legs else []
-    flt = rpb.SearchFilter(source_prefix=args.source_prefix or "", document_types=args.doc_type or [])
-    return rpb.SearchRequest(query=args.query, top_k=args.top_k, legs=legs, filter=flt, skip_rerank=args.no_rerank)
+def _search_request(args: argparse.Namespace) -> sdk_retrieval.SearchRequest:
+    legs = [sdk_common.RetrievalLeg(LEG_NAMES[name]) for name in args.legs.split(",") if name] if args.legs else []
+    flt = sdk_retrieval.SearchFilter(source_prefix=args.source_prefix or "", document_types=args.doc_type or [])
+    return sdk_retrieval.SearchRequest(
+        query=args.query, top_k=args.top_k, legs=legs, filter=flt, skip_rerank=args.no_rerank
+    )
 
 
-def _hit_json(hit: rpb.SearchHit) -> dict[str, Any]:
-    chunk = hit.chunk
+def _leg_label(leg: int) -> str:
+    """ "dense", "sparse", "graph" (the number of a leg this CLI does not know)."""
+    try:
+        return sdk_common.RetrievalLeg(leg).name.lower()
+    except ValueError:
+        return str(int(leg))
+
+
+def _hit_json(hit: sdk_retrieval.SearchHit) -> dict[str, Any]:
+    chunk = hit.chunk or sdk_common.Chunk()
     return {
         "chunk_id": chunk.chunk_id,
         "doc_id": chunk.doc_id,
@@ -171,25 +184,25 @@ def _hit_json(hit: rpb.SearchHit) -> dict[str, Any]:
         "section": chunk.section,
         "chunk_index": chunk.chunk_index,
         "fused_score": hit.fused_score,
-        "rerank_score": hit.rerank_score if hit.HasField("rerank_score") else None,
-        "legs": {_LEG_LABELS.get(s.leg, str(s.leg)): {"rank": s.rank, "score": s.score} for s in hit.leg_scores},
+        "rerank_score": hit.rerank_score,
+        "legs": {_leg_label(s.leg): {"rank": s.rank, "score": s.score} for s in hit.leg_scores},
         "text": chunk.text,
     }
 
 
-def _print_hits(response: rpb.SearchResponse) -> None:
+def _print_hits(response: sdk_retrieval.SearchResponse) -> None:
     for rank, hit in enumerate(response.hits, start=1):
-        chunk = hit.chunk
-        legs = " ".join(f"{_LEG_LABELS.get(s.leg, '?')}#{s.rank}" for s in hit.leg_scores)
-        rerank = f" rerank={hit.rerank_score:.3f}" if hit.HasField("rerank_score") else ""
+        chunk = hit.chunk or sdk_common.Chunk()
+        legs = " ".join(f"{_leg_label(s.leg)}#{s.rank}" for s in hit.leg_scores)
+        rerank = f" rerank={hit.rerank_score:.3f}" if hit.rerank_score is not None else ""
         print(f"{rank:>2}. {chunk.title or chunk.doc_id}" + (f" > {chunk.section}" if chunk.section else ""))
         print(f"    {chunk.source_uri}  fused={hit.fused_score:.4f}{rerank}  [{legs}]")
         snippet = " ".join(chunk.text.split())
         print(f"    {snippet[:200]}{'...' if len(snippet) > 200 else ''}")
     if response.degraded_legs:
-        names = ", ".join(_LEG_LABELS.get(leg, str(leg)) for leg in response.degraded_legs)
+        names = ", ".join(_leg_label(leg) for leg in response.degraded_legs)
         print(f"degraded legs: {names}", file=sys.stderr)
-    t = response.timings
+    t = response.timings or sdk_retrieval.SearchTimings()
     print(
         f"{len(response.hits)} hits in {t.total_ms:.1f} ms (embed {t.embed_ms:.1f}, vector {t.vector_ms:.1f}, "
         f"graph {t.graph_ms:.1f}, rerank {t.rerank_ms:.1f}); corpus version {response.corpus_version}",
@@ -198,23 +211,31 @@ def _print_hits(response: rpb.SearchResponse) -> None:
 
 
 async def _search(args: argparse.Namespace) -> int:
-    async with channel(args, (SERVICE,)) as ch:
-        stub = rpb_grpc.RetrievalServiceStub(ch)
+    request = _search_request(args)
+    async with client(args) as sdk:
         try:
-            response = await stub.Search(_search_request(args), metadata=metadata(args), timeout=args.timeout)
-        except grpc.aio.AioRpcError as err:
-            return report_rpc_error(err, as_json=args.json)
+            response = await sdk.search(
+                request.query,
+                top_k=request.top_k,
+                legs=request.legs,
+                skip_rerank=request.skip_rerank,
+                filter=request.filter,
+                timeout_s=args.timeout,
+            )
+        except ragmesh_client.RagmeshError as err:
+            return report_error(err, as_json=args.json)
     if args.json:
+        t = response.timings or sdk_retrieval.SearchTimings()
         doc = {
             "hits": [_hit_json(h) for h in response.hits],
-            "degraded_legs": [_LEG_LABELS.get(leg, str(leg)) for leg in response.degraded_legs],
+            "degraded_legs": [_leg_label(leg) for leg in response.degraded_legs],
             "corpus_version": response.corpus_version,
             "timings_ms": {
-                "embed": response.timings.embed_ms,
-                "vector": response.timings.vector_ms,
-                "graph": response.timings.graph_ms,
-                "rerank": response.timings.rerank_ms,
-                "total": response.timings.total_ms,
+                "embed": t.embed_ms,
+                "vector": t.vector_ms,
+                "graph": t.graph_ms,
+                "rerank": t.rerank_ms,
+                "total": t.total_ms,
             },
         }
         print(json.dumps(doc, indent=2))

@@ -6,14 +6,20 @@ import argparse
 import io
 import json
 
+import ragmesh_client
 from mesh.cli import agent_cmds
 from ragmesh.agent.v1 import agent_service_pb2 as pb
+from ragmesh_client import events
 
 CITATION = pb.Citation(marker=1, chunk_id="c1", doc_id="d1", source_uri="file:///gc.md", title="GC", snippet="s")
 
 
-def message(**event: object) -> pb.StreamChatResponse:
-    return pb.StreamChatResponse(session_id="s1", message_id="m1", sequence=3, **event)  # type: ignore[arg-type]
+def message(**event: object) -> events.ChatEvent:
+    """The SDK's event for one StreamChat message, as the command receives it."""
+    wire = pb.StreamChatResponse(session_id="s1", message_id="m1", sequence=3, **event)  # type: ignore[arg-type]
+    parsed = events.from_message(ragmesh_client.agent.StreamChatResponse.parse(wire.SerializeToString()))
+    assert parsed is not None
+    return parsed
 
 
 def test_event_json_for_every_kind() -> None:
