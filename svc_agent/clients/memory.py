@@ -85,6 +85,22 @@ def _session(row: Any, messages: tuple[StoredMessage, ...] = ()) -> SessionInfo:
     )
 
 
+def _text(value: str) -> str:
+    """Text as PostgreSQL can store it: the model or a document may produce a NUL, which text cannot hold."""
+    return value.replace("\x00", "")
+
+
+def _json_text(document: str) -> str:
+    """A JSON document without NULs in its strings (jsonb refuses \\u0000)."""
+    if "\\u0000" not in document:
+        return document
+    return json.dumps(json.loads(document, object_hook=_no_nul_values))
+
+
+def _no_nul_values(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _text(v) if isinstance(v, str) else v for k, v in item.items()}
+
+
 class PostgresChatMemory:
     """ChatMemory over an asyncpg pool."""
 
@@ -138,7 +154,7 @@ class PostgresChatMemory:
                         turn.tenant,
                         turn.session_id,
                         turn.subject,
-                        shorten(turn.question, TITLE_CHARS),
+                        shorten(_text(turn.question), TITLE_CHARS),
                         timeout=self._timeout(),
                     )
                     count = 2
@@ -170,8 +186,8 @@ class PostgresChatMemory:
                             turn.session_id,
                             count - 1,
                             Role.USER.value,
-                            turn.question,
-                            turn.rewritten_query,
+                            _text(turn.question),
+                            _text(turn.rewritten_query),
                             "[]",
                             None,
                             "",
@@ -182,9 +198,9 @@ class PostgresChatMemory:
                             turn.session_id,
                             count,
                             Role.ASSISTANT.value,
-                            turn.answer,
+                            _text(turn.answer),
                             "",
-                            citations_to_json(turn.citations),
+                            _json_text(citations_to_json(turn.citations)),
                             turn.answered_from_documents,
                             turn.cache_hit,
                         ),

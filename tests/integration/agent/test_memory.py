@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 
 import asyncpg
@@ -161,3 +162,16 @@ async def test_feedback_is_one_per_answer_from_the_sessions_owner_and_goes_with_
     assert left == 0
     with pytest.raises(NotFound):
         await memory.delete_session(tenant, "alice", session)
+
+
+async def test_a_nul_from_the_model_or_a_document_is_dropped_not_an_error(pool: asyncpg.Pool) -> None:
+    # Text columns and jsonb cannot hold NUL; StreamChat refuses one in the message, but the
+    # model's answer and a cited snippet come from elsewhere (the fuzzer's INTERNAL before this).
+    memory = PostgresChatMemory(pool)
+    tenant, session = new_tenant(), uuid.uuid4().hex
+    cited = Citation(1, "c1", "d1", "file:///docs/a.md", "A\x00", "snip\x00pet", 0.7)
+    done = dataclasses.replace(turn(tenant, session, "q\x00", new=True), answer="an\x00swer [1]", citations=(cited,))
+    await memory.record_turn(done)
+    stored = await memory.get_session(tenant, "alice", session)
+    assert [m.content for m in stored.messages] == ["q", "answer [1]"]
+    assert stored.messages[1].citations[0].snippet == "snippet"

@@ -623,7 +623,7 @@ class StreamChatRequest(betterproto2.Message):
 
     message: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    Required. The user's message, 1 to 4,000 characters.
+    Required. The user's message, 1 to 4,000 characters, no NUL.
     """
 
     session_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
