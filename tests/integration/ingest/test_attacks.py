@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import psutil
 import pytest
+import pytest_asyncio
 
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from tests.fixtures.hostile.attacks import deep_html, pdf_bomb, zip_bomb_docx
@@ -68,7 +69,7 @@ class _PeakRss:
                 await self._task
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def ingest_big_files(
     tmp_path: Path, migrated: str, retrieval: Retrieval, inference_addr: str
 ) -> AsyncIterator[Ingest]:
