@@ -111,12 +111,15 @@ def _check_member_size(info: zipfile.ZipInfo, size: int, limits: ExpansionLimits
 
 def check_pdf_streams(reader: Any, limits: ExpansionLimits) -> None:
     """Raises FILE_TOO_LARGE_DECOMPRESSED when a stream of the pypdf ``reader`` expands past the limits."""
+    from pypdf.errors import LimitReachedError
     from pypdf.generic import ArrayObject, IndirectObject, StreamObject
 
     total = 0
     for number, generation in _object_ids(reader):
         try:
             obj = reader.get_object(IndirectObject(number, generation, reader))
+        except LimitReachedError:
+            raise
         except Exception:  # noqa: BLE001 - an unreadable object is the parsers' business, not a bomb
             continue
         if not isinstance(obj, StreamObject):
