@@ -43,6 +43,20 @@ class Config(ServerConfig):
     """Largest file a job ingests, in bytes; larger ones are reported as FILE_TOO_LARGE."""
     parse_timeout_s: float = 600.0
     """Longest time one file may take to parse."""
+    max_decompressed_bytes: int = 256 * 1024 * 1024
+    """Most bytes one compressed part of a file (a DOCX zip member, one PDF stream) may decompress to;
+    past it the file is reported as FILE_TOO_LARGE_DECOMPRESSED."""
+    max_total_decompressed_bytes: int = 1024 * 1024 * 1024
+    """Most bytes all compressed parts of one file may decompress to together (PDF images aside)."""
+    max_xml_part_bytes: int = 64 * 1024 * 1024
+    """Largest XML part of a DOCX once decompressed (its parsed tree takes several times this)."""
+    max_archive_members: int = 10_000
+    """Most members a DOCX zip may have."""
+    max_html_depth: int = 192
+    """Deepest element nesting an HTML page may have; deeper pages are reported as DOCUMENT_TOO_DEEP
+    (libxml2 stops reading at 256 levels and would drop the rest of the page silently)."""
+    max_html_elements: int = 500_000
+    """Most elements an HTML page may have; more are reported as TOO_MANY_ELEMENTS."""
 
     # --- pipeline
     ray_address: str = ""

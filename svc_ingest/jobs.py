@@ -50,6 +50,7 @@ from svc_ingest.domain.chunk import ChunkingOptions
 from svc_ingest.domain.failures import FailureCode
 from svc_ingest.domain.formats import SUPPORTED_SUFFIXES
 from svc_ingest.domain.graph import GraphSchema
+from svc_ingest.domain.guards import ExpansionLimits, shown_name, shown_uri, unsafe_name_problem
 from svc_ingest.domain.links import LinkResolver
 from svc_ingest.domain.model import (
     DocStatus,
@@ -222,7 +223,9 @@ class JobManager:
 
     async def create_from_uploads(self, tenant: str, files: list[SourceFile], staged: Path, options: JobOptions) -> Job:
         """Starts a job over uploaded files already written to ``staged``."""
-        return await self._launch(tenant, tuple(f.uri for f in files), options, sources=[], uploads=(files, staged))
+        return await self._launch(
+            tenant, tuple(shown_uri(f.uri) for f in files), options, sources=[], uploads=(files, staged)
+        )
 
     async def _launch(
         self,
@@ -361,6 +364,14 @@ class JobManager:
                 max_ocr_pages=cfg.max_ocr_pages,
                 max_file_bytes=cfg.max_file_bytes,
                 timeout_s=cfg.parse_timeout_s,
+                limits=ExpansionLimits(
+                    max_decompressed_bytes=cfg.max_decompressed_bytes,
+                    max_total_decompressed_bytes=cfg.max_total_decompressed_bytes,
+                    max_xml_part_bytes=cfg.max_xml_part_bytes,
+                    max_archive_members=cfg.max_archive_members,
+                    max_html_depth=cfg.max_html_depth,
+                    max_html_elements=cfg.max_html_elements,
+                ),
             ),
             chunking=ChunkingOptions(
                 max_tokens=options.chunk_size_tokens,
@@ -555,6 +566,12 @@ class _JobRun:
             records = await self.m._documents.get_many(self.job.tenant, [doc_id_for(f.uri) for f in batch])
             for f in batch:
                 doc_id = doc_id_for(f.uri)
+                unsafe = unsafe_name_problem(f.name)
+                if unsafe:
+                    # Checked before the name reaches a path (staging), a parser or a document record.
+                    reason = f"the file name {shown_name(f.name)} {unsafe}"
+                    self._fail_file(shown_uri(f.uri), f.format_name, FailureCode.UNSAFE_FILENAME.value, reason)
+                    continue
                 if f.suffix not in SUPPORTED_SUFFIXES:
                     shown = f.suffix or "(no extension)"
                     reason = f"unsupported file type {shown}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"

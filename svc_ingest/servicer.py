@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from mesh.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc
 from svc_ingest import convert
+from svc_ingest.domain.guards import unsafe_name_problem
 from svc_ingest.domain.sources import SourceFile
 from svc_ingest.jobs import UPLOAD_SCHEME, JobManager, ProgressEvent
 
@@ -100,12 +102,6 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 if options_proto is None:
                     options_proto = message.options
                 if message.filename != current:
-                    if message.filename in (".", ".."):
-                        raise InvalidArgument(
-                            f"{message.filename!r} is not a file name",
-                            reason="INVALID_FILENAME",
-                            violations=[FieldViolation("filename", "must name a file, not a directory")],
-                        )
                     if handle is not None:
                         handle.close()
                         files.append(_uploaded(staged, current, size))
@@ -120,7 +116,11 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                             f"an upload may carry at most {cfg.max_upload_files} files", reason="UPLOAD_TOO_MANY_FILES"
                         )
                     current = message.filename
-                    handle = (staged / current).open("wb")
+                    # A name that is not one plain file name ("..", control characters) is never
+                    # used as a path: its bytes are counted and dropped, and the job reports the
+                    # file as UNSAFE_FILENAME. Path separators are refused by the contract itself.
+                    target = Path(os.devnull) if unsafe_name_problem(current) else staged / current
+                    handle = target.open("wb")
                     size = 0
                 size += len(message.data)
                 total += len(message.data)
@@ -157,7 +157,8 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
 def _uploaded(staged: Path, name: str | None, size: int) -> SourceFile:
     assert name is not None
-    return SourceFile(uri=UPLOAD_SCHEME + name, name=name, size=size, local_path=staged / name)
+    local = None if unsafe_name_problem(name) else staged / name
+    return SourceFile(uri=UPLOAD_SCHEME + name, name=name, size=size, local_path=local)
 
 
 def _event_to_proto(event: ProgressEvent) -> pb.StreamIngestJobResponse:

@@ -214,6 +214,24 @@ class StackConfig(EnvConfig):
     edge_retries: int = 2
     """How often Envoy retries a call that failed with UNAVAILABLE."""
 
+    edge_max_concurrent_streams: int = 100
+    """Most streams (calls) one HTTP/2 connection may have open at the edge; more are refused (REFUSED_STREAM)."""
+
+    edge_stream_idle_timeout_s: float = 300.0
+    """A stream with no bytes either way for this long is reset (a client that stalls mid-frame or never reads)."""
+
+    edge_request_headers_timeout_s: float = 10.0
+    """How long a client may take to send a request's headers."""
+
+    edge_buffer_bytes: int = 1024 * 1024
+    """Bytes Envoy buffers per connection and per HTTP/2 stream window before it stops reading (flow control)."""
+
+    edge_max_connections: int = 10_000
+    """Most downstream connections Envoy holds at once (overload manager); more are closed on accept."""
+
+    edge_max_heap_bytes: int = 1024 * 1024 * 1024
+    """Envoy heap the overload manager measures against: it stops accepting requests at 95% of it."""
+
     auth_issuer: str = "ragmesh-local"
     """The ``iss`` of the tokens the stack's key signs, checked by Envoy and every service."""
 
@@ -266,6 +284,14 @@ class StackConfig(EnvConfig):
             raise ConfigError("RAGMESH_EDGE_GLOBAL_RATE_LIMIT_TIMEOUT_S: must be positive")
         if self.edge_rate_limit_max_tokens < 1 or self.edge_rate_limit_tokens_per_fill < 1:
             raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_*_TOKENS*: must be at least 1")
+        for name in ("edge_max_concurrent_streams", "edge_max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"RAGMESH_{name.upper()}: must be at least 1")
+        for name in ("edge_stream_idle_timeout_s", "edge_request_headers_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"RAGMESH_{name.upper()}: must be positive")
+        if self.edge_buffer_bytes < 65536 or self.edge_max_heap_bytes < 64 * 1024 * 1024:
+            raise ConfigError("RAGMESH_EDGE_BUFFER_BYTES must be at least 64 KiB, RAGMESH_EDGE_MAX_HEAP_BYTES 64 MiB")
 
     def service_port(self, name: str) -> int:
         """The gRPC port of the service part ``name`` (for example ``svc_agent``)."""

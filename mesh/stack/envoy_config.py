@@ -243,6 +243,15 @@ def _listener(config: StackConfig) -> dict[str, Any]:
             }
         ],
         local_reply_config=_local_reply_config(),
+        # Hostile transports: a stalled or never-reading stream is reset, slow headers are cut off,
+        # and one connection cannot open unbounded streams or make Envoy buffer without limit.
+        stream_idle_timeout=_duration(config.edge_stream_idle_timeout_s),
+        request_headers_timeout=_duration(config.edge_request_headers_timeout_s),
+        http2_protocol_options={
+            "max_concurrent_streams": config.edge_max_concurrent_streams,
+            "initial_stream_window_size": config.edge_buffer_bytes,
+            "initial_connection_window_size": config.edge_buffer_bytes,
+        },
         route_config={
             "name": "edge",
             "virtual_hosts": [
@@ -261,6 +270,7 @@ def _listener(config: StackConfig) -> dict[str, Any]:
         "address": {
             "socket_address": {"address": _bind_address(config.host), "port_value": config.envoy_listener_port}
         },
+        "per_connection_buffer_limit_bytes": config.edge_buffer_bytes,
         "filter_chains": [
             {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
         ],
@@ -284,9 +294,45 @@ def _cluster(config: StackConfig, part: str) -> dict[str, Any]:
     }
 
 
+def _overload_manager(config: StackConfig) -> dict[str, Any]:
+    # Connections past the cap are closed on accept; near the heap cap Envoy stops taking new
+    # requests (callers see UNAVAILABLE, retryable) and first tries to give memory back.
+    heap = "envoy.resource_monitors.fixed_heap"
+    return {
+        "refresh_interval": "0.25s",
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": _typed(
+                    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                    max_active_downstream_connections=config.edge_max_connections,
+                ),
+            },
+            {
+                "name": heap,
+                "typed_config": _typed(
+                    "envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+                    max_heap_size_bytes=config.edge_max_heap_bytes,
+                ),
+            },
+        ],
+        "actions": [
+            {
+                "name": "envoy.overload_actions.shrink_heap",
+                "triggers": [{"name": heap, "threshold": {"value": 0.9}}],
+            },
+            {
+                "name": "envoy.overload_actions.stop_accepting_requests",
+                "triggers": [{"name": heap, "threshold": {"value": 0.95}}],
+            },
+        ],
+    }
+
+
 def envoy_config(config: StackConfig) -> dict[str, Any]:
     """The Envoy bootstrap for ``config`` as plain data."""
     return {
+        "overload_manager": _overload_manager(config),
         "admin": {
             "address": {
                 "socket_address": {"address": _bind_address(config.host), "port_value": config.envoy_admin_port}

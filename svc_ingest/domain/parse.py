@@ -43,6 +43,7 @@ from unstructured.documents.elements import Element, ElementMetadata, NarrativeT
 from svc_ingest.domain import offline_nlp
 from svc_ingest.domain.failures import FailureCode, FileFailure
 from svc_ingest.domain.formats import DocumentFormat, check_content, format_for_name
+from svc_ingest.domain.guards import ExpansionLimits, check_archive, check_file_name, check_html, check_pdf_streams
 from svc_ingest.domain.hugo import split_front_matter, strip_shortcodes
 from svc_ingest.domain.textcodec import decode_bytes
 
@@ -77,6 +78,8 @@ class ParseOptions:
     """Largest file accepted, in bytes."""
     timeout_s: float = 600.0
     """Longest time one file may take to parse; 0 disables the limit."""
+    limits: ExpansionLimits = field(default_factory=ExpansionLimits)
+    """How far a file may expand while parsed (decompression, nesting)."""
 
 
 @dataclass
@@ -104,6 +107,7 @@ def parse_file(path: Path, name: str, options: ParseOptions | None = None) -> Pa
     """
     opts = options or ParseOptions()
     offline_nlp.install()
+    check_file_name(name)
     fmt = format_for_name(name)
     try:
         size = path.stat().st_size
@@ -260,6 +264,7 @@ def _parse_html(path: Path, name: str, opts: ParseOptions) -> ParsedDocument:
         raise FileFailure(FailureCode.NO_TEXT, "the HTML document is empty")
     # lxml rejects str input that carries an XML encoding declaration.
     text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)
+    check_html(text, opts.limits)
     root = lxml_html.document_fromstring(text)
     title_el = root.find(".//title")
     title = " ".join(title_el.text_content().split()) if title_el is not None else ""
@@ -357,9 +362,8 @@ def _parse_docx(path: Path, name: str, opts: ParseOptions) -> ParsedDocument:
                 raise FileFailure(FailureCode.ENCRYPTED_DOCX, "the document is password-protected")
             if "[Content_Types].xml" not in names:
                 raise FileFailure(FailureCode.CORRUPT_DOCX, "the zip is not a Word document (no [Content_Types].xml)")
-            bad = archive.testzip()
-            if bad is not None:
-                raise FileFailure(FailureCode.CORRUPT_DOCX, f"the zip member {bad} is corrupt")
+            # Decompresses every member once within the limits (and checks their CRCs).
+            check_archive(archive, opts.limits)
             with tempfile.TemporaryDirectory(prefix="ragmesh-docx-") as tmp:
                 source = path
                 if _is_strict_ooxml(archive):
@@ -485,7 +489,7 @@ class _PdfCheck:
 
 def _check_pdf(path: Path, opts: ParseOptions) -> _PdfCheck:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     with path.open("rb") as fh:
         fh.seek(max(0, path.stat().st_size - 2048))
@@ -497,8 +501,14 @@ def _check_pdf(path: Path, opts: ParseOptions) -> _PdfCheck:
         if reader.is_encrypted and not reader.decrypt(""):
             raise FileFailure(FailureCode.ENCRYPTED_PDF, "the PDF is encrypted and needs a password")
         page_count = len(reader.pages)
+        # Before any parser inflates a stream in full (pdfminer has no limit of its own).
+        check_pdf_streams(reader, opts.limits)
     except FileFailure:
         raise
+    except LimitReachedError as exc:
+        raise FileFailure(
+            FailureCode.FILE_TOO_LARGE_DECOMPRESSED, f"the PDF expands past pypdf's limits: {str(exc)[:200]}"
+        ) from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
             raise FileFailure(FailureCode.ENCRYPTED_PDF, "the PDF is encrypted and needs a password") from exc

@@ -80,8 +80,12 @@ class SourceFile:
 
 
 def file_uri(path: Path) -> str:
-    """``file://`` URI of an absolute path, percent-encoded."""
-    return "file://" + quote(str(path.resolve()))
+    """``file://`` URI of an absolute path, percent-encoded.
+
+    Encoded from the path's bytes, so a name that is not UTF-8 (kept by Python as surrogate
+    escapes) gets its raw bytes percent-encoded instead of failing; UTF-8 names come out as before.
+    """
+    return "file://" + quote(os.fsencode(path.resolve()))
 
 
 def parse_source(raw: str, allowed_roots: tuple[Path, ...] = ()) -> Source:

@@ -201,3 +201,39 @@ def test_a_rejected_token_reaches_grpc_and_grpc_web_callers_as_unauthenticated()
     assert grpc_web["status_code"] == 200 and headers["grpc-status"] == "16"
     assert grpc_native["status_code"] == 401
     assert grpc_native["body_format_override"]["text_format_source"]["inline_string"].startswith("%LOCAL_REPLY_BODY%")
+
+
+def test_edge_limits_against_hostile_transports() -> None:
+    config = StackConfig(
+        edge_max_concurrent_streams=7,
+        edge_stream_idle_timeout_s=12.5,
+        edge_request_headers_timeout_s=3,
+        edge_buffer_bytes=2 * 1024 * 1024,
+    )
+    doc = envoy_config(config)
+    hcm = _manager(doc)
+    assert hcm["stream_idle_timeout"] == "12.5s"
+    assert hcm["request_headers_timeout"] == "3s"
+    assert hcm["http2_protocol_options"] == {
+        "max_concurrent_streams": 7,
+        "initial_stream_window_size": 2 * 1024 * 1024,
+        "initial_connection_window_size": 2 * 1024 * 1024,
+    }
+    (listener,) = doc["static_resources"]["listeners"]
+    assert listener["per_connection_buffer_limit_bytes"] == 2 * 1024 * 1024
+
+
+def test_overload_manager_caps_connections_and_heap() -> None:
+    overload = envoy_config(StackConfig(edge_max_connections=50, edge_max_heap_bytes=256 * 1024 * 1024))[
+        "overload_manager"
+    ]
+    monitors = {m["name"]: m["typed_config"] for m in overload["resource_monitors"]}
+    assert (
+        monitors["envoy.resource_monitors.global_downstream_max_connections"]["max_active_downstream_connections"] == 50
+    )
+    assert monitors["envoy.resource_monitors.fixed_heap"]["max_heap_size_bytes"] == 256 * 1024 * 1024
+    actions = {a["name"]: a["triggers"][0]["threshold"]["value"] for a in overload["actions"]}
+    assert actions == {
+        "envoy.overload_actions.shrink_heap": 0.9,
+        "envoy.overload_actions.stop_accepting_requests": 0.95,
+    }
