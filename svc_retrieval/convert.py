@@ -130,10 +130,21 @@ def stats_to_proto(stats: IndexStats) -> ipb.GetIndexStatsResponse:
 
 def filter_from_proto(flt: rpb.SearchFilter) -> SearchFilter:
     """Search filters; an unset ingested_after filters nothing."""
+    ingested_after = None
+    if flt.HasField("ingested_after"):
+        try:
+            ingested_after = flt.ingested_after.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError) as exc:
+            # Out-of-range seconds or nanos: a Timestamp no clock can show.
+            raise InvalidArgument(
+                "filter.ingested_after is not a valid timestamp",
+                reason="INVALID_TIMESTAMP",
+                violations=[FieldViolation("filter.ingested_after", str(exc))],
+            ) from exc
     return SearchFilter(
         source_prefix=flt.source_prefix,
         document_types=tuple(flt.document_types),
-        ingested_after=flt.ingested_after.ToDatetime(tzinfo=UTC) if flt.HasField("ingested_after") else None,
+        ingested_after=ingested_after,
         doc_ids=tuple(flt.doc_ids),
     )
 
