@@ -6,12 +6,12 @@ RUN := uv run --no-sync
 # What make proto writes (committed; make check-gen fails on any difference).
 GENERATED := gen sdk/python/ragmesh_client/_proto sdk/python/ragmesh_client/service_config.json
 
-.PHONY: help deps deps-runtime proto check-gen lint test test-unit demo up down status web
+.PHONY: help deps deps-runtime proto check-gen lint release-contract test test-unit demo up down status web
 
 help:
 	@echo "make demo   - install what is needed, start the mesh, ingest the samples, stream a cited answer"
 	@echo "make test   - install what is needed, run the whole test suite against a real local stack"
-	@echo "make deps | proto | lint | check-gen | up | down | status"
+	@echo "make deps | proto | lint | check-gen | release-contract | up | down | status"
 
 deps:  ## install system packages, the Python env, npm tools and Maven artifacts (idempotent)
 	@scripts/bootstrap.sh
@@ -40,6 +40,10 @@ lint: deps  ## contracts and Python lint: buf lint/format/breaking, ruff, mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy mesh svc_inference svc_retrieval svc_ingest svc_sandbox svc_agent sdk/python/ragmesh_client
+
+release-contract: deps  ## on a release: check proto/ against the last released contract, then record it (proto/released/)
+	@scripts/fetch-proto-deps.sh
+	scripts/buf-breaking.sh --release
 
 test: deps  ## the whole suite: unit and contract tests, then integration and e2e against a real stack
 	@scripts/test.sh

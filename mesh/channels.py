@@ -1,16 +1,21 @@
-"""The one channel factory for calls between services.
+"""The one channel factory for calls between services, in an asyncio and a blocking form.
 
 Channels get the service config that sits beside the service's protos
-(per-method deadlines, retries of UNAVAILABLE only), keepalive, and one
-interceptor per call type that passes the current request's caller identity
-(its credential too: see ``_merge_metadata``), request id and trace context on
-(a CLIENT span per call, ``mesh.telemetry``) and caps each call's timeout at the time the current request has left, so
-deadlines and traces propagate without each call site remembering to.
+(per-method deadlines, retries of UNAVAILABLE only), keepalive, and interceptors
+that pass the current request's caller identity (its credential too: see
+``_merge_metadata``), request id and trace context on (a CLIENT span per call,
+``mesh.telemetry``) and cap each call's timeout at the time the current request
+has left (``mesh.context.call_timeout_s``), so deadlines and traces propagate
+without each call site remembering to. ``open_channel`` is for services (grpc.aio);
+``open_blocking_channel`` for code without an event loop (ingest's Ray Data
+workers), with the same options and the same propagation. What a failed call
+means to the caller is ``mesh.downstream``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import json
 from collections.abc import Sequence
@@ -20,6 +25,7 @@ from typing import Any
 import grpc
 
 from mesh import auth, context, telemetry
+from mesh.errors import DeadlineExceeded
 
 _PROTO_ROOT = Path(__file__).resolve().parent.parent / "proto"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -68,30 +74,36 @@ def _merge_metadata(metadata: Any, method: str) -> list[tuple[str, str | bytes]]
 
 
 def _capped_timeout(timeout: float | None) -> float | None:
-    remaining = context.remaining_s()
-    if remaining is None:
-        return timeout
-    if remaining <= 0:
-        # The request being served is already out of time: fail fast instead of
-        # sending a call whose answer nobody can use.
+    try:
+        return context.call_timeout_s(timeout)
+    except DeadlineExceeded:
+        # The request being served is already out of time: fail fast, as the call itself
+        # would have, instead of sending a call whose answer nobody can use.
         raise grpc.aio.AioRpcError(
             code=grpc.StatusCode.DEADLINE_EXCEEDED,
             initial_metadata=grpc.aio.Metadata(),
             trailing_metadata=grpc.aio.Metadata(),
             details="the caller's deadline has passed",
             debug_error_string="ragmesh: upstream deadline exceeded before the call",
-        )
-    return remaining if timeout is None else min(timeout, remaining)
+        ) from None
+
+
+def _outgoing(
+    method: str | bytes, metadata: Any, timeout: float | None, span: telemetry.ClientSpan | None
+) -> tuple[list[tuple[str, str | bytes]], float | None]:
+    """The metadata and timeout a call goes out with (both call forms)."""
+    name = method.decode() if isinstance(method, bytes) else str(method)
+    merged = _merge_metadata(metadata, name)
+    if span is not None:
+        span.inject(merged)
+    return merged, _capped_timeout(timeout)
 
 
 def _details(details: grpc.aio.ClientCallDetails, span: telemetry.ClientSpan | None) -> grpc.aio.ClientCallDetails:
-    method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
-    metadata = _merge_metadata(details.metadata, method)
-    if span is not None:
-        span.inject(metadata)
+    metadata, timeout = _outgoing(details.method, details.metadata, details.timeout, span)
     return grpc.aio.ClientCallDetails(
         method=details.method,
-        timeout=_capped_timeout(details.timeout),
+        timeout=timeout,
         metadata=grpc.aio.Metadata(*metadata),
         credentials=details.credentials,
         wait_for_ready=details.wait_for_ready,
@@ -186,18 +198,8 @@ class _PropagateStreamStream(_Propagate, grpc.aio.StreamStreamClientInterceptor)
         return self._streaming_response(await continuation(sent, request_iterator), span)
 
 
-def open_channel(
-    target: str,
-    services: Sequence[str] = (),
-    *,
-    extra_options: Sequence[tuple[str, Any]] = (),
-    tracing: bool = True,
-) -> grpc.aio.Channel:
-    """An insecure aio channel to ``target`` with the mesh's options and interceptors.
-
-    ``services`` names the full gRPC service names the channel will call; the
-    first one with a service config beside its protos supplies it.
-    """
+def _options(services: Sequence[str], extra_options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Channel options: keepalive, message sizes, retries, and the first named service's config."""
     options: list[tuple[str, Any]] = [
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
@@ -213,10 +215,93 @@ def open_channel(
             options.append(("grpc.service_config", config))
             break
     options.extend(extra_options)
+    return options
+
+
+def open_channel(
+    target: str,
+    services: Sequence[str] = (),
+    *,
+    extra_options: Sequence[tuple[str, Any]] = (),
+    tracing: bool = True,
+) -> grpc.aio.Channel:
+    """An insecure aio channel to ``target`` with the mesh's options and interceptors.
+
+    ``services`` names the full gRPC service names the channel will call; the
+    first one with a service config beside its protos supplies it.
+    """
     interceptors: list[Any] = [
         _PropagateUnaryUnary(tracing),
         _PropagateUnaryStream(tracing),
         _PropagateStreamUnary(tracing),
         _PropagateStreamStream(tracing),
     ]
-    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=_options(services, extra_options), interceptors=interceptors)
+
+
+class _BlockingCallDetails(
+    collections.namedtuple(
+        "_BlockingCallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    """The details a blocking call goes out with (grpc's ClientCallDetails has no constructor)."""
+
+
+class _PropagateBlocking(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Identity, request id, trace and deadline propagation on every call type of a blocking channel."""
+
+    def __init__(self, tracing: bool) -> None:
+        self._tracing = tracing
+
+    def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
+        span = telemetry.ClientSpan(details.method) if self._tracing else None
+        try:
+            metadata, timeout = _outgoing(details.method, details.metadata, details.timeout, span)
+        except BaseException as exc:
+            if span is not None:
+                code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else grpc.StatusCode.UNKNOWN
+                span.end(code, str(exc))
+            raise
+        sent = _BlockingCallDetails(
+            details.method, timeout, metadata, details.credentials, details.wait_for_ready, details.compression
+        )
+        call = continuation(sent, request)
+        if span is not None:
+            # Runs when the call ends (at once for a unary call, which has ended by now).
+            call.add_done_callback(lambda done: span.end(done.code(), done.details() or ""))
+        return call
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return self._intercept(continuation, client_call_details, request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return self._intercept(continuation, client_call_details, request)
+
+    def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return self._intercept(continuation, client_call_details, request_iterator)
+
+    def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return self._intercept(continuation, client_call_details, request_iterator)
+
+
+def open_blocking_channel(
+    target: str,
+    services: Sequence[str] = (),
+    *,
+    extra_options: Sequence[tuple[str, Any]] = (),
+    tracing: bool = True,
+) -> grpc.Channel:
+    """The blocking form of ``open_channel``: the same options, service config and propagation.
+
+    For code that has no event loop to run grpc.aio on (ingest's Ray Data workers).
+    Work done outside any request (a worker has no request context) sends what the
+    caller put in the call's metadata, else this process's service token.
+    """
+    channel = grpc.insecure_channel(target, options=_options(services, extra_options))
+    return grpc.intercept_channel(channel, _PropagateBlocking(tracing))

@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import overload
 
-from mesh.errors import Unauthenticated
+from mesh.errors import DeadlineExceeded, Unauthenticated
 
 TENANT_HEADER = "x-ragmesh-tenant"
 SUBJECT_HEADER = "x-ragmesh-subject"
@@ -116,6 +117,31 @@ def remaining_s() -> float | None:
     if ctx is None or ctx.deadline_monotonic is None:
         return None
     return max(0.0, ctx.deadline_monotonic - time.monotonic())
+
+
+@overload
+def call_timeout_s(ceiling_s: float) -> float: ...
+
+
+@overload
+def call_timeout_s(ceiling_s: None) -> float | None: ...
+
+
+def call_timeout_s(ceiling_s: float | None) -> float | None:
+    """Seconds a call made while serving this request may take: what is left of its deadline, at most ``ceiling_s``.
+
+    The one place a downstream timeout is derived from the deadline: stores (Postgres,
+    Neo4j, Qdrant, Redis) get it as ``timeout=``, and the channel factory applies it to
+    every gRPC call. ``ceiling_s`` None means no limit of the caller's own; with no
+    request being served (background work) the ceiling is all there is. Raises
+    DEADLINE_EXCEEDED when no time is left, so no call starts that could only be wasted.
+    """
+    remaining = remaining_s()
+    if remaining is None:
+        return ceiling_s
+    if remaining <= 0.0:
+        raise DeadlineExceeded("the request's deadline passed before the call", reason="DEADLINE_PASSED")
+    return remaining if ceiling_s is None else min(ceiling_s, remaining)
 
 
 def request_id() -> str | None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from mesh.errors import MeshError
 from svc_ingest.domain.chunk import ChunkingOptions, chunk_elements
 from svc_ingest.domain.failures import FailureCode, FileFailure
 from svc_ingest.domain.graph import GraphSchema
@@ -224,8 +225,6 @@ class GraphStage:
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from svc_ingest.clients.inference import InferenceCallError
-
         facts: list[str] = ["" for _ in range(len(batch))]
         for i, kind in enumerate(batch["kind"]):
             if kind != KIND_CHUNK:
@@ -233,7 +232,7 @@ class GraphStage:
             prompt = self._schema.prompt(batch["text"].iat[i], batch["title"].iat[i], batch["section"].iat[i])
             try:
                 answer = self._client.generate_json(prompt, self._json_schema)
-            except InferenceCallError:
+            except MeshError:
                 # A chunk without graph facts is still searchable; the job reports the count.
                 log.warning("graph extraction failed for a chunk of %s", batch["doc_id"].iat[i], exc_info=True)
                 facts[i] = json.dumps({"failed": True})

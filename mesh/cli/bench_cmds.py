@@ -1,7 +1,9 @@
 """``ragmesh bench <area>``: run a benchmark, print its figures, write them as JSON.
 
 Benchmarks live in ``tests/bench/bench_<area>.py`` and define
-``run(argv: list[str]) -> dict``; they measure, they never assert timings.
+``run(argv: list[str]) -> dict``; they measure, they never assert timings. Every
+record names the machine it was measured on (``tests/bench/machine.py``, detected
+at run time): a bench that records none of its own gets it here.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def _run(args: argparse.Namespace) -> int:
     if str(_REPO) not in sys.path:
         sys.path.insert(0, str(_REPO))
     module = importlib.import_module(f"tests.bench.bench_{args.area}")
+    machine = importlib.import_module("tests.bench.machine").machine
     started = time.time()
     figures: dict[str, Any] = module.run(list(args.bench_args))
+    figures.setdefault("machine", machine())
     record = {"area": args.area, "started_at": started, "figures": figures}
     out = Path(args.out) if args.out else _REPO / ".bench" / f"{args.area}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

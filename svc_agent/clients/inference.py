@@ -13,18 +13,19 @@ from collections.abc import AsyncGenerator, Sequence
 
 import grpc
 
+from mesh.downstream import downstream_error
 from mesh.errors import Unavailable
+from mesh.validation import max_items, max_len
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
-from svc_agent.clients.errors import downstream_error
 from svc_agent.domain.model import Usage
 from svc_agent.domain.ports import GenerationChunk, GenerationRequest
 
 SERVICE = "ragmesh.inference.v1.InferenceService"
-# Texts per Embed call (the proto's limit).
-MAX_EMBED_TEXTS = 256
-# Longest text one Embed call accepts (the proto's limit).
-MAX_EMBED_CHARS = 32_768
+MAX_EMBED_TEXTS = max_items(pb.EmbedRequest, "texts")
+"""Texts per Embed call (the contract's rule)."""
+MAX_EMBED_CHARS = max_len(pb.EmbedRequest, "texts")
+"""Longest text one Embed call accepts (the contract's rule)."""
 # Token limit assumed when ListModels does not say (the smallest common encoder limit).
 DEFAULT_EMBED_TOKENS = 256
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import asyncpg
 
+from mesh.context import call_timeout_s
 from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from svc_agent.clients.codec import citations_from_json, citations_to_json
-from svc_agent.clients.errors import store_timeout_s
 from svc_agent.domain.model import Role, Turn
 from svc_agent.domain.ports import CompletedTurn, SessionInfo, SessionPage, StoredMessage
 from svc_agent.domain.text import shorten
@@ -109,7 +109,7 @@ class PostgresChatMemory:
         self._timeout_s = timeout_s
 
     def _timeout(self) -> float:
-        return store_timeout_s(self._timeout_s)
+        return call_timeout_s(self._timeout_s)
 
     async def _check_owner(self, conn: Any, tenant: str, subject: str, session_id: str) -> None:
         """NotFound for an unknown session, PermissionDenied for another subject's."""

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import grpc
 
+from mesh.downstream import downstream_error
+from mesh.validation import max_len, max_value
 from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
-from svc_agent.clients.errors import downstream_error
 from svc_agent.domain.model import Source
 from svc_agent.domain.ports import GraphEdge, GraphNode, Neighbourhood, SearchOutcome
 
 SERVICE = "ragmesh.retrieval.v1.RetrievalService"
-# Longest query Search accepts (the proto's limit).
-MAX_QUERY_CHARS = 2000
-# Most results Search returns (the proto's limit).
-MAX_TOP_K = 50
-# Longest entity name ExploreGraph accepts (the proto's limit).
-MAX_ENTITY_CHARS = 256
+MAX_QUERY_CHARS = max_len(rpb.SearchRequest, "query")
+"""Longest query Search accepts (the contract's rule)."""
+MAX_TOP_K = max_value(rpb.SearchRequest, "top_k")
+"""Most results Search returns (the contract's rule)."""
+MAX_ENTITY_CHARS = max_len(rpb.ExploreGraphRequest, "entity")
+"""Longest entity name ExploreGraph accepts (the contract's rule)."""
 
 _LEG_NAMES = {
     common_pb2.RETRIEVAL_LEG_DENSE: "dense",

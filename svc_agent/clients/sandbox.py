@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 
+from mesh.downstream import downstream_error
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
-from svc_agent.clients.errors import downstream_error
 from svc_agent.domain.ports import CodeResult
 
 SERVICE = "ragmesh.sandbox.v1.SandboxService"

@@ -2,6 +2,7 @@
 
 Calls run inside a job (or an RPC) whose request context carries the tenant;
 the mesh channel passes it on and caps every timeout at the caller's deadline.
+Failed calls raise the mesh's domain errors (``mesh.downstream``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from collections.abc import Iterable, Sequence
 import grpc
 
 from mesh.channels import open_channel
+from mesh.downstream import downstream_error
+from mesh.errors import DeadlineExceeded, Unavailable
+from mesh.validation import max_items
 from ragmesh.retrieval.v1 import index_service_pb2, index_service_pb2_grpc
 
 SERVICE = "ragmesh.retrieval.v1.IndexService"
-DELETE_BATCH = 1000
-"""Most doc ids one DeleteDocuments request may carry (the contract's limit)."""
+DELETE_BATCH = max_items(index_service_pb2.DeleteDocumentsRequest, "doc_ids")
+"""Most doc ids one DeleteDocuments request may carry (the contract's rule)."""
 
 
 class IndexClient:
@@ -35,9 +39,12 @@ class IndexClient:
         self, requests: Iterable[index_service_pb2.UpsertChunksRequest]
     ) -> index_service_pb2.UpsertChunksResponse:
         """Streams the requests in one UpsertChunks call and returns its totals."""
-        response: index_service_pb2.UpsertChunksResponse = await self._stub.UpsertChunks(
-            iter(list(requests)), timeout=self._upsert_timeout_s
-        )
+        try:
+            response: index_service_pb2.UpsertChunksResponse = await self._stub.UpsertChunks(
+                iter(list(requests)), timeout=self._upsert_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise downstream_error(exc, "writing to the index") from exc
         return response
 
     async def delete(self, doc_ids: Sequence[str]) -> index_service_pb2.DeleteDocumentsResponse:
@@ -45,9 +52,12 @@ class IndexClient:
         total = index_service_pb2.DeleteDocumentsResponse()
         for start in range(0, len(doc_ids), DELETE_BATCH):
             request = index_service_pb2.DeleteDocumentsRequest(doc_ids=list(doc_ids[start : start + DELETE_BATCH]))
-            response: index_service_pb2.DeleteDocumentsResponse = await self._stub.DeleteDocuments(
-                request, timeout=self._delete_timeout_s
-            )
+            try:
+                response: index_service_pb2.DeleteDocumentsResponse = await self._stub.DeleteDocuments(
+                    request, timeout=self._delete_timeout_s
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise downstream_error(exc, "deleting from the index") from exc
             total.points_deleted += response.points_deleted
             total.nodes_deleted += response.nodes_deleted
             total.corpus_version = response.corpus_version
@@ -55,15 +65,15 @@ class IndexClient:
 
     async def stats(self) -> index_service_pb2.GetIndexStatsResponse:
         """The caller tenant's index counts."""
-        response: index_service_pb2.GetIndexStatsResponse = await self._stub.GetIndexStats(
-            index_service_pb2.GetIndexStatsRequest(), timeout=10.0
-        )
+        try:
+            response: index_service_pb2.GetIndexStatsResponse = await self._stub.GetIndexStats(
+                index_service_pb2.GetIndexStatsRequest(), timeout=10.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise downstream_error(exc, "reading the index's counts") from exc
         return response
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for gRPC failures worth retrying later (the index restarting, a deadline)."""
-    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-    )
+    """True for index failures worth retrying later (the index restarting, a deadline)."""
+    return isinstance(exc, (Unavailable, DeadlineExceeded))

@@ -1,56 +1,40 @@
 """Blocking InferenceService clients for the pipeline's Ray stages.
 
 Ray Data calls stage objects synchronously in worker processes that have no
-request context, so these clients open their own (blocking) channel with the
-service config that sits beside the inference protos (deadlines, retries of
-UNAVAILABLE only), pass the job's tenant and request id explicitly, and give
-every call a timeout.
+request context, so these clients use the blocking form of the mesh's channel
+(``mesh.channels.open_blocking_channel``: service config with its deadlines and
+retries of UNAVAILABLE, tracing), pass the job's tenant and credential
+explicitly, and give every call a timeout. Every call is batch work
+(``mesh.priority``): the embedder's RESOURCE_EXHAUSTED is back-pressure, waited
+out within a budget (``mesh.priority.Backpressure``). Failed calls raise the
+mesh's domain errors (``mesh.downstream``).
 """
 
 from __future__ import annotations
 
-import random
-import time
+import functools
 from collections.abc import Sequence
 
 import grpc
 
 from mesh import context, priority
 from mesh.auth import AUTHORIZATION
-from mesh.channels import MAX_MESSAGE_BYTES, service_config
+from mesh.channels import open_blocking_channel
+from mesh.downstream import downstream_error
+from mesh.errors import Unavailable
+from mesh.validation import max_items
 from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 
-_SERVICE = "ragmesh.inference.v1.InferenceService"
-EMBED_MAX_TEXTS = 256
-"""Most texts one Embed request may carry (the contract's limit)."""
-_RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-_BUSY_BACKOFF_MAX_S = 5.0
-
-
-def blocking_channel(target: str) -> grpc.Channel:
-    """A blocking channel to InferenceService with the mesh's options and service config."""
-    options: list[tuple[str, object]] = [
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.enable_retries", 1),
-    ]
-    config = service_config(_SERVICE)
-    if config is not None:
-        options.append(("grpc.service_config", config))
-    return grpc.insecure_channel(target, options=options)
-
-
-class InferenceCallError(RuntimeError):
-    """A call to InferenceService failed after its retries."""
+SERVICE = "ragmesh.inference.v1.InferenceService"
+EMBED_MAX_TEXTS = max_items(inference_service_pb2.EmbedRequest, "texts")
+"""Most texts one Embed request may carry (the contract's rule)."""
 
 
 class _InferenceClient:
     """A blocking InferenceService stub for one tenant, on a channel of its own."""
 
     def __init__(self, target: str, tenant: str, *, timeout_s: float, model: str, token: str = "") -> None:
-        self._channel = blocking_channel(target)
+        self._channel = open_blocking_channel(target, [SERVICE])
         self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
         # Pipeline calls are bulk work: the inference service serves interactive calls first.
         # The job's workers act for its tenant with svc_ingest's service token (InferenceService is internal).
@@ -67,9 +51,9 @@ class _InferenceClient:
 class EmbedClient(_InferenceClient):
     """Embeds document texts in batches through InferenceService.Embed, as batch work.
 
-    RESOURCE_EXHAUSTED means the embedder's batch line is full (interactive callers come first): the client backs
-    off (capped exponential, with jitter) and tries again for up to ``busy_budget_s``, which is how an ingest
-    slows down to what the embedder can take rather than failing. UNAVAILABLE is retried ``attempts`` times.
+    RESOURCE_EXHAUSTED means the embedder's batch line is full (interactive callers come first): the client
+    waits it out for up to ``busy_budget_s`` per request (``mesh.priority.Backpressure``), which is how an ingest
+    slows down to what the embedder can take rather than failing.
     """
 
     def __init__(
@@ -79,15 +63,16 @@ class EmbedClient(_InferenceClient):
         *,
         timeout_s: float = 60.0,
         model: str = "",
-        attempts: int = 4,
         busy_budget_s: float = 600.0,
         token: str = "",
     ) -> None:
         super().__init__(target, tenant, timeout_s=timeout_s, model=model, token=token)
-        self._attempts = attempts
-        self._busy_budget_s = busy_budget_s
-        self.busy_retries = 0
-        """RESOURCE_EXHAUSTED answers this client backed off from."""
+        self._backpressure = priority.Backpressure(busy_budget_s)
+
+    @property
+    def busy_retries(self) -> int:
+        """RESOURCE_EXHAUSTED answers this client waited out."""
+        return self._backpressure.waits
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Dense unit vectors of ``texts`` (as passages), in order."""
@@ -98,42 +83,23 @@ class EmbedClient(_InferenceClient):
                 texts=list(texts[start : start + EMBED_MAX_TEXTS]),
                 mode=inference_service_pb2.EMBED_MODE_DOCUMENT,
             )
-            response = self._call(request)
+            response = self._backpressure.call(functools.partial(self._embed_once, request))
             if len(response.embeddings) != len(request.texts):
-                raise InferenceCallError(
-                    f"Embed returned {len(response.embeddings)} vectors for {len(request.texts)} texts"
+                raise Unavailable(
+                    f"Embed returned {len(response.embeddings)} vectors for {len(request.texts)} texts",
+                    reason="EMBEDDING_INVALID",
                 )
             vectors.extend(list(e.dense) for e in response.embeddings)
         return vectors
 
-    def _call(self, request: inference_service_pb2.EmbedRequest) -> inference_service_pb2.EmbedResponse:
-        delay = 0.5
-        busy_delay = 0.05
-        attempt = 0
-        busy_until = time.monotonic() + self._busy_budget_s
-        while True:
-            try:
-                response: inference_service_pb2.EmbedResponse = self._stub.Embed(
-                    request, timeout=self._timeout_s, metadata=self._metadata
-                )
-                return response
-            except grpc.RpcError as exc:
-                code = exc.code() if hasattr(exc, "code") else None
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() + busy_delay < busy_until:
-                    # The embedder is saturated and said so at once: wait a little longer each time.
-                    self.busy_retries += 1
-                    time.sleep(busy_delay * random.uniform(0.5, 1.0))
-                    busy_delay = min(busy_delay * 2, _BUSY_BACKOFF_MAX_S)
-                    continue
-                attempt += 1
-                if code not in _RETRY_CODES or attempt >= self._attempts:
-                    raise InferenceCallError(
-                        f"Embed failed: {code.name if code else 'UNKNOWN'}: "
-                        f"{exc.details() if hasattr(exc, 'details') else exc}"
-                    ) from exc
-                # The service config already retried quickly; back off longer for a model restart.
-                time.sleep(delay)
-                delay *= 2
+    def _embed_once(self, request: inference_service_pb2.EmbedRequest) -> inference_service_pb2.EmbedResponse:
+        try:
+            response: inference_service_pb2.EmbedResponse = self._stub.Embed(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise downstream_error(exc, "embedding document texts") from exc
+        return response
 
 
 class GenerateClient(_InferenceClient):
@@ -165,6 +131,5 @@ class GenerateClient(_InferenceClient):
             for message in self._stub.StreamGenerate(request, timeout=self._timeout_s, metadata=self._metadata):
                 parts.append(message.delta)
         except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else None
-            raise InferenceCallError(f"StreamGenerate failed: {code.name if code else 'UNKNOWN'}") from exc
+            raise downstream_error(exc, "extracting graph facts") from exc
         return "".join(parts)

@@ -1,7 +1,7 @@
 """Postgres access for svc_ingest: document state and jobs (tables from migrations/0001_ingest.sql).
 
-Every call passes a timeout: the caller's remaining deadline when there is one,
-else the store timeout of the config.
+Every call passes a timeout: the caller's remaining deadline when there is one, at
+most the store timeout of the config (``mesh.context.call_timeout_s``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from mesh import context
+from mesh.context import call_timeout_s
 from svc_ingest.domain.model import (
     DocStatus,
     DocumentRecord,
@@ -23,11 +23,6 @@ from svc_ingest.domain.model import (
     JobOptions,
     JobState,
 )
-
-
-def _timeout(default_s: float) -> float:
-    remaining = context.remaining_s()
-    return default_s if remaining is None else max(0.001, min(default_s, remaining))
 
 
 def _record(row: asyncpg.Record) -> DocumentRecord:
@@ -65,7 +60,7 @@ class DocumentRepository:
             "SELECT * FROM ingest_documents WHERE tenant = $1 AND doc_id = ANY($2::text[])",
             tenant,
             list(doc_ids),
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return {row["doc_id"]: _record(row) for row in rows}
 
@@ -91,7 +86,7 @@ class DocumentRepository:
                 last_job_id = EXCLUDED.last_job_id, error_code = '', error_reason = '', updated_at = now()
             """,
             rows,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
 
     async def mark_indexed(
@@ -110,7 +105,7 @@ class DocumentRepository:
             WHERE tenant = $1 AND doc_id = $2
             """,
             rows,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
 
     async def mark_failed(self, tenant: str, entries: Iterable[tuple[str, str, str, str, str]], job_id: str) -> None:
@@ -128,7 +123,7 @@ class DocumentRepository:
                 last_job_id = EXCLUDED.last_job_id, updated_at = now()
             """,
             rows,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
 
     async def delete(self, tenant: str, doc_ids: Sequence[str]) -> int:
@@ -139,7 +134,7 @@ class DocumentRepository:
             "DELETE FROM ingest_documents WHERE tenant = $1 AND doc_id = ANY($2::text[])",
             tenant,
             list(doc_ids),
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return int(result.split()[-1])
 
@@ -149,7 +144,7 @@ class DocumentRepository:
             "SELECT doc_id, source_uri FROM ingest_documents WHERE tenant = $1 AND starts_with(source_uri, $2)",
             tenant,
             prefix,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return [(row["doc_id"], row["source_uri"]) for row in rows]
 
@@ -169,7 +164,7 @@ class DocumentRepository:
             after_uri,
             after_doc_id,
             limit,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return [_record(row) for row in rows]
 
@@ -213,7 +208,7 @@ class JobRepository:
             json.dumps(list(job.sources)),
             json.dumps(vars(job.options)),
             owner,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         assert row is not None
         return _job(row)
@@ -224,7 +219,7 @@ class JobRepository:
             "SELECT * FROM ingest_jobs WHERE job_id = $1 AND tenant = $2",
             job_id,
             tenant,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return None if row is None else _job(row)
 
@@ -244,7 +239,7 @@ class JobRepository:
             job.start_time,
             job.end_time,
             owner,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
 
     async def request_cancel(self, tenant: str, job_id: str) -> bool:
@@ -253,14 +248,16 @@ class JobRepository:
             "UPDATE ingest_jobs SET cancel_requested = true WHERE job_id = $1 AND tenant = $2",
             job_id,
             tenant,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return bool(result.endswith(" 1"))
 
     async def cancel_requested(self, job_id: str) -> bool:
         """Whether someone asked this job to stop."""
         value = await self._pool.fetchval(
-            "SELECT cancel_requested FROM ingest_jobs WHERE job_id = $1", job_id, timeout=_timeout(self._timeout_s)
+            "SELECT cancel_requested FROM ingest_jobs WHERE job_id = $1",
+            job_id,
+            timeout=call_timeout_s(self._timeout_s),
         )
         return bool(value)
 
@@ -276,7 +273,7 @@ class JobRepository:
             stale_before,
             failure,
             list(exclude),
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return [row["job_id"] for row in rows]
 
@@ -290,7 +287,7 @@ class JobRepository:
             """,
             owner,
             failure,
-            timeout=_timeout(self._timeout_s),
+            timeout=call_timeout_s(self._timeout_s),
         )
         return [row["job_id"] for row in rows]
 

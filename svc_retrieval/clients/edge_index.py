@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
+from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded
 from svc_retrieval.clients import payload as pl
-from svc_retrieval.clients.deadline import call_timeout_s
 from svc_retrieval.clients.vector_result import vector_result
 from svc_retrieval.domain.model import (
     ChunkPoint,

@@ -2,9 +2,9 @@
 
 The channel comes from ``mesh.channels.open_channel``, which passes the
 caller's identity and request id on and caps every call at the request's
-remaining deadline. Transient faults (UNAVAILABLE, a passed deadline) become
-the domain's Unavailable / DeadlineExceeded so a search can degrade the dense
-leg or skip reranking instead of failing.
+remaining deadline. Failed calls become domain errors by the mesh's one policy
+(``mesh.downstream``); the search degrades the dense leg or skips reranking on
+the ones that say the model is unavailable, late or saturated.
 """
 
 from __future__ import annotations
@@ -15,18 +15,22 @@ from collections.abc import Sequence
 import grpc
 
 from mesh.channels import open_channel
-from mesh.errors import DeadlineExceeded, InvalidArgument, Unavailable
+from mesh.context import call_timeout_s
+from mesh.downstream import downstream_error
+from mesh.errors import InvalidArgument, Unavailable
+from mesh.validation import max_items, max_len
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
-from svc_retrieval.clients.deadline import call_timeout_s
 from svc_retrieval.domain.ports import RerankResult
 
 SERVICE = "ragmesh.inference.v1.InferenceService"
 
-# Most passages one Rerank call may carry (the proto's limit).
-MAX_RERANK_DOCUMENTS = 256
-# Longest passage sent to the reranker, in characters (the proto's limit).
-MAX_RERANK_CHARS = 32_768
+MAX_RERANK_DOCUMENTS = max_items(pb.RerankRequest, "documents")
+"""Most passages one Rerank call may carry (the contract's rule)."""
+MAX_RERANK_CHARS = max_len(pb.RerankRequest, "documents")
+"""Longest passage sent to the reranker, in characters (the contract's rule)."""
+MAX_RERANK_QUERY_CHARS = max_len(pb.RerankRequest, "query")
+"""Longest query sent to the reranker, in characters (the contract's rule)."""
 
 
 class InferenceClient:
@@ -66,7 +70,7 @@ class InferenceClient:
         try:
             response = await self._stub.Embed(request, timeout=call_timeout_s(self._embed_timeout_s))
         except grpc.aio.AioRpcError as exc:
-            raise _domain_error(exc, "embedding the query") from exc
+            raise downstream_error(exc, "embedding the query") from exc
         vector = list(response.embeddings[0].dense)
         if len(vector) != self._dense_dim:
             # A different embedder than the index was built with: searching would return noise.
@@ -87,7 +91,7 @@ class InferenceClient:
                     pb.ListModelsRequest(), timeout=call_timeout_s(self._embed_timeout_s)
                 )
             except grpc.aio.AioRpcError as exc:
-                raise _domain_error(exc, "listing models") from exc
+                raise downstream_error(exc, "listing models") from exc
             rerankers = [m for m in response.models if m.role == pb.MODEL_ROLE_RERANKER]
             chosen = [m for m in rerankers if (m.name == self._rerank_model if self._rerank_model else m.is_default)]
             if not chosen:
@@ -102,24 +106,11 @@ class InferenceClient:
         """The documents' reranker scores, best first."""
         request = pb.RerankRequest(
             model=self._rerank_model,
-            query=query[:4096],
+            query=query[:MAX_RERANK_QUERY_CHARS],
             documents=[d[:MAX_RERANK_CHARS] for d in documents[:MAX_RERANK_DOCUMENTS]],
         )
         try:
             response = await self._stub.Rerank(request, timeout=call_timeout_s(self._rerank_timeout_s))
         except grpc.aio.AioRpcError as exc:
-            raise _domain_error(exc, "reranking") from exc
+            raise downstream_error(exc, "reranking") from exc
         return RerankResult(order=[(r.index, r.score) for r in response.results], method=response.method)
-
-
-def _domain_error(exc: grpc.aio.AioRpcError, doing: str) -> Exception:
-    code = exc.code()
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded(f"{doing} timed out: {exc.details()}")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        # The text itself is unacceptable to the model (for example too long): the caller's to fix.
-        return InvalidArgument(f"{doing} was refused: {exc.details()}", reason="INFERENCE_REJECTED_INPUT")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED):
-        return Unavailable(f"{doing} failed: {code.name}: {exc.details()}", reason="INFERENCE_UNAVAILABLE")
-    # Anything else is the inference service's fault; the search degrades around it and logs why.
-    return Unavailable(f"{doing} failed: {code.name}: {exc.details()}", reason="INFERENCE_FAILED")

@@ -26,8 +26,8 @@ from typing import Any, LiteralString, TypeVar
 import neo4j
 from neo4j import exceptions as neo4j_errors
 
+from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded, Unavailable
-from svc_retrieval.clients.deadline import call_timeout_s
 from svc_retrieval.clients.lucene import names_query, tenant_key
 from svc_retrieval.domain.ids import normalize_entity
 from svc_retrieval.domain.model import (

@@ -23,9 +23,9 @@ import httpx
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded, Unavailable
 from svc_retrieval.clients import payload as pl
-from svc_retrieval.clients.deadline import call_timeout_s
 from svc_retrieval.clients.edge_index import HnswSettings
 from svc_retrieval.clients.vector_result import vector_result
 from svc_retrieval.domain.model import (

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from mesh.errors import DeadlineExceeded, NotFound, Unavailable
+from mesh.errors import DeadlineExceeded, NotFound, ResourceExhausted, Unavailable
 from mesh.sparse import SparseEncoder
 from svc_retrieval.domain import fusion
 from svc_retrieval.domain.model import (
@@ -41,8 +41,9 @@ from svc_retrieval.domain.versions import KnownVersions
 
 log = logging.getLogger(__name__)
 
-# Faults that make a leg degrade instead of failing the search.
-_LEG_FAULTS = (Unavailable, DeadlineExceeded)
+# Faults that make a leg degrade instead of failing the search: its dependency is down, late or
+# saturated. A dependency that refuses the request or fails with a bug fails the search, visibly.
+_LEG_FAULTS = (Unavailable, DeadlineExceeded, ResourceExhausted)
 
 _EMPTY_VECTOR_RESULT = VectorResult(dense=(), sparse=(), fused=(), chunks={})
 

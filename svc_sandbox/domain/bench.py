@@ -8,8 +8,6 @@ load on the machine, CPU frequency) affects both alike.
 from __future__ import annotations
 
 import asyncio
-import os
-import platform
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
@@ -62,8 +60,9 @@ async def run_benchmark(config: SandboxConfig, *, iterations: int = 100, rounds:
     Returns figures in milliseconds: ``sandbox_p50_ms``/``sandbox_p99_ms`` (an empty
     execution through ``Sandbox.execute``: validation, admission, bwrap, init, reaping),
     ``baseline_p50_ms``/``baseline_p99_ms`` (``python3 -c pass`` as a plain subprocess),
-    ``overhead_p50_ms``, plus the isolation mode and machine facts. Raises
-    FailedPrecondition like ``Sandbox.start`` when the sandbox cannot run.
+    ``overhead_p50_ms``, plus the isolation mode; the machine is the bench runner's to
+    record (``tests/bench/machine.py``). Raises FailedPrecondition like ``Sandbox.start``
+    when the sandbox cannot run.
     """
     if iterations < 1 or rounds < 1:
         raise ValueError("iterations and rounds must be positive")
@@ -85,9 +84,6 @@ async def run_benchmark(config: SandboxConfig, *, iterations: int = 100, rounds:
         "isolation": sandbox.isolation.mode.value,
         "iterations": len(sandbox_ms),
         "python": python,
-        "cpu_count": os.cpu_count() or 0,
-        "machine": platform.machine(),
-        "kernel": platform.release(),
     }
     figures.update(_summary("sandbox", sandbox_ms))
     figures.update(_summary("baseline", baseline_ms))

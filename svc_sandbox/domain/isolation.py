@@ -33,8 +33,10 @@ Docker) and why the design is what it is:
   and the mounts vanish with the namespace.
 * ``/etc`` holds only a synthetic passwd/group/hosts and the dynamic linker cache: no
   shadow, no resolv.conf (DNS fails), nothing of the host's configuration.
-* Seccomp is left to the pod (RuntimeDefault in the sandbox-hardening component): no
-  ``bwrap --seccomp`` filter is built here.
+* Seccomp is left to the pod: no ``bwrap --seccomp`` filter is built here. The base
+  Deployment runs RuntimeDefault; ``kustomize/components/sandbox-hardening`` swaps in the
+  Localhost profile ``profiles/ragmesh-sandbox.json`` (the namespace calls bwrap needs
+  allowed, kernel-wide ones refused) and gVisor's RuntimeClass.
 
 Without bwrap the service refuses to start, unless ``allow_insecure_no_isolation`` is
 set: then code runs directly under rlimits only (development machines), with a warning

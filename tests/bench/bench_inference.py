@@ -45,6 +45,7 @@ from svc_inference.domain.llm import LLM
 from svc_inference.domain.model_config import load_profile
 from svc_inference.domain.sources import SourceSettings
 from svc_inference.domain.types import EmbedRequest, GenerateRequest, Sampling
+from tests.bench.machine import machine
 
 _REPO = Path(__file__).resolve().parents[2]
 _SERVICE = "ragmesh.inference.v1.InferenceService"
@@ -268,7 +269,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     await _generate_direct(llm, "Warm-up:", 4)
 
     figures: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "settings": {
             "batch_size": args.batch_size,
             "batches_per_measurement": args.batches,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import REPO, SHARED
+from tests.bench.machine import machine
 from tests.support.auth import auth_settings
 
 SHARED_CONCEPTS = SHARED / "corpus" / "k8s-docs" / "concepts"
@@ -128,7 +128,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from tests.integration.ingest.conftest import Retrieval, free_ports, ingest_config, serve_ingest
     from tests.integration.local_inference import serve_local_inference
 
-    figures: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, no GPU"}
+    figures: dict[str, Any] = {"machine": machine()}
     work = _workdir()
     corpus = work / "corpus"
     files, note = _corpus(args, corpus)

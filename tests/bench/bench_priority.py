@@ -42,6 +42,7 @@ from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from svc_inference.config import MODELS_DIR
 from tests.bench.bench_inference import _CONTEXT, _REPO, _TOPICS, ServiceProcess
+from tests.bench.machine import machine
 from tests.support import auth as test_auth
 
 _WORDS = _CONTEXT.split()
@@ -241,11 +242,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     passages = _passages(args.load_batch * 16, args.passage_words)
     queries = _queries(args.queries * 8)
     figures: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "gpu": False,
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "settings": {
             "workers": args.workers,
             "load_batch": args.load_batch,

@@ -1,7 +1,8 @@
-"""Channels from the factory pass identity (with its credential), request id and the remaining deadline downstream."""
+"""Channels from the factory, async and blocking, pass identity (with its credential), request id and deadline on."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +11,7 @@ import grpc
 import pytest
 
 from mesh import context
-from mesh.channels import open_channel
+from mesh.channels import open_blocking_channel, open_channel
 from mesh.server import ServerConfig, ServiceBinding, start_server
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
@@ -105,3 +106,40 @@ async def test_no_credential_at_hand_is_refused_downstream(target: str) -> None:
         with context.bind(upstream), pytest.raises(grpc.aio.AioRpcError) as info:
             await pb_grpc.SandboxServiceStub(channel).Execute(pb.ExecuteRequest(code="x"), timeout=10)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _blocking_execute(target: str, upstream: context.RequestContext | None, **kwargs: Any) -> pb.ExecuteResponse:
+    """One Execute over the blocking channel, in a worker thread (the server runs on this test's loop)."""
+    channel = open_blocking_channel(target, ["ragmesh.sandbox.v1.SandboxService"], tracing=False)
+    try:
+        stub = pb_grpc.SandboxServiceStub(channel)
+        if upstream is None:
+            reply: pb.ExecuteResponse = stub.Execute(pb.ExecuteRequest(code="x"), **kwargs)
+            return reply
+        with context.bind(upstream):
+            reply = stub.Execute(pb.ExecuteRequest(code="x"), **kwargs)
+            return reply
+    finally:
+        channel.close()
+
+
+async def test_the_blocking_channel_propagates_like_the_async_one(target: str) -> None:
+    upstream = context.RequestContext("/x/Y", "req-9", _person("acme", "ann"), time.monotonic() + 10)
+    reply = await asyncio.to_thread(_blocking_execute, target, upstream, timeout=60)
+    assert reply.result.stdout == "acme|ann|"
+    assert reply.result.stderr == "req-9"
+    assert 0 < reply.result.wall_ms <= 10_500, "the 60 s timeout must be capped at the 10 s left upstream"
+
+
+async def test_the_blocking_channel_fails_fast_past_the_deadline(target: str) -> None:
+    upstream = context.RequestContext("/x/Y", "r", _person("acme", "ann"), time.monotonic() - 1)
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(_blocking_execute, target, upstream, timeout=10)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+
+
+async def test_a_worker_without_a_request_sends_the_tenant_and_credential_it_was_given(target: str) -> None:
+    # Ingest's Ray workers: no request context, the job's tenant and svc_ingest's service token set explicitly.
+    reply = await asyncio.to_thread(_blocking_execute, target, None, timeout=10, metadata=test_auth.as_service("acme"))
+    tenant, _, service = reply.result.stdout.split("|")
+    assert (tenant, service) == ("acme", "test-service")

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from mesh import context
-from mesh.channels import open_channel
+from mesh.channels import open_blocking_channel, open_channel
 from mesh.errors import NotFound
 from mesh.server import ServerConfig, ServiceBinding, start_server
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
@@ -157,3 +157,40 @@ async def test_a_streamed_calls_client_span_ends_with_the_stream(stub: Any, expo
     server_span = _by_kind(exporter.get_finished_spans(), SpanKind.SERVER)
     assert client_span.attributes is not None and client_span.attributes["rpc.grpc.status_code"] == 0
     assert server_span.parent is not None and server_span.parent.span_id == client_span.context.span_id
+
+
+@pytest.fixture
+async def served(exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    server = await start_server(
+        [ServiceBinding(_SERVICE, pb_grpc.add_SandboxServiceServicer_to_server, ScriptedSandboxServicer())],
+        ServerConfig(port=0),
+        auth=test_auth.auth_settings(),
+    )
+    exporter.clear()
+    yield f"127.0.0.1:{server.port}"
+    await server.stop(None)
+
+
+async def test_a_blocking_channels_call_is_one_trace_too(served: str, exporter: InMemorySpanExporter) -> None:
+    tracer = trace.get_tracer("test")
+
+    def call(code: str) -> None:
+        channel = open_blocking_channel(served, [_SERVICE])
+        try:
+            with tracer.start_as_current_span("worker"), context.bind(_IDENTITY):
+                pb_grpc.SandboxServiceStub(channel).Execute(pb.ExecuteRequest(code=code))
+        finally:
+            channel.close()
+
+    await asyncio.to_thread(call, "x")
+    client_span = _by_kind(exporter.get_finished_spans(), SpanKind.CLIENT)
+    server_span = _by_kind(exporter.get_finished_spans(), SpanKind.SERVER)
+    assert client_span.context.trace_id == server_span.context.trace_id
+    assert server_span.parent is not None and server_span.parent.span_id == client_span.context.span_id
+    assert client_span.attributes is not None and client_span.attributes["rpc.grpc.status_code"] == 0
+    exporter.clear()
+    with pytest.raises(grpc.RpcError):
+        await asyncio.to_thread(call, "missing")
+    client_span = _by_kind(exporter.get_finished_spans(), SpanKind.CLIENT)
+    assert client_span.attributes is not None and client_span.attributes["rpc.grpc.status_code"] == 5
+    assert client_span.status.status_code is StatusCode.ERROR

@@ -9,10 +9,11 @@ from typing import Any
 import grpc
 import pytest
 
+from mesh.errors import FailedPrecondition, ResourceExhausted
 from mesh.priority import BATCH, PRIORITY_HEADER
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
-from svc_ingest.clients.inference import EmbedClient, InferenceCallError
+from svc_ingest.clients.inference import EmbedClient
 
 
 class FakeBusyInference(pb_grpc.InferenceServiceServicer):
@@ -69,7 +70,7 @@ def test_the_client_gives_up_when_its_busy_budget_is_spent(serve: Any) -> None:
     fake = FakeBusyInference(busy=1000)
     client = EmbedClient(serve(fake), "tenant-a", timeout_s=10, busy_budget_s=0.3)
     try:
-        with pytest.raises(InferenceCallError, match="RESOURCE_EXHAUSTED"):
+        with pytest.raises(ResourceExhausted, match="RESOURCE_EXHAUSTED"):
             client.embed(["one"])
     finally:
         client.close()
@@ -80,8 +81,18 @@ def test_other_errors_are_not_waited_out(serve: Any) -> None:
     fake = FakeBusyInference(busy=1, code=grpc.StatusCode.INVALID_ARGUMENT)
     client = EmbedClient(serve(fake), "tenant-a", timeout_s=10)
     try:
-        with pytest.raises(InferenceCallError, match="INVALID_ARGUMENT"):
+        with pytest.raises(FailedPrecondition, match="INVALID_ARGUMENT"):
             client.embed(["one"])
     finally:
         client.close()
     assert fake.calls == 1 and client.busy_retries == 0
+
+
+def test_unavailable_is_retried_by_the_channels_service_config_not_by_the_client(serve: Any) -> None:
+    fake = FakeBusyInference(busy=1, code=grpc.StatusCode.UNAVAILABLE)
+    client = EmbedClient(serve(fake), "tenant-a", timeout_s=10)
+    try:
+        assert client.embed(["one"]) == [[1.0, 0.0]]
+    finally:
+        client.close()
+    assert fake.calls == 2 and client.busy_retries == 0
