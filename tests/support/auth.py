@@ -47,8 +47,8 @@ def auth_settings() -> AuthSettings:
     return AuthSettings(jwks_file=folder / "jwks.json", issuer=ISSUER, audience=AUDIENCE)
 
 
-def token(tenant: str, subject: str = "tester", roles: Sequence[str] = DEFAULT_ROLES, ttl_s: float = 3600) -> str:
-    """A person's token for ``tenant``."""
+def token(tenant: str, subject: str = "tester", roles: Sequence[str] = DEFAULT_ROLES, ttl_s: float = 4 * 3600) -> str:
+    """A person's token for ``tenant`` (valid 4 h: modules mint some at import, before a long suite runs)."""
     return issuer().issue(tenant=tenant, subject=subject, roles=roles, audience=AUDIENCE, ttl_s=ttl_s)
 
 
