@@ -33,6 +33,7 @@ from mesh.settings import MeshSettings
 from mesh.stack.config import StackConfig
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
+from tests.support import grpcweb
 from tests.support.auth import stack_bearer
 
 pytestmark = pytest.mark.e2e
@@ -246,24 +247,10 @@ def test_grpc_web_bodies_that_are_not_protobuf(settings: MeshSettings, body: byt
     }
     with httpx.Client() as client:
         reply = client.post(f"http://{settings.edge_addr}{SEARCH}", content=body, headers=headers, timeout=15)
-    status = reply.headers.get("grpc-status") or _trailer_status(reply.content)
+    status = reply.headers.get("grpc-status") or grpcweb.parse(reply.content)[1].get("grpc-status", "")
     assert status not in ("", "0", "2", "13"), (status, reply.headers, reply.content[:300])
     assert status in ("3", "8"), (status, reply.headers, reply.content[:300])
     _search_ok(settings)
-
-
-def _trailer_status(body: bytes) -> str:
-    offset = 0
-    while offset + 5 <= len(body):
-        flag = body[offset]
-        (length,) = struct.unpack(">I", body[offset + 1 : offset + 5])
-        chunk = body[offset + 5 : offset + 5 + length]
-        offset += 5 + length
-        if flag & 0x80:
-            for line in chunk.decode("latin-1").split("\r\n"):
-                if line.lower().startswith("grpc-status:"):
-                    return line.split(":", 1)[1].strip()
-    return ""
 
 
 def _varint(value: int) -> bytes:
