@@ -32,6 +32,7 @@ from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from tests.support.auth import stack_bearer
+from tests.support.edge_limits import within_limits
 
 pytestmark = pytest.mark.e2e
 
@@ -114,7 +115,9 @@ def _assert_clean(text: str, me: Tenant, everyone: list[Tenant]) -> None:
 
 
 def _search(edge: Edge, me: Tenant, person: str) -> None:
-    reply = edge.retrieval.Search(rpb.SearchRequest(query="zorblax signal colour", top_k=10), metadata=_md(me, person))
+    reply = within_limits(
+        edge.retrieval.Search, rpb.SearchRequest(query="zorblax signal colour", top_k=10), metadata=_md(me, person)
+    )
     assert reply.hits, "the tenant's own page is found"
     for hit in reply.hits:
         _assert_clean(str(hit), me, edge.tenants)
@@ -122,7 +125,12 @@ def _search(edge: Edge, me: Tenant, person: str) -> None:
 
 
 def _chat(edge: Edge, me: Tenant, person: str) -> None:
-    events = list(edge.agent.StreamChat(apb.StreamChatRequest(message=QUESTION), metadata=_md(me, person), timeout=300))
+    # A refused stream fails before its first event, so the whole read is what is called again.
+    events = within_limits(
+        lambda: list(
+            edge.agent.StreamChat(apb.StreamChatRequest(message=QUESTION), metadata=_md(me, person), timeout=300)
+        )
+    )
     me.sessions[person].update(e.session_id for e in events if e.session_id)
     _assert_clean("".join(str(e) for e in events), me, edge.tenants)
     final = [e for e in events if e.WhichOneof("event") == "final"]
@@ -132,11 +140,13 @@ def _chat(edge: Edge, me: Tenant, person: str) -> None:
 
 
 def _sessions(edge: Edge, me: Tenant, person: str) -> None:
-    listed = edge.agent.ListSessions(apb.ListSessionsRequest(page_size=100), metadata=_md(me, person))
+    listed = within_limits(edge.agent.ListSessions, apb.ListSessionsRequest(page_size=100), metadata=_md(me, person))
     ids = {s.session_id for s in listed.sessions}
     assert ids == me.sessions[person], "a person lists exactly their own sessions"
     for session_id in ids:
-        got = edge.agent.GetSession(apb.GetSessionRequest(session_id=session_id), metadata=_md(me, person))
+        got = within_limits(
+            edge.agent.GetSession, apb.GetSessionRequest(session_id=session_id), metadata=_md(me, person)
+        )
         _assert_clean(str(got), me, edge.tenants)
 
 
@@ -148,27 +158,35 @@ def _someone_elses_session(edge: Edge, me: Tenant, person: str) -> None:
             expected = grpc.StatusCode.PERMISSION_DENIED if other is me else grpc.StatusCode.NOT_FOUND
             for session_id in ids:
                 with pytest.raises(grpc.RpcError) as read:
-                    edge.agent.GetSession(apb.GetSessionRequest(session_id=session_id), metadata=_md(me, person))
+                    within_limits(
+                        edge.agent.GetSession, apb.GetSessionRequest(session_id=session_id), metadata=_md(me, person)
+                    )
                 assert read.value.code() == expected  # type: ignore[attr-defined]
                 with pytest.raises(grpc.RpcError) as deleted:
-                    edge.agent.DeleteSession(apb.DeleteSessionRequest(session_id=session_id), metadata=_md(me, person))
+                    within_limits(
+                        edge.agent.DeleteSession,
+                        apb.DeleteSessionRequest(session_id=session_id),
+                        metadata=_md(me, person),
+                    )
                 assert deleted.value.code() == expected  # type: ignore[attr-defined]
 
 
 def _documents(edge: Edge, me: Tenant, person: str) -> None:
-    listed = edge.ingest.ListDocuments(gpb.ListDocumentsRequest(page_size=100), metadata=_md(me, person))
+    listed = within_limits(edge.ingest.ListDocuments, gpb.ListDocumentsRequest(page_size=100), metadata=_md(me, person))
     assert listed.documents
     for document in listed.documents:
         assert f"/{me.folder.name}/" in document.source_uri, document.source_uri
 
 
 def _jobs(edge: Edge, me: Tenant, person: str) -> None:
-    own = edge.ingest.GetIngestJob(gpb.GetIngestJobRequest(job_id=me.job_id), metadata=_md(me, person))
+    own = within_limits(edge.ingest.GetIngestJob, gpb.GetIngestJobRequest(job_id=me.job_id), metadata=_md(me, person))
     _assert_clean(str(own), me, edge.tenants)
     for other in edge.tenants:
         if other is not me:
             with pytest.raises(grpc.RpcError) as info:
-                edge.ingest.GetIngestJob(gpb.GetIngestJobRequest(job_id=other.job_id), metadata=_md(me, person))
+                within_limits(
+                    edge.ingest.GetIngestJob, gpb.GetIngestJobRequest(job_id=other.job_id), metadata=_md(me, person)
+                )
             assert info.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
 
 
