@@ -39,6 +39,7 @@ _CACHE_HITS = {
     CacheHit.SEMANTIC: pb.CACHE_HIT_SEMANTIC,
 }
 RATINGS = {pb.RATING_UP: "up", pb.RATING_DOWN: "down"}
+RATING_PROTOS = {stored: rating for rating, stored in RATINGS.items()}
 
 
 def chat_request(request: pb.StreamChatRequest, tenant: str, subject: str) -> ChatRequest:
@@ -132,6 +133,8 @@ def message_to_proto(message: StoredMessage) -> pb.SessionMessage:
         content=message.content,
         citations=[citation_to_proto(c) for c in message.citations],
         create_time=_timestamp(message.created_at),
+        rating=RATING_PROTOS.get(message.rating, pb.RATING_UNSPECIFIED),
+        rating_comment=message.rating_comment,
     )
 
 

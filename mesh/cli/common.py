@@ -15,11 +15,7 @@ import os
 import sys
 from typing import Any
 
-import grpc
-
 import ragmesh_client
-from mesh import auth, status
-from mesh.channels import open_channel
 from mesh.settings import MeshSettings
 
 DEV_TOKEN_TTL_S = 15 * 60
@@ -38,12 +34,6 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tenant", default="default", help="tenant of the dev token minted when no --token is given (default: default)"
     )
-
-
-def channel(args: argparse.Namespace, services: tuple[str, ...] = ()) -> grpc.aio.Channel:
-    """An aio channel to --addr or the edge, with the mesh's service config."""
-    target = args.addr or MeshSettings.from_env().edge_addr
-    return open_channel(target, services, tracing=False)
 
 
 def client(args: argparse.Namespace) -> ragmesh_client.AsyncClient:
@@ -80,28 +70,9 @@ def token(args: argparse.Namespace) -> str:
     return value
 
 
-def metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """Request metadata carrying the caller's token."""
-    return ((auth.AUTHORIZATION, f"Bearer {token(args)}"),)
-
-
-def report_rpc_error(err: grpc.aio.AioRpcError, *, as_json: bool = False) -> int:
-    """Prints a failed call the way people and scripts can use it; returns the exit code."""
-    code = err.code()
-    decoded = status.status_from_metadata(err.trailing_metadata())
-    reason = ""
-    violations: list[tuple[str, str]] = []
-    if decoded is not None:
-        info = status.error_info(decoded)
-        reason = info.reason if info else ""
-        bad = status.bad_request(decoded)
-        if bad is not None:
-            violations = [(v.field, v.description) for v in bad.field_violations]
-    return _report(code.name, err.details() or "", reason, violations, as_json=as_json)
-
-
 def report_error(err: ragmesh_client.RagmeshError, *, as_json: bool = False) -> int:
-    """``report_rpc_error`` for a failure the SDK raised."""
+    """Prints a failed call the way people and scripts can use it (code, message, reason, field violations);
+    returns the exit code."""
     violations = [(v.field, v.description) for v in err.field_violations]
     return _report(err.code.name, err.message, err.reason, violations, as_json=as_json)
 

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import grpc
+import ragmesh_client
+from mesh.cli.common import add_connection_args, client, report_error
 
-from mesh.cli.common import add_connection_args, channel, metadata, report_rpc_error
+ingest_v1 = ragmesh_client.ingest
 
-_SERVICE = "ragmesh.ingest.v1.IngestService"
 _EXIT_PARTIAL = 4
 _BAR_WIDTH = 28
 
@@ -37,13 +37,11 @@ def _source(text: str) -> str:
 
 
 def summary(job: Any) -> dict[str, Any]:
-    """The ``--json`` summary of a finished job."""
-    from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-
-    counts = job.counts
+    """The ``--json`` summary of a finished job (an SDK ``IngestJob``)."""
+    counts = job.counts or ingest_v1.JobCounts()
     return {
         "job_id": job.job_id,
-        "status": pb.JobState.Name(job.state).removeprefix("JOB_STATE_"),
+        "status": ingest_v1.JobState(job.state).name,
         "documents": {
             "ingested": counts.documents_ingested,
             "unchanged": counts.documents_unchanged,
@@ -66,7 +64,7 @@ class _Progress:
         self.last_line = 0.0
 
     def update(self, event: Any) -> None:
-        counts = event.job.counts
+        counts = event.job.counts or ingest_v1.JobCounts()
         total = max(counts.files_discovered, 1)
         done = min(counts.files_processed, total)
         filled = int(_BAR_WIDTH * done / total)
@@ -91,12 +89,10 @@ class _Progress:
         self.out.flush()
 
     def finish(self, job: Any) -> None:
-        from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-
         if self.tty:
             self.out.write("\n")
-        c = job.counts
-        state = pb.JobState.Name(job.state).removeprefix("JOB_STATE_")
+        c = job.counts or ingest_v1.JobCounts()
+        state = ingest_v1.JobState(job.state).name
         self.out.write(
             f"{state}: {c.documents_ingested} ingested, {c.documents_unchanged} unchanged, "
             f"{c.documents_failed} failed, {c.documents_deleted} deleted; {c.points_written} chunks written"
@@ -111,51 +107,42 @@ class _Progress:
 
 
 async def _ingest(args: argparse.Namespace) -> int:
-    from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-    from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
-
-    chan = channel(args, (_SERVICE,))
-    stub = pb_grpc.IngestServiceStub(chan)
-    md = metadata(args)
     progress = None if args.json else _Progress(sys.stderr)
     job_id = ""
-    try:
-        request = pb.CreateIngestJobRequest(
-            sources=[_source(p) for p in args.paths],
-            options=pb.IngestOptions(
+    async with client(args) as sdk:
+        try:
+            created = await sdk.create_ingest_job(
+                [_source(p) for p in args.paths],
                 chunk_size_tokens=args.chunk_size,
                 chunk_overlap_tokens=args.overlap,
                 skip_graph=args.no_graph,
                 sync=args.sync,
-            ),
-        )
-        created = await stub.CreateIngestJob(request, metadata=md)
-        job_id = created.job.job_id
-        final = created.job
-        async for event in stub.StreamIngestJob(pb.StreamIngestJobRequest(job_id=job_id), metadata=md):
-            final = event.job
-            if progress is None:
-                continue
-            if event.type == pb.INGEST_EVENT_TYPE_FILE_FAILED:
-                progress.file_failed(event.error)
-            else:
-                progress.update(event)
-    except asyncio.CancelledError:
-        if job_id:
-            await stub.CancelIngestJob(pb.CancelIngestJobRequest(job_id=job_id), metadata=md, timeout=10)
-            print(f"\ncancel requested for job {job_id}", file=sys.stderr)
-        raise
-    except grpc.aio.AioRpcError as err:
-        return report_rpc_error(err, as_json=args.json)
-    finally:
-        await chan.close(None)
+            )
+            job_id = created.job_id
+            final = created
+            async for event in sdk.follow_job(job_id):
+                if event.job is not None:
+                    final = event.job
+                if progress is None:
+                    continue
+                if event.type == ingest_v1.IngestEventType.FILE_FAILED and event.error is not None:
+                    progress.file_failed(event.error)
+                elif event.job is not None:
+                    progress.update(event)
+        except asyncio.CancelledError:
+            if job_id:
+                await sdk.cancel_job(job_id, timeout_s=10)
+                print(f"\ncancel requested for job {job_id}", file=sys.stderr)
+            raise
+        except ragmesh_client.RagmeshError as err:
+            return report_error(err, as_json=args.json)
     if args.json:
         print(json.dumps(summary(final)))
     elif progress is not None:
         progress.finish(final)
-    if final.state == pb.JOB_STATE_SUCCEEDED:
+    if final.state == ingest_v1.JobState.SUCCEEDED:
         return 0
-    if final.state == pb.JOB_STATE_PARTIAL_SUCCESS:
+    if final.state == ingest_v1.JobState.PARTIAL_SUCCESS:
         return _EXIT_PARTIAL
     return 1
 

@@ -26,30 +26,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import grpc
-
 import ragmesh_client
-from mesh.cli.common import add_connection_args, channel, client, metadata, report_error, report_rpc_error
-from ragmesh.common.v1 import common_pb2
-from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
-from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
+from mesh.cli.common import add_connection_args, client, report_error
 
-SERVICE = "ragmesh.retrieval.v1.RetrievalService"
 sdk_common = ragmesh_client.common
 sdk_retrieval = ragmesh_client.retrieval
 
 LEG_NAMES = {
-    "dense": common_pb2.RETRIEVAL_LEG_DENSE,
-    "sparse": common_pb2.RETRIEVAL_LEG_SPARSE,
-    "graph": common_pb2.RETRIEVAL_LEG_GRAPH,
+    "dense": sdk_common.RetrievalLeg.DENSE,
+    "sparse": sdk_common.RetrievalLeg.SPARSE,
+    "graph": sdk_common.RetrievalLeg.GRAPH,
 }
 
 # The runs of one evaluation: name -> (legs, skip_rerank). Empty legs mean all of them.
-EVAL_RUNS: dict[str, tuple[tuple[common_pb2.RetrievalLeg, ...], bool]] = {
+EVAL_RUNS: dict[str, tuple[tuple[str, ...], bool]] = {
     "hybrid": ((), False),
-    "dense": ((common_pb2.RETRIEVAL_LEG_DENSE,), True),
-    "sparse": ((common_pb2.RETRIEVAL_LEG_SPARSE,), True),
-    "graph": ((common_pb2.RETRIEVAL_LEG_GRAPH,), True),
+    "dense": (("dense",), True),
+    "sparse": (("sparse",), True),
+    "graph": (("graph",), True),
 }
 MRR_DEPTH = 10
 
@@ -159,7 +153,7 @@ def report(questions: Sequence[Question], results: dict[str, dict[str, Sequence[
 
 
 def _search_request(args: argparse.Namespace) -> sdk_retrieval.SearchRequest:
-    legs = [sdk_common.RetrievalLeg(LEG_NAMES[name]) for name in args.legs.split(",") if name] if args.legs else []
+    legs = [LEG_NAMES[name] for name in args.legs.split(",") if name] if args.legs else []
     flt = sdk_retrieval.SearchFilter(source_prefix=args.source_prefix or "", document_types=args.doc_type or [])
     return sdk_retrieval.SearchRequest(
         query=args.query, top_k=args.top_k, legs=legs, filter=flt, skip_rerank=args.no_rerank
@@ -258,21 +252,21 @@ async def _eval(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, Sequence[str]]] = {name: {} for name in EVAL_RUNS}
     degraded: dict[str, int] = dict.fromkeys(EVAL_RUNS, 0)
     limit = asyncio.Semaphore(args.concurrency)
-    async with channel(args, (SERVICE,)) as ch:
-        stub = rpb_grpc.RetrievalServiceStub(ch)
+    async with client(args) as sdk:
 
         async def run(name: str, question: Question) -> None:
             legs, skip_rerank = EVAL_RUNS[name]
-            request = rpb.SearchRequest(query=question.question, top_k=depth, legs=legs, skip_rerank=skip_rerank)
             async with limit:
-                response = await stub.Search(request, metadata=metadata(args), timeout=args.timeout)
-            results[name][question.id] = [h.chunk.source_uri for h in response.hits]
+                response = await sdk.search(
+                    question.question, top_k=depth, legs=legs, skip_rerank=skip_rerank, timeout_s=args.timeout
+                )
+            results[name][question.id] = [h.chunk.source_uri if h.chunk else "" for h in response.hits]
             degraded[name] += bool(response.degraded_legs)
 
         try:
             await asyncio.gather(*(run(name, q) for name in EVAL_RUNS for q in scored))
-        except grpc.aio.AioRpcError as err:
-            return report_rpc_error(err, as_json=args.json)
+        except ragmesh_client.RagmeshError as err:
+            return report_error(err, as_json=args.json)
     summary = report(questions, results, args.k)
     # Searches that ran with a leg missing: their scores do not measure the full pipeline.
     summary["degraded_searches"] = degraded

@@ -1,4 +1,4 @@
-"""``ragmesh sandbox exec``: run a Python file in the sandbox through the mesh."""
+"""``ragmesh sandbox exec``: run a Python file in the sandbox through the mesh (a client of the SDK)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+import ragmesh_client
 from mesh.cli import common
-from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
-from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
 
-_SERVICE = "ragmesh.sandbox.v1.SandboxService"
+sandbox = ragmesh_client.sandbox
 
-
-def _request(args: argparse.Namespace) -> pb.StreamExecuteRequest:
-    code = sys.stdin.read() if args.code_file == "-" else Path(args.code_file).read_text()
-    files = [pb.InputFile(name=Path(p).name, content=Path(p).read_bytes()) for p in args.file]
-    return pb.StreamExecuteRequest(
-        code=code,
-        files=files,
-        limits=pb.ExecutionLimits(
-            wall_timeout_ms=int(args.timeout_s * 1000) if args.timeout_s else 0,
-            memory_bytes=args.memory_mb * 1024 * 1024 if args.memory_mb else 0,
-        ),
-    )
+#: Seconds the call may take beyond the run's own wall limit (start-up, output transfer).
+_DEADLINE_SLACK_S = 30.0
 
 
-def _as_json(result: pb.ExecutionResult) -> dict[str, Any]:
+def _stop_reason(result: sandbox.ExecutionResult) -> str:
+    return sandbox.StopReason(result.stop_reason).name
+
+
+def _as_json(result: sandbox.ExecutionResult) -> dict[str, Any]:
     return {
         "exit_code": result.exit_code,
         "stdout": result.stdout,
         "stderr": result.stderr,
-        "stop_reason": pb.StopReason.Name(result.stop_reason).removeprefix("STOP_REASON_"),
+        "stop_reason": _stop_reason(result),
         "wall_ms": result.wall_ms,
         "cpu_ms": result.cpu_ms,
         "peak_memory_bytes": result.peak_memory_bytes,
@@ -47,35 +38,48 @@ def _as_json(result: pb.ExecutionResult) -> dict[str, Any]:
     }
 
 
-async def _exec(args: argparse.Namespace) -> int:
-    request = _request(args)
-    async with common.channel(args, (_SERVICE,)) as channel:
-        stub = pb_grpc.SandboxServiceStub(channel)
-        result: pb.ExecutionResult | None = None
+def _inputs(args: argparse.Namespace) -> tuple[str, dict[str, bytes]]:
+    """The code to run and the input files, read before the call starts."""
+    code = sys.stdin.read() if args.code_file == "-" else Path(args.code_file).read_text()
+    return code, {Path(p).name: Path(p).read_bytes() for p in args.file}
+
+
+async def _exec(args: argparse.Namespace, code: str, files: dict[str, bytes]) -> int:
+    limits = sandbox.ExecutionLimits(
+        wall_timeout_ms=int(args.timeout_s * 1000) if args.timeout_s else 0,
+        memory_bytes=args.memory_mb * 1024 * 1024 if args.memory_mb else 0,
+    )
+    result: sandbox.ExecutionResult | None = None
+    async with common.client(args) as sdk:
         try:
-            async for event in stub.StreamExecute(request, metadata=common.metadata(args)):
-                if event.WhichOneof("event") == "output":
+            async for event in sdk.sandbox.stream(
+                code,
+                files=files,
+                limits=limits,
+                timeout_s=args.timeout_s + _DEADLINE_SLACK_S if args.timeout_s else None,
+            ):
+                if event.output is not None:
                     if not args.json:
-                        out = sys.stdout if event.output.stream == pb.OUTPUT_STREAM_STDOUT else sys.stderr
+                        out = sys.stdout if event.output.stream == sandbox.OutputStream.STDOUT else sys.stderr
                         out.write(event.output.data.decode("utf-8", errors="replace"))
                         out.flush()
-                else:
+                elif event.result is not None:
                     result = event.result
-        except grpc.aio.AioRpcError as err:
-            return common.report_rpc_error(err, as_json=args.json)
+        except ragmesh_client.RagmeshError as err:
+            return common.report_error(err, as_json=args.json)
     if result is None:
         print("error: the stream ended without a result", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(_as_json(result)))
     else:
-        reason = pb.StopReason.Name(result.stop_reason).removeprefix("STOP_REASON_").lower()
+        reason = _stop_reason(result).lower()
         print(
             f"[{reason}: exit {result.exit_code}, {result.wall_ms} ms wall, {result.cpu_ms} ms cpu, "
             f"{result.peak_memory_bytes / 1e6:.1f} MB peak{', ' + result.detail if result.detail else ''}]",
             file=sys.stderr,
         )
-    return 0 if result.stop_reason == pb.STOP_REASON_COMPLETED and result.exit_code == 0 else 1
+    return 0 if result.stop_reason == sandbox.StopReason.COMPLETED and result.exit_code == 0 else 1
 
 
 def register(sub: Any) -> None:
@@ -89,4 +93,4 @@ def register(sub: Any) -> None:
     run.add_argument("--memory-mb", type=int, default=0, help="memory limit (default: the service's)")
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
     common.add_connection_args(run)
-    run.set_defaults(func=lambda args: asyncio.run(_exec(args)))
+    run.set_defaults(func=lambda args: asyncio.run(_exec(args, *_inputs(args))))

@@ -21,9 +21,12 @@ key and stays the same for every stack home.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from mesh.errors import Unauthenticated
 from mesh.stack.config import StackConfig
+from mesh.status import to_status_proto
 
 JWKS_ENV = "RAGMESH_EDGE_JWKS"
 PROVIDER = "ragmesh"
@@ -47,6 +50,32 @@ def strip_identity_filter() -> dict[str, Any]:
     }
 
 
+FAILURE_METADATA_KEY = "jwt_failure"
+"""Key of jwt_authn's failed status in its dynamic metadata namespace."""
+JWT_NAMESPACE = "envoy.filters.http.jwt_authn"
+
+#: The reason (the services' own ErrorInfo reasons, mesh/auth) for each way jwt_authn refuses
+#: a token, matched on the start of its status message; the first match wins.
+REFUSAL_REASONS: tuple[tuple[str, str, str], ...] = (
+    ("Jwt is missing", "TOKEN_MISSING", "no bearer token was sent"),
+    ("Jwt is expired", "TOKEN_EXPIRED", "the token has expired; get a new one"),
+    ("Jwt not yet valid", "TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf/iat in the future)"),
+    ("Jwt verification fails", "TOKEN_BAD_SIGNATURE", "the token's signature does not verify"),
+    ("Jwt issuer is not configured", "TOKEN_WRONG_ISSUER", "the token's issuer is not this mesh's"),
+    ("Audiences in Jwt are not allowed", "TOKEN_WRONG_AUDIENCE", "the token is for another audience"),
+    ("Jwks doesn't have key", "TOKEN_UNKNOWN_KEY", "the token names a signing key this mesh does not have"),
+    ("Jwt", "TOKEN_MALFORMED", "the bearer token is not a well-formed JWT"),
+)
+#: Reason of a refusal no entry above names.
+FALLBACK_REASON = ("TOKEN_INVALID", "the token was refused")
+
+
+def status_details_bin(reason: str, message: str) -> str:
+    """``grpc-status-details-bin`` (base64 google.rpc.Status with ErrorInfo) for an edge refusal."""
+    status = to_status_proto(Unauthenticated(message, reason=reason, metadata={"refused_by": "edge"}))
+    return base64.b64encode(status.SerializeToString()).decode("ascii")
+
+
 JWT_CACHE_SIZE = 1000
 """Verified tokens Envoy keeps per worker thread."""
 
@@ -68,6 +97,8 @@ def jwt_filter(config: StackConfig) -> dict[str, Any]:
         # (each worker thread its own cache), so repeat calls skip the RSA check. Expiry is still
         # checked on every call.
         "jwt_cache_config": {"jwt_cache_size": JWT_CACHE_SIZE},
+        # Why a token was refused ({code, message}), for the reply mappers' reason details.
+        "failed_status_in_metadata": FAILURE_METADATA_KEY,
     }
     rules: list[dict[str, Any]] = [{"match": {"prefix": prefix}} for prefix in OPEN_PREFIXES]
     rules.append({"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}})
@@ -100,6 +131,11 @@ def unauthenticated_reply_mappers() -> list[dict[str, Any]]:
     local reply is plain HTTP, which browsers' clients would read as a transport
     error, so it becomes a trailers-only reply (HTTP 200, grpc-status 16) whose
     message is the refusal's detail (for example ``jwt_authn_access_denied{Jwt_is_expired}``).
+
+    Either way the reply carries ``grpc-status-details-bin``: a google.rpc.Status whose
+    ErrorInfo reason is the one a service gives for the same fault (``TOKEN_EXPIRED``,
+    ``TOKEN_MISSING``, ...; REFUSAL_REASONS), picked from jwt_authn's failed status in
+    its dynamic metadata, so SDK callers read ``err.reason`` whoever refused the call.
     """
     refused = {
         "or_filter": {
@@ -114,20 +150,41 @@ def unauthenticated_reply_mappers() -> list[dict[str, Any]]:
     def header(key: str, value: str) -> dict[str, Any]:
         return {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": key, "value": value}}
 
-    return [
-        {
-            "filter": {"and_filter": {"filters": [grpc_web, refused]}},
-            "status_code": 200,
-            "headers_to_add": [
-                header("content-type", "application/grpc"),
-                header("grpc-status", "16"),
-                header("grpc-message", "%RESPONSE_CODE_DETAILS%" + _HINT),
-            ],
-            "body": {"inline_string": ""},
-        },
-        {
-            "filter": refused,
-            "status_code": 401,
-            "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%" + _HINT}},
-        },
-    ]
+    def failure_starts_with(prefix: str) -> dict[str, Any]:
+        return {
+            "metadata_filter": {
+                "matcher": {
+                    "filter": JWT_NAMESPACE,
+                    "path": [{"key": FAILURE_METADATA_KEY}, {"key": "message"}],
+                    "value": {"string_match": {"prefix": prefix}},
+                },
+                "match_if_key_not_found": False,
+            }
+        }
+
+    def mappers(condition: list[dict[str, Any]], reason: str, message: str) -> list[dict[str, Any]]:
+        details = header("grpc-status-details-bin", status_details_bin(reason, message))
+        return [
+            {
+                "filter": {"and_filter": {"filters": [grpc_web, refused, *condition]}},
+                "status_code": 200,
+                "headers_to_add": [
+                    header("content-type", "application/grpc"),
+                    header("grpc-status", "16"),
+                    header("grpc-message", "%RESPONSE_CODE_DETAILS%" + _HINT),
+                    details,
+                ],
+                "body": {"inline_string": ""},
+            },
+            {
+                "filter": {"and_filter": {"filters": [refused, *condition]}} if condition else refused,
+                "status_code": 401,
+                "headers_to_add": [details],
+                "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%" + _HINT}},
+            },
+        ]
+
+    out: list[dict[str, Any]] = []
+    for prefix, reason, message in REFUSAL_REASONS:
+        out += mappers([failure_starts_with(prefix)], reason, message)
+    return out + mappers([], *FALLBACK_REASON)

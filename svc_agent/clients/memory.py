@@ -221,11 +221,16 @@ class PostgresChatMemory:
                 )
                 if row is None or row["subject"] != subject:
                     await self._check_owner(conn, tenant, subject, session_id)
+                # The reader's own rating of each answer comes with it, so a reopened conversation shows it.
                 rows = await conn.fetch(
-                    "SELECT message_id, role, content, citations::text AS citations, created_at, rewritten_query "
-                    "FROM agent_messages WHERE tenant = $1 AND session_id = $2 ORDER BY position",
+                    "SELECT m.message_id, m.role, m.content, m.citations::text AS citations, m.created_at, "
+                    "m.rewritten_query, coalesce(f.rating, '') AS rating, coalesce(f.comment, '') AS rating_comment "
+                    "FROM agent_messages m LEFT JOIN agent_feedback f "
+                    "ON f.tenant = m.tenant AND f.message_id = m.message_id AND f.subject = $3 "
+                    "WHERE m.tenant = $1 AND m.session_id = $2 ORDER BY m.position",
                     tenant,
                     session_id,
+                    subject,
                     timeout=self._timeout(),
                 )
         messages = tuple(
@@ -236,6 +241,8 @@ class PostgresChatMemory:
                 citations=citations_from_json(r["citations"]),
                 created_at=r["created_at"],
                 rewritten_query=r["rewritten_query"],
+                rating=r["rating"],
+                rating_comment=r["rating_comment"],
             )
             for r in rows
         )

@@ -144,6 +144,10 @@ class StoredMessage:
     citations: tuple[Citation, ...]
     created_at: dt.datetime
     rewritten_query: str = ""
+    #: The reading subject's own rating of this answer ("up" or "down"), "" when none.
+    rating: str = ""
+    #: The comment given with that rating.
+    rating_comment: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -147,14 +147,18 @@ def test_invalid_argument_over_the_async_client_too(settings: MeshSettings) -> N
     assert err.reason == "VALIDATION_FAILED" and [v.field for v in err.field_violations] == ["code"]
 
 
-@pytest.mark.parametrize("bad", ["not-a-jwt", ""])
-def test_a_bad_or_missing_token_is_unauthenticated_and_not_retried(settings: MeshSettings, bad: str) -> None:
+@pytest.mark.parametrize(("bad", "reason"), [("not-a-jwt", "TOKEN_MALFORMED"), ("", "TOKEN_MISSING")])
+def test_a_bad_or_missing_token_is_unauthenticated_and_not_retried(
+    settings: MeshSettings, bad: str, reason: str
+) -> None:
     with (
         ragmesh_client.Client(settings.edge_addr, bad) as client,
         pytest.raises(ragmesh_client.Unauthenticated) as caught,
     ):
         client.search("pods")
     assert caught.value.message, "the edge says what is wrong"
+    # The edge's refusal carries the same ErrorInfo reason a service gives for that fault.
+    assert caught.value.reason == reason
 
     async def run() -> ragmesh_client.Unauthenticated:
         async with ragmesh_client.AsyncClient(settings.edge_addr, bad) as client:
@@ -162,4 +166,5 @@ def test_a_bad_or_missing_token_is_unauthenticated_and_not_retried(settings: Mes
                 await client.search("pods")
             return caught.value
 
-    assert asyncio.run(run()).message
+    refused = asyncio.run(run())
+    assert refused.message and refused.reason == reason

@@ -19,7 +19,11 @@ SUBMIT_FEEDBACK = "/ragmesh.agent.v1.AgentService/SubmitFeedback"
 SEARCH = "/ragmesh.retrieval.v1.RetrievalService/Search"
 CREATE_INGEST_JOB = "/ragmesh.ingest.v1.IngestService/CreateIngestJob"
 STREAM_INGEST_JOB = "/ragmesh.ingest.v1.IngestService/StreamIngestJob"
+CANCEL_INGEST_JOB = "/ragmesh.ingest.v1.IngestService/CancelIngestJob"
+LIST_DOCUMENTS = "/ragmesh.ingest.v1.IngestService/ListDocuments"
+DELETE_DOCUMENT = "/ragmesh.ingest.v1.IngestService/DeleteDocument"
 EXECUTE = "/ragmesh.sandbox.v1.SandboxService/Execute"
+STREAM_EXECUTE = "/ragmesh.sandbox.v1.SandboxService/StreamExecute"
 
 Rating = agent.Rating | str
 """``agent.Rating.UP`` / ``DOWN``, or "up" / "down"."""
@@ -92,6 +96,21 @@ def execute(
     limits: sandbox.ExecutionLimits | None,
 ) -> sandbox.ExecuteRequest:
     return sandbox.ExecuteRequest(
+        code=code,
+        stdin=stdin,
+        files=[sandbox.InputFile(name=name, content=content) for name, content in (files or {}).items()],
+        limits=limits,
+    )
+
+
+def stream_execute(
+    code: str,
+    *,
+    stdin: bytes,
+    files: Mapping[str, bytes] | None,
+    limits: sandbox.ExecutionLimits | None,
+) -> sandbox.StreamExecuteRequest:
+    return sandbox.StreamExecuteRequest(
         code=code,
         stdin=stdin,
         files=[sandbox.InputFile(name=name, content=content) for name, content in (files or {}).items()],

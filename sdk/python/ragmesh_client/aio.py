@@ -100,6 +100,7 @@ class AsyncClient:
         self.ingest_service = ingest_v1.IngestServiceStub(self._channel)
         self.sandbox_service = sandbox.SandboxServiceStub(self._channel)
         self.sessions = AsyncSessions(self)
+        self.documents = AsyncDocuments(self)
         self.sandbox = AsyncSandbox(self)
 
     async def __aenter__(self) -> AsyncClient:
@@ -148,6 +149,30 @@ class AsyncClient:
         request = _requests.search(query, top_k=top_k, legs=legs, skip_rerank=skip_rerank, filter=filter)
         return await self._unary(_requests.SEARCH, lambda **kw: self.retrieval.search(request, **kw), timeout_s)
 
+    async def create_ingest_job(
+        self,
+        sources: Iterable[str | Path],
+        *,
+        chunk_size_tokens: int = 0,
+        chunk_overlap_tokens: int = 0,
+        skip_graph: bool = False,
+        sync: bool = False,
+        timeout_s: float | None = None,
+    ) -> ingest_v1.IngestJob:
+        """Starts an ingest job and returns it at once (``follow_job`` follows it, ``cancel_job`` stops it)."""
+        request = _requests.create_ingest_job(
+            sources,
+            chunk_size_tokens=chunk_size_tokens,
+            chunk_overlap_tokens=chunk_overlap_tokens,
+            skip_graph=skip_graph,
+            sync=sync,
+        )
+        created = await self._unary(
+            _requests.CREATE_INGEST_JOB, lambda **kw: self.ingest_service.create_ingest_job(request, **kw), timeout_s
+        )
+        assert created.job is not None
+        return created.job
+
     async def ingest(
         self,
         sources: Iterable[str | Path],
@@ -159,18 +184,14 @@ class AsyncClient:
         timeout_s: float | None = None,
     ) -> AsyncIterator[ingest_v1.StreamIngestJobResponse]:
         """Starts an ingest job and yields its progress events until it ends (the last is FINISHED)."""
-        request = _requests.create_ingest_job(
+        job = await self.create_ingest_job(
             sources,
             chunk_size_tokens=chunk_size_tokens,
             chunk_overlap_tokens=chunk_overlap_tokens,
             skip_graph=skip_graph,
             sync=sync,
         )
-        created = await self._unary(
-            _requests.CREATE_INGEST_JOB, lambda **kw: self.ingest_service.create_ingest_job(request, **kw), None
-        )
-        assert created.job is not None
-        async for event in self.follow_job(created.job.job_id, timeout_s=timeout_s):
+        async for event in self.follow_job(job.job_id, timeout_s=timeout_s):
             yield event
 
     async def follow_job(
@@ -182,6 +203,15 @@ class AsyncClient:
             _requests.STREAM_INGEST_JOB, lambda **kw: self.ingest_service.stream_ingest_job(request, **kw), timeout_s
         ):
             yield event
+
+    async def cancel_job(self, job_id: str, *, timeout_s: float | None = None) -> ingest_v1.IngestJob:
+        """Asks the service to stop an ingest job; returns the job as it stands (its state says when it stopped)."""
+        request = ingest_v1.CancelIngestJobRequest(job_id=job_id)
+        response = await self._unary(
+            _requests.CANCEL_INGEST_JOB, lambda **kw: self.ingest_service.cancel_ingest_job(request, **kw), timeout_s
+        )
+        assert response.job is not None
+        return response.job
 
     async def feedback(
         self,
@@ -309,3 +339,47 @@ class AsyncSandbox:
         response = await c._unary(_requests.EXECUTE, lambda **kw: c.sandbox_service.execute(request, **kw), timeout_s)
         assert response.result is not None
         return response.result
+
+    async def stream(
+        self,
+        code: str,
+        *,
+        stdin: bytes = b"",
+        files: Mapping[str, bytes] | None = None,
+        limits: sandbox.ExecutionLimits | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[sandbox.StreamExecuteResponse]:
+        """Runs Python ``code`` in the sandbox; yields its output as it is written, then the result."""
+        request = _requests.stream_execute(code, stdin=stdin, files=files, limits=limits)
+        c = self._client
+        async for event in c._stream(
+            _requests.STREAM_EXECUTE, lambda **kw: c.sandbox_service.stream_execute(request, **kw), timeout_s
+        ):
+            yield event
+
+
+class AsyncDocuments:
+    """``client.documents``: what the tenant has ingested."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(
+        self, *, page_size: int = 0, page_token: str = "", source_prefix: str = "", timeout_s: float | None = None
+    ) -> ingest_v1.ListDocumentsResponse:
+        """One page of the tenant's documents, ordered by source URI."""
+        request = ingest_v1.ListDocumentsRequest(
+            page_size=page_size, page_token=page_token, source_prefix=source_prefix
+        )
+        c = self._client
+        return await c._unary(
+            _requests.LIST_DOCUMENTS, lambda **kw: c.ingest_service.list_documents(request, **kw), timeout_s
+        )
+
+    async def delete(self, doc_id: str, *, timeout_s: float | None = None) -> ingest_v1.DeleteDocumentResponse:
+        """Removes a document with its chunks, points and graph nodes."""
+        request = ingest_v1.DeleteDocumentRequest(doc_id=doc_id)
+        c = self._client
+        return await c._unary(
+            _requests.DELETE_DOCUMENT, lambda **kw: c.ingest_service.delete_document(request, **kw), timeout_s
+        )

@@ -113,6 +113,7 @@ class Client:
         self.ingest_service = ingest_v1.IngestServiceSyncStub(self._channel)
         self.sandbox_service = sandbox.SandboxServiceSyncStub(self._channel)
         self.sessions = Sessions(self)
+        self.documents = Documents(self)
         self.sandbox = Sandbox(self)
 
     def __enter__(self) -> Client:
@@ -159,6 +160,30 @@ class Client:
         request = _requests.search(query, top_k=top_k, legs=legs, skip_rerank=skip_rerank, filter=filter)
         return self._unary(_requests.SEARCH, lambda: self.retrieval.search(request), timeout_s)
 
+    def create_ingest_job(
+        self,
+        sources: Iterable[str | Path],
+        *,
+        chunk_size_tokens: int = 0,
+        chunk_overlap_tokens: int = 0,
+        skip_graph: bool = False,
+        sync: bool = False,
+        timeout_s: float | None = None,
+    ) -> ingest_v1.IngestJob:
+        """Starts an ingest job and returns it at once (``follow_job`` follows it, ``cancel_job`` stops it)."""
+        request = _requests.create_ingest_job(
+            sources,
+            chunk_size_tokens=chunk_size_tokens,
+            chunk_overlap_tokens=chunk_overlap_tokens,
+            skip_graph=skip_graph,
+            sync=sync,
+        )
+        created = self._unary(
+            _requests.CREATE_INGEST_JOB, lambda: self.ingest_service.create_ingest_job(request), timeout_s
+        )
+        assert created.job is not None
+        return created.job
+
     def ingest(
         self,
         sources: Iterable[str | Path],
@@ -170,16 +195,14 @@ class Client:
         timeout_s: float | None = None,
     ) -> Iterator[ingest_v1.StreamIngestJobResponse]:
         """Starts an ingest job and yields its progress events until it ends (the last is FINISHED)."""
-        request = _requests.create_ingest_job(
+        job = self.create_ingest_job(
             sources,
             chunk_size_tokens=chunk_size_tokens,
             chunk_overlap_tokens=chunk_overlap_tokens,
             skip_graph=skip_graph,
             sync=sync,
         )
-        created = self._unary(_requests.CREATE_INGEST_JOB, lambda: self.ingest_service.create_ingest_job(request), None)
-        assert created.job is not None
-        yield from self.follow_job(created.job.job_id, timeout_s=timeout_s)
+        yield from self.follow_job(job.job_id, timeout_s=timeout_s)
 
     def follow_job(self, job_id: str, *, timeout_s: float | None = None) -> Iterator[ingest_v1.StreamIngestJobResponse]:
         """Yields an ingest job's progress events until it ends (a finished job: one FINISHED snapshot)."""
@@ -187,6 +210,15 @@ class Client:
         yield from self._stream(
             _requests.STREAM_INGEST_JOB, lambda: self.ingest_service.stream_ingest_job(request), timeout_s
         )
+
+    def cancel_job(self, job_id: str, *, timeout_s: float | None = None) -> ingest_v1.IngestJob:
+        """Asks the service to stop an ingest job; returns the job as it stands (its state says when it stopped)."""
+        request = ingest_v1.CancelIngestJobRequest(job_id=job_id)
+        response = self._unary(
+            _requests.CANCEL_INGEST_JOB, lambda: self.ingest_service.cancel_ingest_job(request), timeout_s
+        )
+        assert response.job is not None
+        return response.job
 
     def feedback(
         self,
@@ -328,3 +360,40 @@ class Sandbox:
         response = c._unary(_requests.EXECUTE, lambda: c.sandbox_service.execute(request), timeout_s)
         assert response.result is not None
         return response.result
+
+    def stream(
+        self,
+        code: str,
+        *,
+        stdin: bytes = b"",
+        files: Mapping[str, bytes] | None = None,
+        limits: sandbox.ExecutionLimits | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[sandbox.StreamExecuteResponse]:
+        """Runs Python ``code`` in the sandbox; yields its output as it is written, then the result."""
+        request = _requests.stream_execute(code, stdin=stdin, files=files, limits=limits)
+        c = self._client
+        yield from c._stream(_requests.STREAM_EXECUTE, lambda: c.sandbox_service.stream_execute(request), timeout_s)
+
+
+class Documents:
+    """``client.documents``: what the tenant has ingested."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(
+        self, *, page_size: int = 0, page_token: str = "", source_prefix: str = "", timeout_s: float | None = None
+    ) -> ingest_v1.ListDocumentsResponse:
+        """One page of the tenant's documents, ordered by source URI."""
+        request = ingest_v1.ListDocumentsRequest(
+            page_size=page_size, page_token=page_token, source_prefix=source_prefix
+        )
+        c = self._client
+        return c._unary(_requests.LIST_DOCUMENTS, lambda: c.ingest_service.list_documents(request), timeout_s)
+
+    def delete(self, doc_id: str, *, timeout_s: float | None = None) -> ingest_v1.DeleteDocumentResponse:
+        """Removes a document with its chunks, points and graph nodes."""
+        request = ingest_v1.DeleteDocumentRequest(doc_id=doc_id)
+        c = self._client
+        return c._unary(_requests.DELETE_DOCUMENT, lambda: c.ingest_service.delete_document(request), timeout_s)

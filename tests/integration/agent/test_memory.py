@@ -145,6 +145,12 @@ async def test_feedback_is_one_per_answer_from_the_sessions_owner_and_goes_with_
         await memory.submit_feedback(tenant, session, done.answer_message_id, "bob", "up", "")
     rows = await pool.fetch("SELECT subject, rating, comment FROM agent_feedback WHERE tenant = $1", tenant)
     assert sorted(tuple(r) for r in rows) == [("alice", "down", "wrong page")]
+    # Reading the session back gives the reader's own rating on the answer, none on the question.
+    read = (await memory.get_session(tenant, "alice", session)).messages
+    assert [(m.role, m.rating, m.rating_comment) for m in read] == [
+        (Role.USER, "", ""),
+        (Role.ASSISTANT, "down", "wrong page"),
+    ]
 
     with pytest.raises(InvalidArgument):
         await memory.submit_feedback(tenant, session, done.user_message_id, "alice", "up", "")

@@ -8,6 +8,7 @@ the stack part made in the test's home, as ``ragmesh token issue`` does.
 
 from __future__ import annotations
 
+import base64
 import struct
 import threading
 import time
@@ -20,8 +21,10 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from mesh import status
 from mesh.auth import SigningKey, TokenIssuer
 from mesh.stack import StackConfig, StackLayout, Supervisor, identity
 
@@ -162,6 +165,25 @@ def test_the_identity_the_upstream_sees_comes_from_the_verified_token(edge: Stac
     assert seen["x-seen-authorization"] == "yes"
 
 
+#: The ErrorInfo reason the edge gives for each bad-token case (the services give the same ones).
+BAD_TOKEN_REASONS = {
+    "missing": "TOKEN_MISSING",
+    "malformed": "TOKEN_MALFORMED",
+    "expired": "TOKEN_EXPIRED",
+    "wrong-signature": "TOKEN_BAD_SIGNATURE",
+    "wrong-issuer": "TOKEN_WRONG_ISSUER",
+    "wrong-audience": "TOKEN_WRONG_AUDIENCE",
+}
+
+
+def _details_reason(encoded: str | bytes) -> str:
+    """The ErrorInfo reason inside a grpc-status-details-bin value."""
+    raw = encoded if isinstance(encoded, bytes) else base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    info = status.error_info(status_pb2.Status.FromString(raw))
+    assert info is not None and info.domain == status.ERROR_DOMAIN
+    return info.reason
+
+
 def _bad_tokens(config: StackConfig) -> dict[str, tuple[str | None, str]]:
     """Each way a token can be wrong -> (authorization header or None, words Envoy's reason contains)."""
     now = int(time.time())
@@ -194,6 +216,8 @@ def test_a_bad_token_is_unauthenticated_over_grpc(edge: StackConfig, upstream: t
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     details = info.value.details() or ""
     assert reason in details and "ragmesh token issue" in details, details
+    trailers = dict(info.value.trailing_metadata() or ())
+    assert _details_reason(trailers["grpc-status-details-bin"]) == BAD_TOKEN_REASONS[case]
     assert upstream[0].calls.get("echo", 0) == before, "a refused call must not reach the service"
 
 
@@ -205,6 +229,8 @@ def test_a_bad_token_is_unauthenticated_over_grpc_web(edge: StackConfig, case: s
     assert headers["grpc-status"] == "16"
     message = urllib.parse.unquote(headers["grpc-message"])
     assert reason.lower() in message.replace("_", " ").lower() and "ragmesh token issue" in message, message
+    assert _details_reason(headers["grpc-status-details-bin"]) == BAD_TOKEN_REASONS[case]
+    assert "grpc-status-details-bin" in headers["access-control-expose-headers"]
     assert headers["access-control-allow-origin"] == "http://localhost:5173"
     assert body == b""
 

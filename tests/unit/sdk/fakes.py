@@ -61,7 +61,27 @@ _METHODS: dict[str, tuple[str, Any, bool]] = {
         ipb.StreamIngestJobRequest,
         True,
     ),
+    "/ragmesh.ingest.v1.IngestService/CancelIngestJob": (
+        "ragmesh.ingest.v1.IngestService",
+        ipb.CancelIngestJobRequest,
+        False,
+    ),
+    "/ragmesh.ingest.v1.IngestService/ListDocuments": (
+        "ragmesh.ingest.v1.IngestService",
+        ipb.ListDocumentsRequest,
+        False,
+    ),
+    "/ragmesh.ingest.v1.IngestService/DeleteDocument": (
+        "ragmesh.ingest.v1.IngestService",
+        ipb.DeleteDocumentRequest,
+        False,
+    ),
     "/ragmesh.sandbox.v1.SandboxService/Execute": ("ragmesh.sandbox.v1.SandboxService", spb.ExecuteRequest, False),
+    "/ragmesh.sandbox.v1.SandboxService/StreamExecute": (
+        "ragmesh.sandbox.v1.SandboxService",
+        spb.StreamExecuteRequest,
+        True,
+    ),
 }
 
 

@@ -354,3 +354,34 @@ def test_an_edge_that_is_down_raises_unavailable_after_the_retries(run: Runner) 
     closed.stop()
     with pytest.raises(ragmesh_client.Unavailable):
         Runner(run.kind, address).call("t", lambda c: c.search("pods"), max_attempts=2)
+
+
+def test_documents_cancel_and_streamed_sandbox_output(run: Runner, fake: FakeMesh) -> None:
+    fake.script(
+        "/ragmesh.ingest.v1.IngestService/ListDocuments",
+        ipb.ListDocumentsResponse(documents=[ipb.DocumentInfo(doc_id="d1", source_uri="file:///a.md")]),
+    )
+    fake.script("/ragmesh.ingest.v1.IngestService/DeleteDocument", ipb.DeleteDocumentResponse(points_deleted=3))
+    fake.script(
+        "/ragmesh.ingest.v1.IngestService/CancelIngestJob",
+        ipb.CancelIngestJobResponse(job=ipb.IngestJob(job_id="j1", state=ipb.JOB_STATE_CANCELLED)),
+    )
+    fake.script(
+        "/ragmesh.sandbox.v1.SandboxService/StreamExecute",
+        Stream(
+            [
+                spb.StreamExecuteResponse(output=spb.OutputChunk(stream=spb.OUTPUT_STREAM_STDOUT, data=b"4\n")),
+                spb.StreamExecuteResponse(result=spb.ExecutionResult(stop_reason=spb.STOP_REASON_COMPLETED)),
+            ]
+        ),
+    )
+    listed = run.call("t", lambda c: c.documents.list(source_prefix="file:///"))
+    deleted = run.call("t", lambda c: c.documents.delete("d1"))
+    job = run.call("t", lambda c: c.cancel_job("j1"))
+    events = run.call("t", lambda c: c.sandbox.stream("print(2+2)"))
+    assert [d.doc_id for d in listed.documents] == ["d1"] and deleted.points_deleted == 3
+    assert job.state is ragmesh_client.ingest.JobState.CANCELLED
+    assert events[0].output.data == b"4\n"
+    assert events[-1].result.stop_reason is ragmesh_client.sandbox.StopReason.COMPLETED
+    assert fake.calls_to("/ragmesh.ingest.v1.IngestService/ListDocuments")[0].request.source_prefix == "file:///"
+    assert fake.calls_to("/ragmesh.ingest.v1.IngestService/DeleteDocument")[0].request.doc_id == "d1"

@@ -200,7 +200,13 @@ class FakeMemory:
     async def get_session(self, tenant: str, subject: str, session_id: str) -> SessionInfo:
         messages = self._owned(tenant, subject, session_id)
         now = dt.datetime.now(dt.UTC)
-        return SessionInfo(session_id, self.titles[(tenant, session_id)], now, now, len(messages), tuple(messages))
+        rated = tuple(
+            dataclasses.replace(m, rating=given[1], rating_comment=given[2])
+            if (given := self.feedback.get((tenant, m.message_id, subject)))
+            else m
+            for m in messages
+        )
+        return SessionInfo(session_id, self.titles[(tenant, session_id)], now, now, len(messages), rated)
 
     async def list_sessions(self, tenant: str, subject: str, page_size: int, page_token: str) -> SessionPage:
         if page_token:

@@ -79,3 +79,11 @@ def test_session_with_messages() -> None:
     )
     assert session.create_time.ToDatetime(dt.UTC) == at
     assert session.messages[0].role == "assistant" and session.messages[0].citations[0].marker == 1
+
+
+def test_a_message_carries_the_readers_own_rating() -> None:
+    at = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
+    rated = convert.message_to_proto(StoredMessage("m1", Role.ASSISTANT, "A", (), at, rating="up", rating_comment="ok"))
+    unrated = convert.message_to_proto(StoredMessage("m2", Role.USER, "Q", (), at))
+    assert (rated.rating, rated.rating_comment) == (pb.RATING_UP, "ok")
+    assert unrated.rating == pb.RATING_UNSPECIFIED

@@ -199,18 +199,22 @@ class StreamChatResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., message_id: _Optional[str] = ..., sequence: _Optional[int] = ..., step: _Optional[_Union[StepEvent, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ..., citations: _Optional[_Union[CitationsEvent, _Mapping]] = ..., final: _Optional[_Union[FinalAnswer, _Mapping]] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
-    __slots__ = ("message_id", "role", "content", "citations", "create_time")
+    __slots__ = ("message_id", "role", "content", "citations", "create_time", "rating", "rating_comment")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    RATING_COMMENT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     role: str
     content: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rating: Rating
+    rating_comment: str
+    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[_Union[Rating, str]] = ..., rating_comment: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("session_id", "title", "create_time", "update_time", "message_count", "messages")

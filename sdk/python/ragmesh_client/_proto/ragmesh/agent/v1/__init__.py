@@ -581,6 +581,17 @@ class SessionMessage(betterproto2.Message):
     Output only. When it was written.
     """
 
+    rating: "Rating" = betterproto2.field(6, betterproto2.TYPE_ENUM, default_factory=lambda: Rating(0))
+    """
+    Output only. The caller's own rating of this answer (SubmitFeedback); RATING_UNSPECIFIED when
+    they gave none, and on questions.
+    """
+
+    rating_comment: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    Output only. The comment that came with the caller's rating.
+    """
+
 
 default_message_pool.register_message("ragmesh.agent.v1", "SessionMessage", SessionMessage)
 
