@@ -114,6 +114,7 @@ def page(browser: Browser, web_origin: str, settings: MeshSettings, tenant: str)
     opened = context.new_page()
     opened.goto(f"{web_origin}/index.html?edge=http://{settings.edge_addr}#token={_token(tenant)}")
     expect(opened.locator("#app")).to_be_visible()
+    expect(opened.locator("#signin")).to_be_hidden()
     yield opened
     context.close()
 

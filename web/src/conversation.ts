@@ -72,16 +72,16 @@ function renderFeedback(turn: Turn, session: string, messageId: string, given: R
   turn.feedback.replaceChildren();
   const status = el("span", { class: "muted", role: "status" });
   const buttons: [Rating, string, string][] = [
-    [Rating.UP, "👍", "Helpful"],
-    [Rating.DOWN, "👎", "Not helpful"],
+    [Rating.UP, "▲ helpful", "Helpful"],
+    [Rating.DOWN, "▼ not helpful", "Not helpful"],
   ];
   const pressed = (rating: Rating): void => {
     for (const b of turn.feedback.querySelectorAll("button")) {
       b.setAttribute("aria-pressed", String(b.dataset.rating === String(rating)));
     }
   };
-  for (const [rating, face, label] of buttons) {
-    const button = el("button", { type: "button", "aria-label": label, "data-rating": String(rating) }, face);
+  for (const [rating, text, label] of buttons) {
+    const button = el("button", { type: "button", "aria-label": label, "data-rating": String(rating) }, text);
     button.addEventListener("click", () => {
       agent
         .submitFeedback({ sessionId: session, messageId, rating }, withToken())
