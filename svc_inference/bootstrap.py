@@ -8,6 +8,7 @@ from svc_inference.config import Config, RayEnvironment
 from svc_inference.domain.model_config import Profile, load_profile
 from svc_inference.domain.runtime import ModelRuntime
 from svc_inference.domain.sources import SourceSettings
+from svc_inference.metrics import PrometheusObserver
 
 
 def source_settings(config: Config) -> SourceSettings:
@@ -22,7 +23,15 @@ async def open_runtime(
     profile: Profile | None = None,
     ray_environment: RayEnvironment | None = None,
 ) -> ModelRuntime:
-    """Loads (``inprocess``) or deploys/attaches (``serve``) every model of the profile."""
+    """Loads (``inprocess``) or deploys/attaches (``serve``) every model of the profile; its reports become metrics."""
+    runtime = await _open(config, ray_address, profile, ray_environment)
+    runtime.observer = PrometheusObserver()
+    return runtime
+
+
+async def _open(
+    config: Config, ray_address: str, profile: Profile | None, ray_environment: RayEnvironment | None
+) -> ModelRuntime:
     profile = profile or load_profile(config.models_dir, config.profile)
     sources = source_settings(config)
     if config.hosting == "inprocess":

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "mesh.cli.sandbox_cmds",
     "mesh.cli.ingest_cmds",
     "mesh.cli.retrieval_cmds",
+    "mesh.cli.eval_answers",
     "mesh.cli.agent_cmds",
     "mesh.cli.token_cmds",
 )

@@ -295,7 +295,7 @@ def _subparsers_of(parser: argparse.ArgumentParser) -> Any:
     return None
 
 
-def _eval_group(subparsers: Any) -> Any:
+def eval_group(subparsers: Any) -> Any:
     """The sub-commands of ``ragmesh eval``, created here unless another module made the group first."""
     existing = subparsers.choices.get("eval")
     if existing is not None:
@@ -322,7 +322,7 @@ def register(subparsers: Any) -> None:
     add_connection_args(search)
     search.set_defaults(func=lambda args: asyncio.run(_search(args)))
 
-    retrieval = _eval_group(subparsers).add_parser(
+    retrieval = eval_group(subparsers).add_parser(
         "retrieval", help="recall@k and MRR@10 of every leg and of hybrid search on a question set"
     )
     retrieval.add_argument("--questions", required=True, help="JSONL questions (the dev_questions.jsonl format)")

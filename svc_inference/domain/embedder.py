@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -20,8 +19,8 @@ import numpy.typing as npt
 
 from mesh.errors import FieldViolation, InvalidArgument
 from svc_inference.domain.model_config import EmbedderConfig
-from svc_inference.domain.reranker import rank
-from svc_inference.domain.sources import ModelNotAvailable, SourceSettings, resolve
+from svc_inference.domain.ranking import rank
+from svc_inference.domain.sources import ModelNotAvailable, SourceSettings, offline_hub, resolve
 from svc_inference.domain.sparse import SparseHead
 from svc_inference.domain.types import (
     EmbedMode,
@@ -35,13 +34,6 @@ from svc_inference.domain.types import (
 )
 
 _MAX_REPORTED_VIOLATIONS = 10
-
-
-def offline_hub() -> None:
-    """Makes sure nothing in this process asks a model hub for files (set before transformers is imported)."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -6,24 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from svc_inference.domain.model_config import RerankerConfig
-from svc_inference.domain.sources import SourceSettings, resolve
-from svc_inference.domain.types import ModelInfo, ModelRole, RerankRequest, RerankResult, ScoredDocument
-
-
-def rank(scores: Sequence[float], top_n: int) -> tuple[ScoredDocument, ...]:
-    """Documents best first (ties keep request order); only the best ``top_n`` when it is above 0."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    if top_n > 0:
-        order = order[:top_n]
-    return tuple(ScoredDocument(index=i, score=float(scores[i])) for i in order)
+from svc_inference.domain.ranking import rank
+from svc_inference.domain.sources import SourceSettings, offline_hub, resolve
+from svc_inference.domain.types import ModelInfo, ModelRole, RerankRequest, RerankResult
 
 
 class CrossEncoderReranker:
     """Scores query-document pairs jointly; several requests are scored in one model call."""
 
     def __init__(self, config: RerankerConfig, sources: SourceSettings) -> None:
-        from svc_inference.domain.embedder import offline_hub
-
         offline_hub()
         import torch
         from sentence_transformers import CrossEncoder

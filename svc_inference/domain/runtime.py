@@ -1,9 +1,10 @@
-"""The served models by name and role: request routing, fast input checks and metrics.
+"""The served models by name and role: request routing, fast input checks and what they report.
 
 The servicer talks only to this. It resolves a model name (empty means the
 role's default; an unknown one is NOT_FOUND), refuses input it can judge
-without a model before any backend time is spent, and records the service's
-inference metrics from what the backends report.
+without a model before any backend time is spent, and reports what the backends
+report to its observer (svc_inference.domain.observer; the service records
+them as metrics).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import TypeVar
 
 from mesh.errors import MeshError, NotFound, ResourceExhausted
-from svc_inference.domain import metrics
 from svc_inference.domain.chat_templates import check_not_empty
 from svc_inference.domain.endpoints import EmbedderEndpoint, LLMEndpoint, RerankerEndpoint
+from svc_inference.domain.observer import InferenceObserver, NullObserver
 from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE, check_enforceable, parse_schema
 from svc_inference.domain.types import (
@@ -24,7 +25,6 @@ from svc_inference.domain.types import (
     GenerateRequest,
     GenerationChunk,
     GenerationStats,
-    GenerationSummary,
     ModelInfo,
     Priority,
     RerankRequest,
@@ -57,8 +57,10 @@ class ModelRuntime:
         rerankers: Mapping[str, RerankerEndpoint],
         defaults: Defaults,
         on_close: Sequence[Callable[[], Awaitable[None]]] = (),
+        observer: InferenceObserver | None = None,
     ) -> None:
         self._llms = dict(llms)
+        self.observer: InferenceObserver = observer or NullObserver()
         self._embedders = dict(embedders)
         self._rerankers = dict(rerankers)
         self._defaults = defaults
@@ -86,7 +88,7 @@ class ModelRuntime:
         return _pick(self._llms, name or self._defaults.llm, "LLM")
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
-        """Streams a completion from the named LLM and records its metrics."""
+        """Streams a completion from the named LLM, reporting it to the observer."""
         endpoint = self.llm(request.model)
         model = endpoint.info.name
         # What needs no model is refused here, before a Serve round trip or a queue slot.
@@ -95,44 +97,42 @@ class ModelRuntime:
         if schema is not None:
             backend = endpoint.info.backend
             check_enforceable(schema, _UNENFORCEABLE.get(backend, frozenset()), backend)
-        depth = metrics.QUEUE_DEPTH.labels(model)
-        pending = metrics.PENDING.labels(model, request.priority.value)
-        depth.inc()
-        pending.inc()
+        observer = self.observer
+        observer.request_started(model, request.priority)
         outcome = "cancelled"
         try:
             async for chunk in endpoint.generate(dataclasses.replace(request, model=model)):
                 if chunk.summary is not None:
                     outcome = chunk.summary.finish_reason.value
-                    _observe(chunk.summary)
+                    observer.generation_summary(chunk.summary)
                 yield chunk
         except ResourceExhausted as exc:
             outcome = "rejected"
-            metrics.REJECTED.labels(model, exc.reason).inc()
+            observer.rejected(model, exc.reason)
             raise
         except MeshError:
             outcome = "error"
             raise
         finally:
-            depth.dec()
-            pending.dec()
+            observer.request_ended(model, request.priority)
             if outcome != "rejected":
-                metrics.GENERATIONS.labels(model, outcome).inc()
+                observer.generation_ended(model, outcome)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         """Embeds with the named embedder."""
         endpoint = _pick(self._embedders, request.model or self._defaults.embedder, "embedding model")
         model = endpoint.info.name
-        result = await _tracked(model, endpoint.embed(dataclasses.replace(request, model=model)), request.priority)
-        metrics.BATCH_SIZE.labels(model).observe(result.batch_size)
+        call = endpoint.embed(dataclasses.replace(request, model=model))
+        result = await _tracked(self.observer, model, call, request.priority)
+        self.observer.batch(model, result.batch_size)
         return result
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Ranks with the named reranker."""
         endpoint = _pick(self._rerankers, request.model or self._defaults.reranker, "reranker")
         model = endpoint.info.name
-        result = await _tracked(model, endpoint.rerank(dataclasses.replace(request, model=model)))
-        metrics.BATCH_SIZE.labels(model).observe(result.batch_size)
+        result = await _tracked(self.observer, model, endpoint.rerank(dataclasses.replace(request, model=model)))
+        self.observer.batch(model, result.batch_size)
         return result
 
     async def stats(self, model: str = "") -> GenerationStats:
@@ -155,19 +155,17 @@ class ModelRuntime:
 T = TypeVar("T")
 
 
-async def _tracked(model: str, call: Awaitable[T], priority: Priority = Priority.INTERACTIVE) -> T:
-    depth = metrics.QUEUE_DEPTH.labels(model)
-    pending = metrics.PENDING.labels(model, priority.value)
-    depth.inc()
-    pending.inc()
+async def _tracked(
+    observer: InferenceObserver, model: str, call: Awaitable[T], priority: Priority = Priority.INTERACTIVE
+) -> T:
+    observer.request_started(model, priority)
     try:
         return await call
     except ResourceExhausted as exc:
-        metrics.REJECTED.labels(model, exc.reason).inc()
+        observer.rejected(model, exc.reason)
         raise
     finally:
-        depth.dec()
-        pending.dec()
+        observer.request_ended(model, priority)
 
 
 def _pick(group: Mapping[str, E], name: str, what: str) -> E:
@@ -179,14 +177,3 @@ def _pick(group: Mapping[str, E], name: str, what: str) -> E:
             metadata={"model": name},
         )
     return endpoint
-
-
-def _observe(summary: GenerationSummary) -> None:
-    model = summary.model
-    metrics.TOKENS_GENERATED.labels(model).inc(summary.completion_tokens)
-    metrics.PROMPT_TOKENS.labels(model).inc(summary.prompt_tokens)
-    if summary.completion_tokens:
-        metrics.TIME_TO_FIRST_TOKEN.labels(model).observe(summary.time_to_first_token_ms / 1000.0)
-    if summary.tokens_per_second > 0:
-        metrics.DECODE_TOKENS_PER_SECOND.labels(model).observe(summary.tokens_per_second)
-        metrics.INTER_TOKEN_LATENCY.labels(model).observe(1.0 / summary.tokens_per_second)

@@ -36,6 +36,13 @@ class SourceSettings:
     cache_dir: Path
 
 
+def offline_hub() -> None:
+    """Makes sure nothing in this process asks a model hub for files (set before transformers is imported)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def resolve(source: ModelSource, settings: SourceSettings) -> Path:
     """The local path of ``source``'s model file or directory."""
     if source.kind == "gguf-package":

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 import mesh.metrics  # noqa: F401 - registers the RPC metrics
 import svc_agent.metrics  # noqa: F401
-import svc_inference.domain.metrics  # noqa: F401
+import svc_inference.metrics  # noqa: F401
 import svc_ingest.metrics  # noqa: F401
 import svc_retrieval.metrics  # noqa: F401
 import svc_sandbox.metrics  # noqa: F401

@@ -204,3 +204,41 @@ def test_ragmesh_ask_json_prints_one_event_a_line(corpus: MeshSettings) -> None:
     assert final["type"] == "final" and final["answer"]
     assert final["citations"] and all({"source", "chunk_id"} <= set(c) for c in final["citations"])
     assert all("samples" in c["source"] for c in final["citations"])
+
+
+def test_ragmesh_eval_answers_scores_the_sample_questions(corpus: MeshSettings, tmp_path: Path) -> None:
+    """Three of the sample questions (two answerable, the unanswerable one), asked and scored through the edge."""
+    rows = [json.loads(line) for line in (REPO / "samples" / "questions.jsonl").read_text().splitlines() if line]
+    chosen = [rows[0], rows[6], next(r for r in rows if r["kind"] == "unanswerable")]
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    out = tmp_path / "report.json"
+    command = [sys.executable, "-m", "mesh.cli", "eval", "answers", "--questions", str(questions)]
+    done = subprocess.run(
+        [*command, "--tenant", TENANT, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "terms/ans" in done.stdout and "unanswerable" in done.stdout
+    report = json.loads(out.read_text())
+    summary = report["summary"]
+    assert summary["n"] == 3 and summary["errors"] == 0
+    assert [r["id"] for r in report["rows"]] == [r["id"] for r in chosen]
+    # The evidence holds key terms, answers cite pages of the samples, and the figures are in range.
+    assert summary["key_terms_in_top5_chunks"] > 0
+    assert 0 <= summary["key_terms_in_answers"] <= 1 and summary["gold_cited"] is not None
+    assert summary["unanswerable_declined"].endswith("/1") and summary["answerable_declined"].endswith("/2")
+    answered = [r for r in report["rows"] if not r["declined"]]
+    assert answered and all(r["cited_sources"] for r in answered)
+    assert all("samples" in source for r in answered for source in r["cited_sources"])
+    assert all(r["ttft_ms"] is None or 0 < r["ttft_ms"] <= r["total_ms"] for r in report["rows"])
+    # Every sentence of an answer is counted as cited (with its support score) or uncited.
+    for row in answered:
+        assert row["cited_sentences"] + row["uncited_sentences"] >= 1
+        assert len(row["sentence_support"]) == row["cited_sentences"]
+        assert all(0 <= s <= 1 for s in row["sentence_support"])
+    assert set(report["by_kind"]) == {"fact", "unanswerable"}

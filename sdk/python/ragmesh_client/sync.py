@@ -21,6 +21,7 @@ import grpc
 from ragmesh_client import _requests, events
 from ragmesh_client._credentials import Credential, TokenSource
 from ragmesh_client._proto.ragmesh.agent import v1 as agent
+from ragmesh_client._proto.ragmesh.common import v1 as common
 from ragmesh_client._proto.ragmesh.ingest import v1 as ingest_v1
 from ragmesh_client._proto.ragmesh.retrieval import v1 as retrieval
 from ragmesh_client._proto.ragmesh.sandbox import v1 as sandbox
@@ -159,6 +160,13 @@ class Client:
         """Hybrid search (all legs unless ``legs`` names some), fused and reranked."""
         request = _requests.search(query, top_k=top_k, legs=legs, skip_rerank=skip_rerank, filter=filter)
         return self._unary(_requests.SEARCH, lambda: self.retrieval.search(request), timeout_s)
+
+    def get_chunk(self, chunk_id: str, *, timeout_s: float | None = None) -> common.Chunk:
+        """One chunk of the tenant's index by id (a citation's ``chunk_id``), with its full text."""
+        request = retrieval.GetChunkRequest(chunk_id=chunk_id)
+        response = self._unary(_requests.GET_CHUNK, lambda: self.retrieval.get_chunk(request), timeout_s)
+        assert response.chunk is not None
+        return response.chunk
 
     def create_ingest_job(
         self,

@@ -51,6 +51,11 @@ _METHODS: dict[str, tuple[str, Any, bool]] = {
         rpb.SearchRequest,
         False,
     ),
+    "/ragmesh.retrieval.v1.RetrievalService/GetChunk": (
+        "ragmesh.retrieval.v1.RetrievalService",
+        rpb.GetChunkRequest,
+        False,
+    ),
     "/ragmesh.ingest.v1.IngestService/CreateIngestJob": (
         "ragmesh.ingest.v1.IngestService",
         ipb.CreateIngestJobRequest,

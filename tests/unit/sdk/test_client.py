@@ -375,6 +375,12 @@ def test_documents_cancel_and_streamed_sandbox_output(run: Runner, fake: FakeMes
             ]
         ),
     )
+    fake.script(
+        "/ragmesh.retrieval.v1.RetrievalService/GetChunk",
+        rpb.GetChunkResponse(chunk=common_pb2.Chunk(chunk_id="c1", text="full text")),
+    )
+    chunk = run.call("t", lambda c: c.get_chunk("c1"))
+    assert (chunk.chunk_id, chunk.text) == ("c1", "full text")
     listed = run.call("t", lambda c: c.documents.list(source_prefix="file:///"))
     deleted = run.call("t", lambda c: c.documents.delete("d1"))
     job = run.call("t", lambda c: c.cancel_job("j1"))

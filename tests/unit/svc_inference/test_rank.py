@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from svc_inference.domain.reranker import rank
+from svc_inference.domain.ranking import rank
 
 
 def test_best_first_ties_in_request_order_and_top_n() -> None:

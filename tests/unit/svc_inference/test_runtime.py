@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from mesh.errors import InvalidArgument, NotFound, ResourceExhausted
-from svc_inference.domain import metrics
 from svc_inference.domain.endpoints import CosineReranker
 from svc_inference.domain.model_config import RerankerConfig
-from svc_inference.domain.runtime import Defaults, ModelRuntime, _observe
+from svc_inference.domain.runtime import Defaults, ModelRuntime
 from svc_inference.domain.types import (
     EmbedRequest,
     EmbedResult,
@@ -21,6 +20,7 @@ from svc_inference.domain.types import (
     GenerationSummary,
     ModelInfo,
     ModelRole,
+    Priority,
     RerankRequest,
     RerankResult,
     ScoredDocument,
@@ -135,14 +135,39 @@ def test_list_models_marks_defaults() -> None:
     assert models["emb-cosine"].hosting == "inprocess"
 
 
-async def test_metrics_follow_what_the_backends_report() -> None:
+class FakeObserver:
+    """Records what the runtime reports, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+
+    def request_started(self, model: str, priority: Priority) -> None:
+        self.events.append(("started", model, priority))
+
+    def request_ended(self, model: str, priority: Priority) -> None:
+        self.events.append(("ended", model, priority))
+
+    def rejected(self, model: str, reason: str) -> None:
+        self.events.append(("rejected", model, reason))
+
+    def generation_ended(self, model: str, outcome: str) -> None:
+        self.events.append(("generation", model, outcome))
+
+    def batch(self, model: str, size: int) -> None:
+        self.events.append(("batch", model, size))
+
+    def generation_summary(self, summary: GenerationSummary) -> None:
+        self.events.append(("summary", summary.model, summary.completion_tokens))
+
+
+async def test_the_observer_hears_what_the_backends_report() -> None:
     runtime, _ = _runtime()
-    tokens = metrics.TOKENS_GENERATED.labels("gen")
-    before = tokens._value.get()
+    observer = FakeObserver()
+    runtime.observer = observer
     await _collect(runtime, GenerateRequest(prompt="x"))
-    assert tokens._value.get() == before + 1
-    assert metrics.QUEUE_DEPTH.labels("gen")._value.get() == 0
-    rejected = metrics.REJECTED.labels("busy", "QUEUE_FULL")
+    names = [e[0] for e in observer.events]
+    assert names == ["started", "summary", "ended", "generation"]
+    assert observer.events[-1] == ("generation", "gen", "stop")
     runtime_busy = ModelRuntime(
         llms={"busy": FakeLLM("busy", busy=True)},
         embedders={"emb": FakeEmbedder("emb")},
@@ -152,10 +177,14 @@ async def test_metrics_follow_what_the_backends_report() -> None:
             )
         },
         defaults=Defaults("busy", "emb", "r"),
+        observer=observer,
     )
+    observer.events.clear()
     with pytest.raises(ResourceExhausted):
         await _collect(runtime_busy, GenerateRequest(prompt="x"))
-    assert rejected._value.get() >= 1
+    # A refused request is counted as refused, not as a generation, and leaves the queue.
+    assert [e[0] for e in observer.events] == ["started", "rejected", "ended"]
+    assert observer.events[1] == ("rejected", "busy", "QUEUE_FULL")
 
 
 def test_defaults_must_be_served() -> None:
@@ -163,13 +192,3 @@ def test_defaults_must_be_served() -> None:
     with pytest.raises(ValueError, match="not served"):
         ModelRuntime(llms={}, embedders={"emb": embedder}, rerankers={}, defaults=Defaults("gen", "emb", "r"))
     assert dataclasses.is_dataclass(Defaults)
-
-
-def test_inter_token_latency_is_the_gap_after_the_first_token() -> None:
-    latency = metrics.INTER_TOKEN_LATENCY.labels("itl")
-    total = latency._sum.get()
-    _observe(GenerationSummary("itl", 3, 11, FinishReason.STOP, 12.0, 50.0, 220.0))
-    assert latency._sum.get() == pytest.approx(total + 0.02)
-    # One token has no gap after it: nothing is observed.
-    _observe(GenerationSummary("itl", 3, 1, FinishReason.STOP, 12.0, 0.0, 12.0))
-    assert latency._sum.get() == pytest.approx(total + 0.02)

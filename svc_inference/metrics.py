@@ -2,12 +2,16 @@
 
 They are recorded in the service process from what the backends report back
 (usage, timings, batch sizes), so one /metrics endpoint covers both hostings,
-whether the models run in Ray Serve replicas or in this process.
+whether the models run in Ray Serve replicas or in this process. The runtime
+reports through its observer port (svc_inference.domain.observer);
+``PrometheusObserver`` turns those reports into these series.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from svc_inference.domain.types import GenerationSummary, Priority
 
 TOKENS_GENERATED = Counter(
     "ragmesh_inference_tokens_generated_total",
@@ -63,3 +67,34 @@ PENDING = Gauge(
     "Requests from this service waiting for or running on a model, by model and priority (interactive or batch).",
     ("model", "priority"),
 )
+
+
+class PrometheusObserver:
+    """The runtime's events (svc_inference.domain.observer) as this module's metrics."""
+
+    def request_started(self, model: str, priority: Priority) -> None:
+        QUEUE_DEPTH.labels(model).inc()
+        PENDING.labels(model, priority.value).inc()
+
+    def request_ended(self, model: str, priority: Priority) -> None:
+        QUEUE_DEPTH.labels(model).dec()
+        PENDING.labels(model, priority.value).dec()
+
+    def rejected(self, model: str, reason: str) -> None:
+        REJECTED.labels(model, reason).inc()
+
+    def generation_ended(self, model: str, outcome: str) -> None:
+        GENERATIONS.labels(model, outcome).inc()
+
+    def batch(self, model: str, size: int) -> None:
+        BATCH_SIZE.labels(model).observe(size)
+
+    def generation_summary(self, summary: GenerationSummary) -> None:
+        model = summary.model
+        TOKENS_GENERATED.labels(model).inc(summary.completion_tokens)
+        PROMPT_TOKENS.labels(model).inc(summary.prompt_tokens)
+        if summary.completion_tokens:
+            TIME_TO_FIRST_TOKEN.labels(model).observe(summary.time_to_first_token_ms / 1000.0)
+        if summary.tokens_per_second > 0:
+            DECODE_TOKENS_PER_SECOND.labels(model).observe(summary.tokens_per_second)
+            INTER_TOKEN_LATENCY.labels(model).observe(1.0 / summary.tokens_per_second)
