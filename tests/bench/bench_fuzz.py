@@ -47,7 +47,6 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     settings = MeshSettings.from_env()
     rpcs = [r for r in edge_fuzz.public_rpcs() if not args.rpc or any(part in r.name for part in args.rpc)]
-    metadata = stack_bearer(edge_fuzz.TENANT, subject="fuzzer", roles=edge_fuzz.ROLES)
     pacer = edge_fuzz.Pacer()
     counts: dict[str, collections.Counter[str]] = {}
     seconds: dict[str, float] = {}
@@ -59,12 +58,16 @@ def run(argv: list[str]) -> dict[str, Any]:
             seen = counts.setdefault(rpc.name, collections.Counter())
             timeout_s = edge_fuzz.timeout_for(rpc, args.timeout_s, args.chat_timeout_s)
             examples = args.chat_per_rpc if rpc.family == "chat" and args.chat_per_rpc is not None else args.per_rpc
+            # A fresh token per RPC: a dev token lives 15 minutes and a full-budget run lasts longer
+            # (one minted at the start made every RPC after the first quarter hour UNAUTHENTICATED).
+            metadata = stack_bearer(edge_fuzz.TENANT, subject="fuzzer", roles=edge_fuzz.ROLES)
 
             def send(
                 bodies: list[bytes],
                 rpc: edge_fuzz.Rpc = rpc,
                 seen: collections.Counter[str] = seen,
                 timeout_s: float = timeout_s,
+                metadata: tuple[tuple[str, str], ...] = metadata,
             ) -> None:
                 pacer.wait(rpc.family)
                 outcome = edge_fuzz.call(channel, rpc, bodies, metadata, timeout_s)
@@ -90,6 +93,8 @@ def run(argv: list[str]) -> dict[str, Any]:
         "seconds_per_rpc": seconds,
         "codes_total": dict(sorted(total.items())),
         "internal_or_unknown": sum(total[code] for code in edge_fuzz.FORBIDDEN_CODES),
+        # Every call carries a valid token: any UNAUTHENTICATED means the run measured the edge's refusal instead.
+        "unauthenticated": total["UNAUTHENTICATED"],
         "problems": len(problems),
         "first_problems": problems[:20],
         "restarted_parts": restarts,
