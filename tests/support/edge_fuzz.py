@@ -130,12 +130,16 @@ class Outcome:
     """Status code name; OK when the call succeeded."""
     seen: str
     """Everything the caller reads of an error: grpc-message and the status details' text."""
+    sent: bytes = b""
+    """What the caller sent: an error that quotes the caller's own input back leaks nothing."""
 
     @property
     def leak(self) -> str | None:
-        """The internal detail the caller can read, if any."""
-        found = _LEAK.search(self.seen)
-        return None if found is None else found.group(0)
+        """The internal detail the caller can read, if any (text the caller sent itself does not count)."""
+        for found in _LEAK.finditer(self.seen):
+            if found.group(0).encode() not in self.sent:
+                return found.group(0)
+        return None
 
     @property
     def problem(self) -> str | None:
@@ -197,7 +201,7 @@ def call(
         else:
             channel.unary_unary(rpc.path, **raw)(bodies[0], metadata=md, timeout=timeout_s)
     except grpc.RpcError as err:
-        return Outcome(code=err.code().name, seen=_seen(err))
+        return Outcome(code=err.code().name, seen=_seen(err), sent=b"".join(bodies))
     return Outcome(code="OK", seen="")
 
 
