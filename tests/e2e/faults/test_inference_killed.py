@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,6 +18,7 @@ from mesh.settings import MeshSettings
 from ragmesh.agent.v1 import agent_service_pb2 as apb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
 from tests.e2e.faults import harness
+from tests.e2e.faults.conftest import Corpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -27,21 +26,13 @@ QUESTION = "How often does Zephyrine relay 3 forward telemetry to the harbour ar
 DEADLINE_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def corpus(settings: MeshSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, grpc.Channel]]:
-    tenant = harness.new_tenant("inference")
-    with grpc.insecure_channel(settings.edge_addr) as channel:
-        harness.ingest(channel, tenant, harness.write_corpus(tmp_path_factory.mktemp("relays"), 6))
-        yield tenant, channel
-
-
 def test_a_chat_whose_model_dies_ends_unavailable_and_leaves_nothing_behind(
-    settings: MeshSettings, corpus: tuple[str, grpc.Channel]
+    settings: MeshSettings, corpus: Corpus
 ) -> None:
-    tenant, channel = corpus
+    tenant, channel = corpus.tenant, corpus.channel
     agent = apb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
     sessions_before = harness.session_ids(channel, tenant)
-    assert harness.answer_cache_keys(settings, tenant) == 0
+    cached_before = harness.answer_cache_keys(settings, tenant)
 
     events: list[apb.StreamChatResponse] = []
     outcome: dict[str, object] = {}
@@ -86,7 +77,7 @@ def test_a_chat_whose_model_dies_ends_unavailable_and_leaves_nothing_behind(
                 apb.GetSessionRequest(session_id=session_id), metadata=harness.person(tenant), timeout=30
             )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-        assert harness.answer_cache_keys(settings, tenant) == 0
+        assert harness.answer_cache_keys(settings, tenant) == cached_before
 
     # Back without manual steps beyond `ragmesh up`: the same question gets a whole answer from the model.
     replies = list(
