@@ -66,7 +66,7 @@ class PartStatus:
     metrics_url: str = ""
     """Where Prometheus scrapes the part; empty when it exports no metrics."""
     restarts: int = 0
-    """Times ``up`` restarted the part (it was down or unhealthy, or had to restart) since it last started from stopped."""
+    """Times ``up`` restarted the part (down, unhealthy or reconfigured) since it last started from stopped."""
     last_restart: Restart | None = None
     """The latest of those restarts."""
 

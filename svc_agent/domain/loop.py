@@ -810,7 +810,9 @@ class Agent:
         except Unavailable as exc:
             # The answer is whole and the caller has it: a store that is down loses the turn, not the answer.
             yield StepEvent(
-                Step.MEMORY, StepStatus.FAILED, f"memory degraded: the turn was not saved to the session ({exc.message})"
+                Step.MEMORY,
+                StepStatus.FAILED,
+                f"memory degraded: the turn was not saved to the session ({exc.message})",
             )
         await self._store_in_caches(run)
         now = self._deps.clock()

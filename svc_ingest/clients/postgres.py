@@ -26,7 +26,6 @@ from svc_ingest.domain.model import (
     JobState,
 )
 
-
 _CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
@@ -54,26 +53,26 @@ class _Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+    async def fetch(self, query: str, *args: Any, **options: Any) -> list[Any]:
         with _store_errors():
-            return list(await self._pool.fetch(query, *args, timeout=timeout))
+            return list(await self._pool.fetch(query, *args, **options))
 
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+    async def fetchrow(self, query: str, *args: Any, **options: Any) -> Any:
         with _store_errors():
-            return await self._pool.fetchrow(query, *args, timeout=timeout)
+            return await self._pool.fetchrow(query, *args, **options)
 
-    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+    async def fetchval(self, query: str, *args: Any, **options: Any) -> Any:
         with _store_errors():
-            return await self._pool.fetchval(query, *args, timeout=timeout)
+            return await self._pool.fetchval(query, *args, **options)
 
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+    async def execute(self, query: str, *args: Any, **options: Any) -> str:
         with _store_errors():
-            result: str = await self._pool.execute(query, *args, timeout=timeout)
+            result: str = await self._pool.execute(query, *args, **options)
             return result
 
-    async def executemany(self, query: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None) -> None:
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]], **options: Any) -> None:
         with _store_errors():
-            await self._pool.executemany(query, args, timeout=timeout)
+            await self._pool.executemany(query, args, **options)
 
 
 def _record(row: asyncpg.Record) -> DocumentRecord:

@@ -73,9 +73,7 @@ def test_a_chat_whose_model_dies_ends_unavailable_and_leaves_nothing_behind(
         # Nothing of the half answer was kept: no session, no message, no cached answer.
         assert harness.session_ids(channel, tenant) == sessions_before
         with pytest.raises(grpc.RpcError) as missing:
-            agent.GetSession(
-                apb.GetSessionRequest(session_id=session_id), metadata=harness.person(tenant), timeout=30
-            )
+            agent.GetSession(apb.GetSessionRequest(session_id=session_id), metadata=harness.person(tenant), timeout=30)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         assert harness.answer_cache_keys(settings, tenant) == cached_before
 

@@ -71,4 +71,3 @@ def test_a_job_whose_index_dies_mid_write_converges_on_rerun_to_a_clean_runs_cou
         again = harness.ingest(channel, faulted, folder)
         assert again.counts.points_written == 0
         assert harness.index_counts(settings, faulted) == expected
-
