@@ -18,8 +18,8 @@ from ragmesh.agent.v1 import agent_service_pb2 as apb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
-from tests.e2e.faults import harness
-from tests.e2e.faults.conftest import Corpus
+from tests.support import faults as harness
+from tests.support.faults import Corpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ import pytest
 from mesh.settings import MeshSettings
 from ragmesh.agent.v1 import agent_service_pb2 as apb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
-from tests.e2e.faults import harness
-from tests.e2e.faults.conftest import Corpus
+from tests.support import faults as harness
+from tests.support.faults import Corpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

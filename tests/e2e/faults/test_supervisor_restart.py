@@ -14,7 +14,7 @@ import pytest
 from mesh.settings import MeshSettings
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as spb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as spb_grpc
-from tests.e2e.faults import harness
+from tests.support import faults as harness
 
 pytestmark = pytest.mark.e2e
 

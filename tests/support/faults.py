@@ -1,4 +1,5 @@
-"""What the fault tests share: killing and healing parts of the running stack, and counting what it stores.
+"""What the fault tests and ``ragmesh bench faults`` share: killing and healing parts of the running stack,
+and counting what it stores.
 
 Faults are injected into the stack ``ragmesh up`` started (the suite's own home
 and ports): a part is killed with SIGKILL or stopped, and brought back the way
@@ -10,7 +11,7 @@ the tests after it find every part healthy.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import grpc
 import redis
 
 from mesh.settings import MeshSettings
+from mesh.stack import StackConfig, Supervisor
 from ragmesh.agent.v1 import agent_service_pb2 as apb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
@@ -58,9 +60,8 @@ def ragmesh(*args: str, timeout_s: float = HEAL_TIMEOUT_S) -> subprocess.Complet
 
 
 def status() -> dict[str, dict[str, object]]:
-    """``ragmesh status --json`` by part name."""
-    done = ragmesh("status", "--json", timeout_s=60)
-    return {part["name"]: part for part in json.loads(done.stdout)["parts"]}
+    """What ``ragmesh status --json`` shows, by part name (read in this process: the CLI starts slowly)."""
+    return {part.name: part.as_json() for part in Supervisor(StackConfig.from_env()).status()}
 
 
 def pid_of(part: str) -> int:
@@ -108,6 +109,15 @@ def healed_after() -> Iterator[None]:
         yield
     finally:
         heal()
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """A tenant with a small corpus ingested (the clean run other tenants' counts compare with)."""
+
+    tenant: str
+    channel: grpc.Channel
+    folder: Path
 
 
 def person(tenant: str) -> tuple[tuple[str, str], ...]:
