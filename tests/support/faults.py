@@ -104,11 +104,15 @@ def heal() -> dict[str, dict[str, object]]:
 
 @contextlib.contextmanager
 def healed_after() -> Iterator[None]:
-    """Heals the stack when the block ends, however it ends (a failed assertion included)."""
+    """Heals the stack when the block ends, however it ends (a failed assertion included).
+
+    ``ragmesh up`` runs only when some part is not healthy (a test may have healed it already).
+    """
     try:
         yield
     finally:
-        heal()
+        if not all(part["healthy"] for part in status().values()):
+            heal()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,9 +3,9 @@
 The job retries its writes, then ends FAILED with the index named as the
 cause; after ``ragmesh up`` a rerun converges to exactly the counts of the
 clean run of the same corpus in another tenant (points, document and chunk
-nodes, entities, relationships, document records), and a second rerun writes
-nothing. The slower variant that kills the index between two write batches of
-one job runs in ``ragmesh bench faults``.
+nodes, entities, relationships, document records). The slower variant that
+kills the index between two write batches of one job (and reruns it twice)
+runs in ``ragmesh bench faults``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,3 @@ def test_a_job_whose_index_dies_fails_and_a_rerun_converges_to_a_clean_runs_coun
     assert rerun.counts.files_discovered == len(expected_records)
     assert harness.index_counts(settings, tenant) == expected
     assert harness.document_records(channel, tenant) == expected_records
-    again = harness.ingest(channel, tenant, corpus.folder)
-    assert again.counts.points_written == 0
-    assert harness.index_counts(settings, tenant) == expected
