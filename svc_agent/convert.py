@@ -27,6 +27,7 @@ _STEPS = {
     Step.RETRIEVE: pb.STEP_RETRIEVE,
     Step.TOOL: pb.STEP_TOOL,
     Step.RESPOND: pb.STEP_RESPOND,
+    Step.MEMORY: pb.STEP_MEMORY,
 }
 _STATUSES = {
     StepStatus.STARTED: pb.STEP_STATUS_STARTED,

@@ -56,10 +56,18 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status_table(statuses: Sequence[PartStatus]) -> str:
-    rows = [("NAME", "HEALTHY", "ADDRESS", "PID", "METRICS", "LOG")]
+    rows = [("NAME", "HEALTHY", "ADDRESS", "PID", "RESTARTS", "METRICS", "LOG")]
     for s in statuses:
         rows.append(
-            (s.name, "yes" if s.healthy else "no", s.address, str(s.pid or "-"), s.metrics_url or "-", str(s.log_file))
+            (
+                s.name,
+                "yes" if s.healthy else "no",
+                s.address,
+                str(s.pid or "-"),
+                str(s.restarts),
+                s.metrics_url or "-",
+                str(s.log_file),
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [
@@ -68,6 +76,10 @@ def _status_table(statuses: Sequence[PartStatus]) -> str:
     for s in statuses:
         if not s.healthy:
             lines.append(f"{s.name}: {s.state}: {s.detail}")
+    for s in statuses:
+        if s.last_restart is not None:
+            last = s.last_restart
+            lines.append(f"{s.name}: restarted {s.restarts}x by ragmesh up, last at {last.at}: {last.reason}")
     return "\n".join(lines)
 
 

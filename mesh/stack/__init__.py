@@ -34,7 +34,7 @@ from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, NotReady, PortInUse, StackError
 from mesh.stack.layout import StackLayout
-from mesh.stack.supervisor import DownResult, PartStatus, Supervisor, UpResult
+from mesh.stack.supervisor import DownResult, PartStatus, Restart, Supervisor, UpResult
 
 __all__ = [
     "PART_NAMES",
@@ -44,6 +44,7 @@ __all__ = [
     "NotReady",
     "PartStatus",
     "PortInUse",
+    "Restart",
     "StackConfig",
     "StackError",
     "StackLayout",

@@ -50,6 +50,10 @@ class StackLayout:
     def pid_file(self, part: str) -> Path:
         return self.run_dir / f"{part}.pid"
 
+    def restarts_file(self, part: str) -> Path:
+        """How often ``up`` has restarted the part since it was last started from stopped, and why."""
+        return self.run_dir / f"{part}.restarts.json"
+
     def part_dir(self, part: str) -> Path:
         """The part's own configuration and scratch files (not data)."""
         return self.home / part

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import fcntl
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +36,21 @@ _LOG_TAIL_LINES = 20
 
 
 @dataclasses.dataclass(frozen=True)
+class Restart:
+    """One restart by ``up``: when, and why."""
+
+    at: str
+    """UTC time of the restart, ISO 8601."""
+    reason: str
+    """Why: the part was not running, was unhealthy, its configuration changed, or a part under it restarted."""
+    pid: int = 0
+    """The new process."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"at": self.at, "reason": self.reason, "pid": self.pid}
+
+
+@dataclasses.dataclass(frozen=True)
 class PartStatus:
     """What ``ragmesh status`` reports for one part."""
 
@@ -48,6 +65,10 @@ class PartStatus:
     detail: str
     metrics_url: str = ""
     """Where Prometheus scrapes the part; empty when it exports no metrics."""
+    restarts: int = 0
+    """Times ``up`` restarted the part (down, unhealthy or reconfigured) since it last started from stopped."""
+    last_restart: Restart | None = None
+    """The latest of those restarts."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +81,8 @@ class PartStatus:
             "pid_file": str(self.pid_file),
             "detail": self.detail,
             "metrics_url": self.metrics_url,
+            "restarts": self.restarts,
+            "last_restart": self.last_restart.as_json() if self.last_restart else None,
         }
 
 
@@ -131,18 +154,24 @@ class Supervisor:
         record = process.running_record(part.pid_file)
         # "restarted" when an earlier run left a pid file: the part was up before and is not now.
         action = "restarted" if part.pid_file.exists() else "started"
+        why = "it was not running"
         fingerprint = part.fingerprint()
         if record is not None:
             result = part.probe()
             if force:
-                say(f"{', '.join(part.restart_with)} restarted under it; restarting")
+                why = f"{', '.join(part.restart_with)} restarted under it"
             elif result.ok and record.fingerprint in ("", fingerprint):
                 say(f"already running (pid {record.pid})")
                 return UpResult(part.name, "kept", record.pid, 0.0)
             elif result.ok:
-                say("its command or configuration changed; restarting")
+                why = "its command or configuration changed"
             else:
-                say(f"running but unhealthy ({result.detail}); restarting")
+                why = f"it was running but unhealthy ({result.detail})"
+            say(f"{why}; restarting")
+        elif action == "restarted":
+            previous = process.read_pid_file(part.pid_file)
+            why = f"it was not running (pid {previous.pid} had exited)" if previous else why
+            say(f"{why}; restarting")
         # Clear what is left of an earlier run: an unhealthy process, orphaned helpers, a stale pid file.
         process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
         self._check_ports(part)
@@ -165,7 +194,30 @@ class Supervisor:
             raise
         ready_s = time.monotonic() - started
         say(f"ready in {ready_s:.1f}s (pid {record.pid}, {part.address()})")
+        self._note_start(part.name, action, why, record.pid)
         return UpResult(part.name, action, record.pid, ready_s)
+
+    def _note_start(self, name: str, action: str, why: str, pid: int) -> None:
+        """Counts a restart (``status`` shows it); a start from stopped begins the count again."""
+        path = self.layout.restarts_file(name)
+        if action != "restarted":
+            path.unlink(missing_ok=True)
+            return
+        count, _ = self._restarts(name)
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        record = {"count": count + 1, "last": Restart(at, why, pid).as_json()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record) + "\n")
+        tmp.replace(path)
+
+    def _restarts(self, name: str) -> tuple[int, Restart | None]:
+        try:
+            record = json.loads(self.layout.restarts_file(name).read_text())
+            last = record["last"]
+            return int(record["count"]), Restart(str(last["at"]), str(last["reason"]), int(last["pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0, None
 
     def _check_ports(self, part: Part) -> None:
         # A part just stopped may take a moment to let go of its sockets, so a busy port is asked
@@ -232,8 +284,19 @@ class Supervisor:
             result = part.probe()
             healthy, pid, detail = result.ok, record.pid, result.detail
             state = "running" if result.ok else "unhealthy"
+        restarts, last = self._restarts(part.name)
         return PartStatus(
-            part.name, healthy, state, part.address(), pid, part.log_file, part.pid_file, detail, part.metrics_url()
+            part.name,
+            healthy,
+            state,
+            part.address(),
+            pid,
+            part.log_file,
+            part.pid_file,
+            detail,
+            part.metrics_url(),
+            restarts,
+            last,
         )
 
     # -- down ------------------------------------------------------------

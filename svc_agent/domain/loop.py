@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
-from mesh.errors import MeshError
+from mesh.errors import MeshError, Unavailable
 from svc_agent.domain import citations as cite
 from svc_agent.domain import planner, prompts, rewrite
 from svc_agent.domain.calculator import CalculatorError, evaluate, format_number
@@ -170,6 +170,8 @@ class _Run:
     sources: tuple[Source, ...] = ()
     evidence: Evidence | None = None
     degraded: bool = False
+    history_lost: bool = False
+    """The session's history could not be read (memory degraded): the answer is not cached."""
     search_corpus_version: int | None = None
     answer_parts: list[str] = dataclasses.field(default_factory=list)
     citations: tuple[Citation, ...] = ()
@@ -261,18 +263,27 @@ class Agent:
             )
         run.state = state
 
-    # -- LOAD: the session's history; errors here come before any event is sent.
+    # -- LOAD: the session's history; errors here (an unknown session) come before any event is sent.
 
     async def _load(self, run: _Run) -> AsyncGenerator[AgentEvent, None]:
-        if not run.new_session:
-            run.history = await self._deps.memory.history(
-                run.request.tenant, run.request.subject, run.session_id, self._settings.history_messages
-            )
         requested = run.request.options.top_k or self._settings.default_top_k
         run.top_k = max(1, min(requested, self._settings.max_prompt_sources))
         self._goto(run, State.REWRITE)
-        return
-        yield  # an async generator that emits nothing
+        if run.new_session:
+            return
+        try:
+            run.history = await self._deps.memory.history(
+                run.request.tenant, run.request.subject, run.session_id, self._settings.history_messages
+            )
+        except Unavailable as exc:
+            # The history only adds context: without the store the question is answered as it stands.
+            run.history_lost = True
+            yield StepEvent(
+                Step.MEMORY,
+                StepStatus.FAILED,
+                f"memory degraded: the session's history could not be read ({exc.message}); "
+                "answering the question as it stands",
+            )
 
     # -- REWRITE: a standalone question from the history.
 
@@ -794,22 +805,15 @@ class Agent:
     # -- FINISH: the turn is saved, the answer cached, the final event sent.
 
     async def _finish(self, run: _Run) -> AsyncGenerator[AgentEvent, None]:
-        await self._deps.memory.record_turn(
-            CompletedTurn(
-                tenant=run.request.tenant,
-                subject=run.request.subject,
-                session_id=run.session_id,
-                new_session=run.new_session,
-                user_message_id=run.user_message_id,
-                question=run.request.message,
-                rewritten_query=run.query,
-                answer_message_id=run.message_id,
-                answer=run.answer,
-                citations=run.citations,
-                answered_from_documents=run.answered_from_documents,
-                cache_hit=run.cache_hit.value,
+        try:
+            await self._record_turn(run)
+        except Unavailable as exc:
+            # The answer is whole and the caller has it: a store that is down loses the turn, not the answer.
+            yield StepEvent(
+                Step.MEMORY,
+                StepStatus.FAILED,
+                f"memory degraded: the turn was not saved to the session ({exc.message})",
             )
-        )
         await self._store_in_caches(run)
         now = self._deps.clock()
         ttft = _ms(run.first_token_at - run.started) if run.first_token_at is not None else 0.0
@@ -830,6 +834,24 @@ class Agent:
         )
         self._goto(run, State.DONE)
 
+    async def _record_turn(self, run: _Run) -> None:
+        await self._deps.memory.record_turn(
+            CompletedTurn(
+                tenant=run.request.tenant,
+                subject=run.request.subject,
+                session_id=run.session_id,
+                new_session=run.new_session,
+                user_message_id=run.user_message_id,
+                question=run.request.message,
+                rewritten_query=run.query,
+                answer_message_id=run.message_id,
+                answer=run.answer,
+                citations=run.citations,
+                answered_from_documents=run.answered_from_documents,
+                cache_hit=run.cache_hit.value,
+            )
+        )
+
     async def _store_in_caches(self, run: _Run) -> None:
         cacheable = (
             run.scope is not None
@@ -837,6 +859,7 @@ class Agent:
             and run.answered_from_documents
             and bool(run.citations)
             and not run.degraded
+            and not run.history_lost
             and run.search_corpus_version == run.scope.corpus_version
         )
         if not cacheable or run.scope is None:

@@ -19,6 +19,8 @@ class Step(enum.Enum):
     RETRIEVE = "retrieve"
     TOOL = "tool"
     RESPOND = "respond"
+    MEMORY = "memory"
+    """Reading or saving the session's memory: emitted only when that fails (memory degraded)."""
 
 
 class StepStatus(enum.Enum):

@@ -6,14 +6,16 @@ most the store timeout of the config (``mesh.context.call_timeout_s``).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from mesh.context import call_timeout_s
+from mesh.errors import Unavailable
 from svc_ingest.domain.model import (
     DocStatus,
     DocumentRecord,
@@ -23,6 +25,54 @@ from svc_ingest.domain.model import (
     JobOptions,
     JobState,
 )
+
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store that cannot be reached is UNAVAILABLE (retryable), not a bug: the caller may try again."""
+    try:
+        yield
+    except _CONNECTION_ERRORS as exc:
+        raise Unavailable(
+            f"the ingest store (PostgreSQL) is unavailable: {exc}", reason="POSTGRES_UNAVAILABLE"
+        ) from exc
+
+
+class _Store:
+    """The pool's query methods, with connection trouble mapped to UNAVAILABLE."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def fetch(self, query: str, *args: Any, **options: Any) -> list[Any]:
+        with _store_errors():
+            return list(await self._pool.fetch(query, *args, **options))
+
+    async def fetchrow(self, query: str, *args: Any, **options: Any) -> Any:
+        with _store_errors():
+            return await self._pool.fetchrow(query, *args, **options)
+
+    async def fetchval(self, query: str, *args: Any, **options: Any) -> Any:
+        with _store_errors():
+            return await self._pool.fetchval(query, *args, **options)
+
+    async def execute(self, query: str, *args: Any, **options: Any) -> str:
+        with _store_errors():
+            result: str = await self._pool.execute(query, *args, **options)
+            return result
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]], **options: Any) -> None:
+        with _store_errors():
+            await self._pool.executemany(query, args, **options)
 
 
 def _record(row: asyncpg.Record) -> DocumentRecord:
@@ -49,7 +99,7 @@ class DocumentRepository:
     """Document state of every tenant."""
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:
-        self._pool = pool
+        self._pool = _Store(pool)
         self._timeout_s = timeout_s
 
     async def get_many(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, DocumentRecord]:
@@ -191,7 +241,7 @@ class JobRepository:
     """Ingest jobs of every tenant."""
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:
-        self._pool = pool
+        self._pool = _Store(pool)
         self._timeout_s = timeout_s
 
     async def create(self, job: Job, owner: str) -> Job:

@@ -87,7 +87,7 @@ def test_status_json_shape(stack: Supervisor) -> None:
     assert doc["global_rate_limit"]["state"] == "enforcing", doc["global_rate_limit"]
     table = _cli(stack.config, "status")
     assert table.returncode == 0
-    assert table.stdout.splitlines()[0].split() == ["NAME", "HEALTHY", "ADDRESS", "PID", "METRICS", "LOG"]
+    assert table.stdout.splitlines()[0].split() == ["NAME", "HEALTHY", "ADDRESS", "PID", "RESTARTS", "METRICS", "LOG"]
 
 
 def test_up_again_is_a_no_op(stack: Supervisor) -> None:
@@ -124,6 +124,16 @@ def test_a_killed_part_is_restarted_alone(stack: Supervisor) -> None:
     assert {k: v for k, v in after.items() if k not in moved} == {k: v for k, v in before.items() if k not in moved}
     assert redis_ping(stack.config.host, stack.config.redis_port).ok
     assert all(s.healthy for s in stack.status())
+    # Status shows the restarts and why.
+    shown = {s.name: s for s in stack.status()}
+    redis_restart, ratelimit_restart = shown["redis"].last_restart, shown["ratelimit"].last_restart
+    assert shown["redis"].restarts >= 1 and redis_restart is not None
+    assert redis_restart.reason == f"it was not running (pid {redis_pid} had exited)"
+    assert redis_restart.pid == after["redis"]
+    assert ratelimit_restart is not None and ratelimit_restart.reason == "redis restarted under it"
+    assert shown["postgres"].restarts == 0 and shown["postgres"].last_restart is None
+    table = _cli(stack.config, "status").stdout
+    assert f"redis: restarted {shown['redis'].restarts}x by ragmesh up, last at {redis_restart.at}:" in table
 
 
 def test_an_unhealthy_part_is_stopped_and_restarted(stack: Supervisor) -> None:
@@ -140,6 +150,8 @@ def test_an_unhealthy_part_is_stopped_and_restarted(stack: Supervisor) -> None:
             os.kill(envoy_pid, signal.SIGCONT)
     assert results["envoy"] == "restarted"
     assert all(action == "kept" for name, action in results.items() if name != "envoy")
+    last = stack.status(["envoy"])[0].last_restart
+    assert last is not None and last.reason.startswith("it was running but unhealthy")
     after = _pids(stack)
     assert after["envoy"] != envoy_pid
     assert not Path(f"/proc/{envoy_pid}").exists() or "Z" in Path(f"/proc/{envoy_pid}/stat").read_text().split()[2]
@@ -151,6 +163,8 @@ def test_a_changed_configuration_restarts_only_that_part(stack: Supervisor) -> N
     results = {r.name: r.action for r in changed.up()}
     assert results == {name: "kept" for name in INFRA} | {"envoy": "restarted"}
     assert "max_tokens: 999" in changed.layout.envoy_config_file.read_text()
+    last = changed.status(["envoy"])[0].last_restart
+    assert last is not None and last.reason == "its command or configuration changed"
     after = _pids(stack)
     assert after["envoy"] != before["envoy"]
     assert {k: v for k, v in after.items() if k != "envoy"} == {k: v for k, v in before.items() if k != "envoy"}

@@ -170,6 +170,8 @@ class FakeMemory:
         self.owners: dict[tuple[str, str], str] = {}
         self.turns: list[CompletedTurn] = []
         self.feedback: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        self.down = False
+        """When set, reading history and saving turns fail as a store that is down does (UNAVAILABLE)."""
 
     def _owned(self, tenant: str, subject: str, session_id: str) -> list[StoredMessage]:
         messages = self.sessions.get((tenant, session_id))
@@ -180,10 +182,14 @@ class FakeMemory:
         return messages
 
     async def history(self, tenant: str, subject: str, session_id: str, max_turns: int) -> list[Turn]:
+        if self.down:
+            raise Unavailable("chat memory unavailable: connection refused", reason="POSTGRES_UNAVAILABLE")
         messages = self._owned(tenant, subject, session_id)
         return [Turn(m.role, m.content, m.rewritten_query) for m in messages[-max_turns:]]
 
     async def record_turn(self, turn: CompletedTurn) -> None:
+        if self.down:
+            raise Unavailable("chat memory unavailable: connection refused", reason="POSTGRES_UNAVAILABLE")
         key = (turn.tenant, turn.session_id)
         if turn.new_session:
             self.sessions[key] = []

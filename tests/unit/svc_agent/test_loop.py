@@ -296,6 +296,35 @@ async def test_continuing_an_unknown_session_fails_before_any_event() -> None:
         await anext(stream)
 
 
+async def test_with_the_memory_store_down_the_answer_comes_and_says_the_turn_was_not_saved() -> None:
+    r = make()
+    r.memory.down = True
+    out = await run(r.agent, GC_QUESTION)
+    done = final(out)
+    assert done.answered_from_documents and done.citations
+    assert steps(out)[-1] == (Step.MEMORY, StepStatus.FAILED)
+    [detail] = step_details(out, Step.MEMORY)
+    assert detail.startswith("memory degraded: the turn was not saved") and "connection refused" in detail
+    assert r.memory.turns == [] and r.memory.sessions == {}
+    # A whole answer is still cached: it came from the documents, not from the lost history.
+    assert len(r.answer_cache.entries) == 1
+
+
+async def test_a_follow_up_with_the_memory_store_down_answers_as_it_stands_and_is_not_cached() -> None:
+    r = make()
+    session = (await run(r.agent, "What is a PodDisruptionBudget?", bypass_cache=True))[0].session_id
+    r.memory.down = True
+    out = await run(r.agent, GC_QUESTION, session_id=session)
+    assert out[0].session_id == session
+    assert steps(out)[0] == (Step.MEMORY, StepStatus.FAILED)
+    read, saved = step_details(out, Step.MEMORY)
+    assert read.startswith("memory degraded: the session's history could not be read")
+    assert saved.startswith("memory degraded: the turn was not saved")
+    assert final(out).answered_from_documents and final(out).rewritten_query == GC_QUESTION
+    assert len(r.memory.sessions[("acme", session)]) == 2
+    assert r.answer_cache.entries == {} and r.semantic_cache.entries == []
+
+
 async def test_asking_again_hits_the_exact_cache_and_a_new_corpus_version_misses() -> None:
     r = make()
     first = final(await run(r.agent, GC_QUESTION))

@@ -21,6 +21,7 @@ class Step(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_RETRIEVE: _ClassVar[Step]
     STEP_TOOL: _ClassVar[Step]
     STEP_RESPOND: _ClassVar[Step]
+    STEP_MEMORY: _ClassVar[Step]
 
 class StepStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -48,6 +49,7 @@ STEP_REWRITE: Step
 STEP_RETRIEVE: Step
 STEP_TOOL: Step
 STEP_RESPOND: Step
+STEP_MEMORY: Step
 STEP_STATUS_UNSPECIFIED: StepStatus
 STEP_STATUS_STARTED: StepStatus
 STEP_STATUS_FINISHED: StepStatus

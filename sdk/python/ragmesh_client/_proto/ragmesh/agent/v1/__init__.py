@@ -173,6 +173,12 @@ class Step(betterproto2.Enum):
     Writing the answer.
     """
 
+    MEMORY = 7
+    """
+    Reading or saving the session's chat memory; sent only when that fails (memory degraded: the
+    answer goes on without the history, or is not saved).
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -183,6 +189,7 @@ class Step(betterproto2.Enum):
             4: "STEP_RETRIEVE",
             5: "STEP_TOOL",
             6: "STEP_RESPOND",
+            7: "STEP_MEMORY",
         }
 
     @classmethod
@@ -195,6 +202,7 @@ class Step(betterproto2.Enum):
             "STEP_RETRIEVE": 4,
             "STEP_TOOL": 5,
             "STEP_RESPOND": 6,
+            "STEP_MEMORY": 7,
         }
 
 
