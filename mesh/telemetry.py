@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Iterator, Mapping, MutableSequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableSequence
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import grpc
 from opentelemetry import context as otel_context
@@ -41,6 +42,9 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioB
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from mesh.config import ConfigError, EnvConfig
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 log = logging.getLogger(__name__)
 #: The W3C trace context header (request metadata key).
@@ -141,6 +145,13 @@ def start_remote_span(
 
 
 @contextlib.contextmanager
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span]:
+    """An INTERNAL span, current in the block, under the current one (a stage of a request or job)."""
+    with _tracer.start_as_current_span(name, attributes=dict(attributes or {})) as current:
+        yield current
+
+
+@contextlib.contextmanager
 def store_span(system: str, operation: str, **attributes: Any) -> Iterator[None]:
     """A CLIENT span around one call to a store (``db.system`` postgresql, redis, neo4j, qdrant)."""
     if not trace.get_current_span().get_span_context().is_valid:
@@ -238,3 +249,19 @@ class ClientSpan:
                 if code is not grpc.StatusCode.OK:
                     span.set_status(Status(StatusCode.ERROR, message or code.name))
         span.end()
+
+
+def traced_store(
+    system: str, operation: str
+) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
+    """Decorates an async store method so each call is a ``store_span``."""
+
+    def decorate(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        @functools.wraps(method)
+        async def traced(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with store_span(system, operation):
+                return await method(*args, **kwargs)
+
+        return traced
+
+    return decorate
