@@ -103,6 +103,15 @@ def configure(service_name: str, settings: TracingSettings | None = None) -> Non
     _configured = True
 
 
+def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
+    """Makes the mesh's RPC and store spans come from ``provider`` (None: the global one again).
+
+    For ``ragmesh bench mesh``, which times one hop with and without tracing in one process.
+    """
+    global _tracer
+    _tracer = trace.get_tracer("ragmesh.mesh") if provider is None else provider.get_tracer("ragmesh.mesh")
+
+
 def flush(timeout_s: float = 5.0) -> None:
     """Exports the spans this process has ended so far (a Ray worker may be gone before the next batch)."""
     provider = trace.get_tracer_provider()
