@@ -170,7 +170,7 @@ def test_one_chat_is_one_trace_from_the_edge_through_every_hop_to_the_stores(
     assert served and all(under(trace, s, agent) for s in served), traces.render(trace)
     # The query's embedding runs on a replica, under svc_retrieval's Embed call.
     embeds = [s for s in served if s.name.endswith("/Embed")]
-    assert any(under(trace, s, searches[0]) for s in embeds), traces.render(trace)
+    assert any(under(trace, e, s) for e in embeds for s in searches), traces.render(trace)
     replica = [s for s in trace.spans if s.service == REPLICA]
     assert replica and all(trace.parent_of(s) in served for s in replica), traces.render(trace)
     # Store calls are child spans of the hop that made them: the nearest served call above each
