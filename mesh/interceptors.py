@@ -59,7 +59,14 @@ class _Call:
         metadata = self.metadata
         remaining = self.grpc_context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        request_id = metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id()
+        # The request id is the trace id (the RPC's span is open by now), so one id finds a request's
+        # log lines in every service and its trace in the backend. A caller that sends its own id
+        # without a trace context (no traceparent) keeps its id.
+        caller_id = metadata.get(context.REQUEST_ID_HEADER, "")
+        if caller_id and telemetry.TRACEPARENT not in metadata:
+            request_id = caller_id
+        else:
+            request_id = telemetry.trace_id_hex() or caller_id or context.new_request_id()
         return context.RequestContext(
             method=self.method,
             request_id=request_id,

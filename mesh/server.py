@@ -52,10 +52,6 @@ class ServerConfig(EnvConfig):
     """Seconds in-flight RPCs get to finish on shutdown."""
     log_level: str = "info"
     """Log level of the root logger."""
-    trace_exporter: str = "none"
-    """Where spans go: none, console or otlp."""
-    otlp_endpoint: str = ""
-    """OTLP gRPC endpoint when trace_exporter is otlp."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +138,8 @@ async def serve(
     """Runs a service until SIGTERM/SIGINT. ``lifespan`` opens and closes its resources."""
     configure_logging(service_name, config.log_level)
     auth = auth_settings(MeshSettings.from_env())
-    telemetry.configure_tracing(service_name, config.trace_exporter, config.otlp_endpoint)
+    # Where spans go is mesh-wide (RAGMESH_OTEL_*, mesh.telemetry.TracingSettings), not per service.
+    telemetry.configure(service_name)
     start_metrics_server(config.metrics_port, config.host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

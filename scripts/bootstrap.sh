@@ -70,8 +70,15 @@ if [[ -x scripts/fetch-neo4j.sh ]]; then
   scripts/fetch-neo4j.sh
 fi
 
-# Go programs the stack runs (the Envoy rate limit service), built once into ~/.cache/ragmesh/go.
-scripts/install-go-tools.sh
+# Go programs the stack runs, built once into ~/.cache/ragmesh/go: the Envoy rate limit service,
+# and the Jaeger trace backend (~14 CPU-minutes the first time). `--runtime` (make demo, make up)
+# skips Jaeger unless it is built already or RAGMESH_JAEGER_BUILD=1: the stack runs without it,
+# with tracing off (ragmesh status says so).
+if [[ "$runtime_only" == false || "${RAGMESH_JAEGER_BUILD:-0}" == 1 ]]; then
+  scripts/install-go-tools.sh ratelimit jaeger
+else
+  scripts/install-go-tools.sh ratelimit
+fi
 
 # A real Kubernetes API server (etcd + kube-apiserver from source) and the operators' CRDs,
 # for the deploy tests' server-side dry runs; built once into ~/.cache/ragmesh/k8s.

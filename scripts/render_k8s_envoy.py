@@ -26,6 +26,11 @@ LISTENER_PORT = 8080
 ADMIN_PORT = 9901
 #: The ``iss`` of the cluster's tokens; kustomize/base/mesh.env gives the services the same one.
 ISSUER = "ragmesh"
+#: OTLP/gRPC port of the trace collector (Service ``otel-collector``, as kustomize/base/mesh.env names it).
+OTLP_PORT = 4317
+#: Share of new traces the edge samples in a cluster (the services follow its decision); mesh.env
+#: gives the services the same ratio for traces they start themselves.
+TRACE_SAMPLE_RATIO = 0.1
 
 HEADER = """\
 # Envoy edge for ragmesh on Kubernetes.
@@ -42,7 +47,12 @@ def service_dns(cluster: str) -> str:
 def k8s_envoy_config() -> dict[str, Any]:
     """The local stack's Envoy bootstrap with cluster addresses: each cluster is the Service of its name."""
     config = StackConfig(
-        host="0.0.0.0", envoy_listener_port=LISTENER_PORT, envoy_admin_port=ADMIN_PORT, auth_issuer=ISSUER
+        host="0.0.0.0",
+        envoy_listener_port=LISTENER_PORT,
+        envoy_admin_port=ADMIN_PORT,
+        auth_issuer=ISSUER,
+        jaeger_otlp_grpc_port=OTLP_PORT,
+        trace_sample_ratio=TRACE_SAMPLE_RATIO,
     )
     bootstrap = envoy_config(config)
     for cluster in bootstrap["static_resources"]["clusters"]:

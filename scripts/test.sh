@@ -22,6 +22,8 @@ export RAGMESH_RATELIMIT_DEBUG_PORT=$((base + 1072)) RAGMESH_RATELIMIT_METRICS_P
 export RAGMESH_SVC_INFERENCE_METRICS_PORT=$((base + 61)) RAGMESH_SVC_RETRIEVAL_METRICS_PORT=$((base + 62))
 export RAGMESH_SVC_INGEST_METRICS_PORT=$((base + 63)) RAGMESH_SVC_SANDBOX_METRICS_PORT=$((base + 64))
 export RAGMESH_SVC_AGENT_METRICS_PORT=$((base + 65))
+export RAGMESH_JAEGER_OTLP_GRPC_PORT=$((base + 1317)) RAGMESH_JAEGER_QUERY_PORT=$((base + 1686))
+export RAGMESH_JAEGER_QUERY_GRPC_PORT=$((base + 1685))
 # A graph leg slower than its budget is dropped and the search marked degraded, and a degraded
 # answer is never cached: on a loaded 2-core runner the default 2 s budget made the cache tests
 # depend on timing. The degradation tests set their own budgets.

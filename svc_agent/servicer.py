@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from mesh import context
+from mesh import context, telemetry
 from ragmesh.agent.v1 import agent_service_pb2 as pb
 from ragmesh.agent.v1 import agent_service_pb2_grpc
 from svc_agent import convert, metrics
@@ -32,9 +32,14 @@ class AgentServiceServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> AsyncIterator[pb.StreamChatResponse]:
         """Answers one message, streaming steps, tokens, tool calls, citations and the final answer."""
         identity = context.identity()
+        # The answer names its trace (the request id in every service's logs) for `ragmesh trace`.
+        trace_id = telemetry.trace_id_hex()
         async for envelope in self._agent.run(convert.chat_request(request, identity.tenant, identity.subject)):
             metrics.observe(envelope)
-            yield convert.envelope_to_proto(envelope)
+            message = convert.envelope_to_proto(envelope)
+            if message.HasField("final"):
+                message.final.trace_id = trace_id
+            yield message
 
     async def GetSession(
         self, request: pb.GetSessionRequest, ctx: grpc.aio.ServicerContext[Any, Any]

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from mesh import auth, context
+from mesh import auth, context, telemetry
 from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from ragmesh.retrieval.v1 import index_service_pb2
 from svc_ingest import convert, metrics
@@ -444,7 +444,10 @@ class _JobRun:
             identity=identity,
             deadline_monotonic=None,
         )
-        with context.bind(request):
+        # The job's span (under the CreateIngestJob call that started it) is the parent of every
+        # stage's span in the Ray workers and of the IndexService writes.
+        with context.bind(request), telemetry.span("ingest job", {"ragmesh.job_id": job.job_id}):
+            self.settings = dataclasses.replace(self.settings, trace_context=telemetry.carrier())
             try:
                 async with metrics.job_slot(self.m._slots):
                     job.state = JobState.RUNNING

@@ -13,7 +13,10 @@ carries the document's metadata or its parse failure; rows of a document may
 arrive in any order, and the driver (``svc_ingest.jobs``) waits for all of them.
 
 Workers read files from paths, one file per task, so memory follows the
-largest file, never the corpus. Ray sets ``OMP_NUM_THREADS`` to a task's CPU
+largest file, never the corpus. Each stage call opens a span under the job's
+trace (``PipelineSettings.trace_context``), in the workers' own tracer
+(service name ``svc_ingest.worker``), and exports it before it returns: a
+worker may be gone before the next scheduled export. Ray sets ``OMP_NUM_THREADS`` to a task's CPU
 count; torch and Tesseract threads are set here on purpose instead.
 """
 
@@ -34,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from mesh import telemetry
 from mesh.errors import MeshError
 from svc_ingest.domain.chunk import ChunkingOptions, chunk_elements
 from svc_ingest.domain.failures import FailureCode, FileFailure
@@ -41,6 +45,9 @@ from svc_ingest.domain.graph import GraphSchema
 from svc_ingest.domain.parse import ParseOptions, parse_file
 
 log = logging.getLogger(__name__)
+
+#: The service name the workers' spans carry.
+WORKER_SERVICE = "svc_ingest.worker"
 
 KIND_DOC = "doc"
 KIND_CHUNK = "chunk"
@@ -93,6 +100,8 @@ class PipelineSettings:
     graph_max_tokens: int = 384
     llm_model: str = ""
     torch_threads: int = 1
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """The job's trace context (W3C headers): every stage call's span joins the job's trace."""
 
 
 def _row(kind: str, doc_id: str, **values: Any) -> dict[str, Any]:
@@ -128,10 +137,22 @@ def _limit_torch_threads(threads: int) -> None:
 
 def parse_stage(row: dict[str, Any], settings: PipelineSettings) -> list[dict[str, Any]]:
     """Parses, chunks and sparse-encodes one file; failures become one error row."""
+    telemetry.configure(WORKER_SERVICE)
+    item = WorkItem(**{k: row[k] for k in WorkItem.__dataclass_fields__})
+    attributes = {"ragmesh.doc_id": item.doc_id, "ragmesh.format": item.format_name}
+    try:
+        with telemetry.remote_span("ingest parse", settings.trace_context, attributes) as span:
+            rows = _parse(item, settings)
+            span.set_attribute("ragmesh.chunks", sum(1 for r in rows if r["kind"] == KIND_CHUNK))
+            return rows
+    finally:
+        telemetry.flush()
+
+
+def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
     from mesh.sparse import default_encoder
 
     _limit_torch_threads(settings.torch_threads)
-    item = WorkItem(**{k: row[k] for k in WorkItem.__dataclass_fields__})
     started = time.perf_counter()
     try:
         doc = parse_file(Path(item.local_path), item.name, settings.parse)
@@ -185,6 +206,8 @@ class EmbedStage:
     def __init__(self, settings: PipelineSettings) -> None:
         from svc_ingest.clients.inference import EmbedClient
 
+        telemetry.configure(WORKER_SERVICE)
+        self._trace_context = settings.trace_context
         _limit_torch_threads(settings.torch_threads)
         self._client = EmbedClient(
             settings.inference_addr,
@@ -197,10 +220,14 @@ class EmbedStage:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         dense: list[list[float]] = [[] for _ in range(len(batch))]
         positions = [i for i, kind in enumerate(batch["kind"]) if kind == KIND_CHUNK]
-        if positions:
-            vectors = self._client.embed([batch["text"].iat[i] for i in positions])
-            for i, vector in zip(positions, vectors, strict=True):
-                dense[i] = vector
+        try:
+            with telemetry.remote_span("ingest embed", self._trace_context, {"ragmesh.chunks": len(positions)}):
+                if positions:
+                    vectors = self._client.embed([batch["text"].iat[i] for i in positions])
+                    for i, vector in zip(positions, vectors, strict=True):
+                        dense[i] = vector
+        finally:
+            telemetry.flush()
         batch = batch.copy()
         batch["dense"] = dense
         return batch
@@ -213,6 +240,8 @@ class GraphStage:
         from svc_ingest.clients.inference import GenerateClient
 
         assert settings.graph is not None
+        telemetry.configure(WORKER_SERVICE)
+        self._trace_context = settings.trace_context
         self._schema = settings.graph
         self._json_schema = settings.graph.json_schema()
         self._client = GenerateClient(
@@ -225,6 +254,13 @@ class GraphStage:
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        try:
+            with telemetry.remote_span("ingest extract graph", self._trace_context):
+                return self._extract(batch)
+        finally:
+            telemetry.flush()
+
+    def _extract(self, batch: pd.DataFrame) -> pd.DataFrame:
         facts: list[str] = ["" for _ in range(len(batch))]
         for i, kind in enumerate(batch["kind"]):
             if kind != KIND_CHUNK:
@@ -308,7 +344,9 @@ def _init_ray(address: str, *, num_cpus: int | None, object_store_mb: int, token
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
     import ray
 
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": dict(WORKER_ENV)}, "log_to_driver": False}
+    # The workers export their spans where this process does (mesh.telemetry.TracingSettings).
+    env_vars = {**WORKER_ENV, **telemetry.TracingSettings.from_env().env_vars()}
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}, "log_to_driver": False}
     if address == "local":
         kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=False)
         if object_store_mb > 0:

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "mesh.cli.eval_answers",
     "mesh.cli.agent_cmds",
     "mesh.cli.token_cmds",
+    "mesh.cli.trace_cmds",
 )
 
 

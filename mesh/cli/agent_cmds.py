@@ -78,6 +78,7 @@ def event_json(event: events.ChatEvent) -> dict[str, Any]:
                 "citations": [citation_json(c) for c in event.citations],
                 "answered_from_documents": event.answered_from_documents,
                 "rewritten_query": event.rewritten_query,
+                "trace_id": event.trace_id,
                 "cache_hit": event.cache_hit.name.lower(),
                 "usage": {
                     "prompt_tokens": event.usage.prompt_tokens,
@@ -138,6 +139,8 @@ class _Printer:
             f"cache {final.cache_hit.name.lower()}",
             file=self.err,
         )
+        if final.trace_id:
+            print(f"request {final.trace_id} (where the time went: ragmesh trace {final.trace_id})", file=self.err)
 
 
 async def ask(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

@@ -13,6 +13,7 @@ from mesh.config import ConfigError
 from mesh.stack import PART_NAMES, PartStatus, StackConfig, StackError, Supervisor, render_envoy_config
 from mesh.stack.envoy_ratelimit import GlobalLimitReport, global_limit_report, read_edge_limit_counters
 from mesh.stack.ordering import DependencyError
+from mesh.stack.service_env import otlp_endpoint
 
 _EXIT_FAILED = 1
 _EXIT_USAGE = 2
@@ -61,7 +62,7 @@ def _status_table(statuses: Sequence[PartStatus]) -> str:
         rows.append(
             (
                 s.name,
-                "yes" if s.healthy else "no",
+                "yes" if s.healthy else ("off" if s.acceptable else "no"),
                 s.address,
                 str(s.pid or "-"),
                 str(s.restarts),
@@ -93,6 +94,32 @@ def _global_limit(supervisor: Supervisor, statuses: Sequence[PartStatus]) -> Glo
     return global_limit_report(read_edge_limit_counters(supervisor.config), service.state)
 
 
+def _tracing_json(supervisor: Supervisor, statuses: Sequence[PartStatus]) -> dict[str, Any]:
+    """Whether traces are collected, and where they are read."""
+    jaeger = {s.name: s for s in statuses}.get("jaeger") or supervisor.status(["jaeger"])[0]
+    on = jaeger.healthy and bool(otlp_endpoint(supervisor.config))
+    return {
+        "on": on,
+        "state": jaeger.state,
+        "query_url": f"http://{supervisor.config.host}:{supervisor.config.jaeger_query_port}" if on else "",
+        "sample_ratio": supervisor.config.trace_sample_ratio,
+    }
+
+
+def _tracing_line(supervisor: Supervisor, statuses: Sequence[PartStatus]) -> str:
+    doc = _tracing_json(supervisor, statuses)
+    if doc["on"]:
+        return (
+            f"tracing: on (sample ratio {doc['sample_ratio']:g}); traces at {doc['query_url']}/api/traces/<id>, "
+            "or `ragmesh trace <id>` with the id an answer prints"
+        )
+    if doc["state"] == "not installed":
+        return "tracing: off (jaeger is not installed: scripts/install-go-tools.sh jaeger, then ragmesh up)"
+    if not supervisor.config.tracing:
+        return "tracing: off (RAGMESH_TRACING=false)"
+    return f"tracing: off (jaeger is {doc['state']})"
+
+
 def _status(args: argparse.Namespace) -> int:
     supervisor = Supervisor(_config())
     statuses = supervisor.status(args.only)
@@ -101,12 +128,14 @@ def _status(args: argparse.Namespace) -> int:
         doc: dict[str, Any] = {"home": str(supervisor.layout.home), "parts": [s.as_json() for s in statuses]}
         if limits is not None:
             doc["global_rate_limit"] = limits.as_json()
+        doc["tracing"] = _tracing_json(supervisor, statuses)
         print(json.dumps(doc, indent=2))
     else:
         print(_status_table(statuses))
         if limits is not None:
             print(limits.line())
-    return 0 if all(s.healthy for s in statuses) else _EXIT_FAILED
+        print(_tracing_line(supervisor, statuses))
+    return 0 if all(s.acceptable for s in statuses) else _EXIT_FAILED
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ Parts, in start order (each waits for the one before to be ready)::
     postgres       Debian PostgreSQL 15      127.0.0.1:55432  role/db ragmesh, password ragmesh
     redis          Debian redis-server       127.0.0.1:56379  append-only file on
     ratelimit      Envoy rate limit service  127.0.0.1:58081  gRPC (http 58080, debug 58082), counts in redis
+    jaeger         Jaeger v2, in memory      127.0.0.1:54317  OTLP/gRPC (query 56686); optional: no traces without it
     neo4j          Neo4j 5 community jars    bolt://127.0.0.1:57687 (http 57474), auth neo4j/ragmesh-dev
     ray            ray start --head --block  127.0.0.1:56380  token auth on, no dashboard
     svc_*          python -m svc_<name>      127.0.0.1:50051..50055, gRPC health SERVING
@@ -26,8 +27,8 @@ hands it to every Ray client through ``RAY_AUTH_MODE=token`` and
 
 Installing what the parts need: ``scripts/install-system-deps.sh`` (Debian
 packages), ``scripts/fetch-neo4j.sh`` (Neo4j jars; ``up`` runs it when they
-are missing) and ``scripts/install-go-tools.sh`` (the rate limit service, built
-with ``go install`` into ``~/.cache/ragmesh/go``; ``make deps`` runs it).
+are missing) and ``scripts/install-go-tools.sh`` (the rate limit service and Jaeger,
+built from their Go modules into ``~/.cache/ragmesh/go``; ``make deps`` runs it).
 """
 
 from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig

@@ -27,6 +27,8 @@ INSTALL_HINTS: dict[str, str] = {
     "ray": "uv sync (ray[serve,data] is a project dependency)",
     "ratelimit": "run scripts/install-go-tools.sh (builds the Envoy rate limit service with go install; "
     "make deps runs it)",
+    "jaeger": "run scripts/install-go-tools.sh jaeger (builds the Jaeger trace backend from its Go module, "
+    "~14 CPU-minutes once; make deps runs it)",
 }
 
 
@@ -71,3 +73,17 @@ def ratelimit_binary(go_home: Path, part: str = "ratelimit") -> Path:
     if path.is_file() and os.access(path, os.X_OK):
         return path
     raise MissingBinary(part, str(path), INSTALL_HINTS["ratelimit"])
+
+
+def jaeger_binary(go_home: Path, part: str = "jaeger") -> Path:
+    """The Jaeger trace backend that scripts/install-go-tools.sh builds into ``go_home``/bin."""
+    path = go_home / "bin" / "jaeger"
+    if path.is_file() and os.access(path, os.X_OK):
+        return path
+    raise MissingBinary(part, str(path), INSTALL_HINTS["jaeger"])
+
+
+def jaeger_installed(go_home: Path) -> bool:
+    """Whether the Jaeger binary is built (tracing stays off without it)."""
+    path = go_home / "bin" / "jaeger"
+    return path.is_file() and os.access(path, os.X_OK)

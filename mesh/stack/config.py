@@ -19,6 +19,7 @@ PART_NAMES: tuple[str, ...] = (
     "postgres",
     "redis",
     "ratelimit",
+    "jaeger",
     "neo4j",
     "ray",
     "svc_inference",
@@ -71,7 +72,7 @@ class StackConfig(EnvConfig):
     """Cache of downloaded tools shared by every stack home (Neo4j jars live in tools_dir/neo4j/<version>/lib)."""
 
     go_home: Path = dataclasses.field(default_factory=lambda: Path.home() / ".cache" / "ragmesh" / "go")
-    """Cache of the Go programs scripts/install-go-tools.sh builds (the rate limit service is bin/ratelimit)."""
+    """Cache of the Go programs scripts/install-go-tools.sh builds (bin/ratelimit, bin/jaeger)."""
 
     host: str = "127.0.0.1"
     """Address every part binds to and that clients use to reach it."""
@@ -114,6 +115,29 @@ class StackConfig(EnvConfig):
 
     ratelimit_config_file: Path = dataclasses.field(default_factory=_default_ratelimit_config_file)
     """The per-tenant limits (domain ``ragmesh``) the rate limit service loads; copied into the stack home."""
+
+    tracing: bool = True
+    """Collect traces: run the jaeger part and have Envoy and every service export their spans to it.
+
+    Off by itself when the Jaeger binary is not built (scripts/install-go-tools.sh jaeger):
+    the stack then runs without a trace backend and ``ragmesh status`` says tracing is off."""
+
+    trace_sample_ratio: float = 1.0
+    """Share of new traces recorded (0 to 1): Envoy samples requests at this rate and the services'
+    parent-based sampler follows the caller's decision (this ratio only for traces they start).
+    Locally every trace is kept; production sets a small ratio (kustomize mesh.env)."""
+
+    jaeger_otlp_grpc_port: int = 54317
+    """OTLP/gRPC port of the jaeger part: where Envoy and the services send their spans."""
+
+    jaeger_query_port: int = 56686
+    """HTTP port of Jaeger's query API (``/api/traces/<id>``; what ``ragmesh trace`` reads)."""
+
+    jaeger_query_grpc_port: int = 56685
+    """gRPC port of Jaeger's query service (bound on ``host`` only)."""
+
+    jaeger_max_traces: int = 50_000
+    """Traces Jaeger keeps in memory (oldest dropped first); nothing survives its restart."""
 
     neo4j_version: str = DEFAULT_NEO4J_VERSION
     """Neo4j 5 community release whose Maven artifacts the stack runs."""
@@ -256,6 +280,9 @@ class StackConfig(EnvConfig):
     ratelimit_ready_timeout_s: float = 30.0
     """Seconds the rate limit service gets to answer OK on ``/healthcheck``."""
 
+    jaeger_ready_timeout_s: float = 30.0
+    """Seconds Jaeger gets to answer on its query API."""
+
     neo4j_ready_timeout_s: float = 120.0
     """Seconds Neo4j gets to answer ``RETURN 1`` over Bolt."""
 
@@ -278,6 +305,8 @@ class StackConfig(EnvConfig):
         for field in ("postgres_user", "postgres_database", "postgres_os_user"):
             if not _SQL_IDENTIFIER.fullmatch(getattr(self, field)):
                 raise ConfigError(f"RAGMESH_{field.upper()}: must be a plain identifier (letters, digits, _)")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise ConfigError("RAGMESH_TRACE_SAMPLE_RATIO: must be between 0 and 1")
         if self.edge_rate_limit_fill_interval_s <= 0:
             raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_FILL_INTERVAL_S: must be positive")
         if self.edge_global_rate_limit_timeout_s <= 0:

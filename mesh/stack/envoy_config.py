@@ -4,8 +4,11 @@ One HTTP listener routes gRPC calls by service name to each service over
 HTTP/2, translates grpc-web, answers CORS, applies a local token bucket
 (RESOURCE_EXHAUSTED to gRPC and grpc-web clients alike), asks the rate limit
 service about each tenant's limits (mesh.stack.envoy_ratelimit) and honours the
-client's ``grpc-timeout``. ``envoy/envoy.yaml`` in the repository is this
-rendering for the default config (a contract test keeps them equal).
+client's ``grpc-timeout``. With tracing on, its OpenTelemetry tracer starts each
+request's trace (or continues the caller's ``traceparent``), samples new traces at
+``trace_sample_ratio``, exports its spans over OTLP/gRPC to the jaeger part and passes
+the W3C context upstream. ``envoy/envoy.yaml`` in the repository is this rendering for
+the default config (a contract test keeps them equal).
 """
 
 from __future__ import annotations
@@ -46,10 +49,16 @@ CORS_ALLOW_HEADERS = (
     TENANT_HEADER,
     "authorization",
     "x-request-id",
+    # A browser may continue its own trace through the edge (W3C trace context).
+    "traceparent",
+    "tracestate",
 )
 CORS_EXPOSE_HEADERS = ("grpc-status", "grpc-message", "grpc-status-details-bin")
 
 _GRPC_RESOURCE_EXHAUSTED = "8"
+
+#: The cluster Envoy's tracer exports spans to (the jaeger part locally, the collector on Kubernetes).
+TRACING_CLUSTER = "otel_collector"
 
 _HEADER = """\
 # Envoy edge for the ragmesh local stack.
@@ -229,7 +238,40 @@ def _local_reply_config() -> dict[str, Any]:
     }
 
 
-def _listener(config: StackConfig) -> dict[str, Any]:
+def _tracing(config: StackConfig) -> dict[str, Any]:
+    return {
+        # Requests without a caller's trace context are sampled at this rate; a caller's
+        # sampled flag is followed (parent-based, as the services do).
+        "random_sampling": {"value": round(config.trace_sample_ratio * 100.0, 4)},
+        "spawn_upstream_span": True,
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": _typed(
+                "envoy.config.trace.v3.OpenTelemetryConfig",
+                grpc_service={"envoy_grpc": {"cluster_name": TRACING_CLUSTER}, "timeout": "1s"},
+                service_name="envoy",
+            ),
+        },
+    }
+
+
+def _tracing_cluster(config: StackConfig) -> dict[str, Any]:
+    endpoint = {"address": {"socket_address": {"address": config.host, "port_value": config.jaeger_otlp_grpc_port}}}
+    return {
+        "name": TRACING_CLUSTER,
+        "type": "STATIC" if is_ip_literal(config.host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                explicit_http_config={"http2_protocol_options": {}},
+            )
+        },
+        "load_assignment": {"cluster_name": TRACING_CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}]},
+    }
+
+
+def _listener(config: StackConfig, tracing: bool) -> dict[str, Any]:
     manager = _typed(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         stat_prefix="edge",
@@ -265,6 +307,8 @@ def _listener(config: StackConfig) -> dict[str, Any]:
         },
         http_filters=_http_filters(config),
     )
+    if tracing:
+        manager["tracing"] = _tracing(config)
     return {
         "name": "edge",
         "address": {
@@ -329,8 +373,11 @@ def _overload_manager(config: StackConfig) -> dict[str, Any]:
     }
 
 
-def envoy_config(config: StackConfig) -> dict[str, Any]:
-    """The Envoy bootstrap for ``config`` as plain data."""
+def envoy_config(config: StackConfig, *, tracing: bool = True) -> dict[str, Any]:
+    """The Envoy bootstrap for ``config`` as plain data; ``tracing`` adds the OpenTelemetry tracer."""
+    clusters = [*(_cluster(config, part) for part in SERVICE_NAMES), envoy_ratelimit.ratelimit_cluster(config)]
+    if tracing:
+        clusters.append(_tracing_cluster(config))
     return {
         "overload_manager": _overload_manager(config),
         "admin": {
@@ -339,16 +386,13 @@ def envoy_config(config: StackConfig) -> dict[str, Any]:
             }
         },
         "static_resources": {
-            "listeners": [_listener(config)],
-            "clusters": [
-                *(_cluster(config, part) for part in SERVICE_NAMES),
-                envoy_ratelimit.ratelimit_cluster(config),
-            ],
+            "listeners": [_listener(config, tracing)],
+            "clusters": clusters,
         },
     }
 
 
-def render_envoy_config(config: StackConfig) -> str:
+def render_envoy_config(config: StackConfig, *, tracing: bool = True) -> str:
     """The Envoy bootstrap for ``config`` as YAML text (stable: same config, same bytes)."""
-    body = yaml.safe_dump(envoy_config(config), sort_keys=False, default_flow_style=False, width=120)
+    body = yaml.safe_dump(envoy_config(config, tracing=tracing), sort_keys=False, default_flow_style=False, width=120)
     return _HEADER + body

@@ -21,15 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mesh.stack import envoy_ratelimit, identity, neo4j_config, probes
-from mesh.stack.binaries import envoy_binary, ratelimit_binary, require, venv_script
+from mesh.stack.binaries import envoy_binary, jaeger_binary, ratelimit_binary, require, venv_script
 from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir
 from mesh.stack.envoy_auth import JWKS_ENV
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, StackError
+from mesh.stack.jaeger_config import render_jaeger_config
 from mesh.stack.layout import StackLayout
 from mesh.stack.probes import ProbeResult
 from mesh.stack.process import run_checked
-from mesh.stack.service_env import ray_client_env, service_env
+from mesh.stack.service_env import otlp_endpoint, ray_client_env, service_env, tracing_env
 
 Say = Callable[[str], None]
 
@@ -76,6 +77,10 @@ class Part(abc.ABC):
     """Parts whose (re)start in the same ``up`` restarts this one too (it holds connections to them)."""
     stop_signal: signal.Signals = signal.SIGTERM
     not_ready_hint: str = ""
+    optional: bool = False
+    """A part the stack runs without when its program is not installed (``up`` skips it and says so)."""
+    off_when_missing: str = ""
+    """What is off while an optional part is not installed (``ragmesh status`` says it)."""
 
     def __init__(self, config: StackConfig, layout: StackLayout) -> None:
         self.config = config
@@ -464,6 +469,57 @@ class RateLimitPart(Part):
         return probes.OK
 
 
+class JaegerPart(Part):
+    """The Jaeger v2 trace backend (scripts/install-go-tools.sh builds it), traces kept in memory.
+
+    Optional: on a machine without the binary the stack runs untraced (the services and Envoy
+    are told no OTLP endpoint), and ``ragmesh status`` says tracing is off.
+    """
+
+    name = "jaeger"
+    optional = True
+    off_when_missing = "tracing is off"
+    not_ready_hint = "the log above says why; a port it cannot bind is named there"
+
+    def ports(self) -> list[PortSpec]:
+        c = self.config
+        return [
+            PortSpec(c.jaeger_otlp_grpc_port, "RAGMESH_JAEGER_OTLP_GRPC_PORT"),
+            PortSpec(c.jaeger_query_port, "RAGMESH_JAEGER_QUERY_PORT"),
+            PortSpec(c.jaeger_query_grpc_port, "RAGMESH_JAEGER_QUERY_GRPC_PORT"),
+        ]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.jaeger_otlp_grpc_port}"
+
+    def query_url(self) -> str:
+        """Base URL of Jaeger's HTTP query API (``/api/traces/<id>``)."""
+        return f"http://{self.config.host}:{self.config.jaeger_query_port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.layout.part_dir("jaeger") / "jaeger.yaml"
+
+    def ensure_installed(self, say: Say) -> None:
+        jaeger_binary(self.config.go_home, self.name)
+
+    def config_text(self) -> str:
+        return render_jaeger_config(self.config)
+
+    def prepare(self, say: Say) -> None:
+        _write_if_changed(self.config_file, self.config_text())
+
+    def launch(self) -> Launch:
+        argv = [str(jaeger_binary(self.config.go_home, self.name)), f"--config={self.config_file}"]
+        return Launch(argv, self.base_env(), self.layout.part_dir("jaeger"))
+
+    def probe(self) -> ProbeResult:
+        status, body = probes.http_get(f"{self.query_url()}/api/services")
+        if status != 200:
+            return ProbeResult(False, f"query API /api/services: {status or 'no answer'} {body.strip()[:200]}".strip())
+        return probes.tcp_open(self.config.host, self.config.jaeger_otlp_grpc_port)
+
+
 class Neo4jPart(Part):
     """Neo4j 5 community from its Maven Central jars, on the machine's Java 17."""
 
@@ -559,6 +615,7 @@ class RayPart(Part):
     """A lean Ray head (no dashboard, token authentication on), kept in the foreground by ``--block``."""
 
     name = "ray"
+    after = ("jaeger",)
 
     def ports(self) -> list[PortSpec]:
         c = self.config
@@ -579,6 +636,11 @@ class RayPart(Part):
 
     def client_env(self) -> dict[str, str]:
         return {**self.base_env(), **ray_client_env(self.config, self.layout)}
+
+    def _tracing_env(self) -> dict[str, str]:
+        # Workers (Serve replicas, Ray Data tasks) inherit the raylet's environment: this is
+        # where their spans go, as for the services (mesh.telemetry.TracingSettings).
+        return tracing_env(self.config)
 
     def prepare(self, say: Say) -> None:
         token = self.layout.ray_token_file
@@ -612,7 +674,13 @@ class RayPart(Part):
         # `ray start --block` drains the node for up to 30 s on SIGTERM so Serve can move
         # replicas to other nodes; on one machine there is nowhere to move them.
         env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
+        env.update(self._tracing_env())
         return Launch(argv, env, self.layout.home)
+
+    def fingerprint(self) -> str:
+        # Tracing turned on or off (Jaeger built since the last start) reaches the workers only by a restart.
+        digest = hashlib.sha256((super().fingerprint() + json.dumps(self._tracing_env(), sort_keys=True)).encode())
+        return digest.hexdigest()[:16]
 
     def probe(self) -> ProbeResult:
         # Same check as `ray health-check` plus "the head's raylet registered", without
@@ -628,6 +696,8 @@ class ServicePart(Part):
     """A ragmesh gRPC service, ``python -m svc_<name>`` in this interpreter's environment."""
 
     requires = STORES
+    # Its first spans go to a backend that is already listening.
+    after = ("jaeger",)
     not_ready_hint = "the service's own log above says why it did not report SERVING"
 
     def __init__(self, name: str, config: StackConfig, layout: StackLayout) -> None:
@@ -688,7 +758,7 @@ class EnvoyPart(Part):
     name = "envoy"
     # The edge fails open without the rate limit service, so it does not require it; when both
     # start, the service goes first so the edge's first calls are already counted.
-    after = ("ratelimit", *SERVICE_NAMES)
+    after = ("ratelimit", "jaeger", *SERVICE_NAMES)
 
     def ports(self) -> list[PortSpec]:
         return [
@@ -706,7 +776,7 @@ class EnvoyPart(Part):
         envoy_binary(self.name)
 
     def config_text(self) -> str:
-        return render_envoy_config(self.config)
+        return render_envoy_config(self.config, tracing=bool(otlp_endpoint(self.config)))
 
     def prepare(self, say: Say) -> None:
         if not self.layout.signing_key_file.is_file():
@@ -749,6 +819,7 @@ def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
         "postgres": PostgresPart(config, layout),
         "redis": RedisPart(config, layout),
         "ratelimit": RateLimitPart(config, layout),
+        "jaeger": JaegerPart(config, layout),
         "neo4j": Neo4jPart(config, layout),
         "ray": RayPart(config, layout),
     }

@@ -11,12 +11,15 @@ This is the contract between ``ragmesh up`` and the services' ``Config.from_env(
 - ``RAY_ADDRESS``, ``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN_PATH``: what ``ray.init()`` reads to join
   the head with its token;
 - ``RAGMESH_HOME``: the stack's home, for services that keep local files (embedded shards);
+- ``RAGMESH_OTEL_ENDPOINT``: the jaeger part's OTLP/gRPC address when tracing is on (absent: spans are
+  made, so trace ids reach logs and callers, but not exported), ``RAGMESH_OTEL_SAMPLE_RATIO``;
 - ``RAGMESH_AUTH_JWKS_FILE`` / ``_ISSUER`` / ``_AUDIENCE`` / ``_INTERNAL_AUDIENCE`` / ``_CLOCK_SKEW_S``:
   how every caller's token is verified, and ``RAGMESH_AUTH_SERVICE_TOKEN_FILE``: the service's own token.
 """
 
 from __future__ import annotations
 
+from mesh.stack.binaries import jaeger_installed
 from mesh.stack.config import SERVICE_NAMES, StackConfig
 from mesh.stack.layout import StackLayout
 
@@ -34,6 +37,26 @@ def ray_client_env(config: StackConfig, layout: StackLayout) -> dict[str, str]:
         "RAY_AUTH_TOKEN_PATH": str(layout.ray_token_file),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
+
+
+def otlp_endpoint(config: StackConfig) -> str:
+    """Where this stack's parts export spans (``host:port`` of the jaeger part); empty when tracing is off.
+
+    Tracing is on when it is configured (``tracing``, jaeger among ``parts``) and the Jaeger
+    binary is built: a machine without it runs the stack untraced rather than not at all.
+    """
+    if not config.tracing or "jaeger" not in config.parts or not jaeger_installed(config.go_home):
+        return ""
+    return f"{config.host}:{config.jaeger_otlp_grpc_port}"
+
+
+def tracing_env(config: StackConfig) -> dict[str, str]:
+    """The tracing settings (``mesh.telemetry.TracingSettings``) every process of the stack gets."""
+    env = {"RAGMESH_OTEL_SAMPLE_RATIO": str(config.trace_sample_ratio)}
+    endpoint = otlp_endpoint(config)
+    if endpoint:
+        env["RAGMESH_OTEL_ENDPOINT"] = endpoint
+    return env
 
 
 def store_env(config: StackConfig, layout: StackLayout) -> dict[str, str]:
@@ -60,6 +83,7 @@ def store_env(config: StackConfig, layout: StackLayout) -> dict[str, str]:
     for service in SERVICE_NAMES:
         env[f"RAGMESH_{domain_of(service)}_ADDR"] = f"{host}:{config.service_port(service)}"
     env.update(ray_client_env(config, layout))
+    env.update(tracing_env(config))
     return env
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from mesh.stack import process
 from mesh.stack.config import PART_NAMES, StackConfig
-from mesh.stack.errors import NotReady, PortInUse
+from mesh.stack.errors import MissingBinary, NotReady, PortInUse
 from mesh.stack.layout import StackLayout
 from mesh.stack.ordering import start_order, with_requirements
 from mesh.stack.parts import Part, build_parts
@@ -57,7 +57,8 @@ class PartStatus:
     name: str
     healthy: bool
     state: str
-    """``running`` (and healthy), ``unhealthy`` (process up, probe failing) or ``stopped``."""
+    """``running`` (and healthy), ``unhealthy`` (process up, probe failing), ``stopped``, or ``not installed``
+    (an optional part the stack runs without, such as jaeger: what is off then is in ``detail``)."""
     address: str
     pid: int | None
     log_file: Path
@@ -69,6 +70,11 @@ class PartStatus:
     """Times ``up`` restarted the part (down, unhealthy or reconfigured) since it last started from stopped."""
     last_restart: Restart | None = None
     """The latest of those restarts."""
+
+    @property
+    def acceptable(self) -> bool:
+        """Healthy, or an optional part that is not installed (the stack works without it)."""
+        return self.healthy or self.state == "not installed"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -134,8 +140,15 @@ class Supervisor:
         """Start what is not running and healthy, in dependency order; return what was done."""
         names = self.plan(only, with_deps=with_deps)
         with self._lock():
-            for name in names:
-                self.parts[name].ensure_installed(self._part_say(name))
+            for name in list(names):
+                part = self.parts[name]
+                try:
+                    part.ensure_installed(self._part_say(name))
+                except MissingBinary as missing:
+                    if not part.optional:
+                        raise
+                    names.remove(name)
+                    self._say(f"{name}: not installed, skipped: {part.off_when_missing} (to turn it on: {missing.fix})")
             results: list[UpResult] = []
             moved: set[str] = set()
             for name in names:
@@ -278,7 +291,10 @@ class Supervisor:
 
     def _status_one(self, part: Part) -> PartStatus:
         record = process.running_record(part.pid_file)
-        if record is None:
+        if record is None and part.optional and not self._installed(part):
+            state, healthy, pid = "not installed", False, None
+            detail = f"not installed: {part.off_when_missing}"
+        elif record is None:
             state, healthy, pid, detail = "stopped", False, None, "not running"
         else:
             result = part.probe()
@@ -298,6 +314,14 @@ class Supervisor:
             restarts,
             last,
         )
+
+    @staticmethod
+    def _installed(part: Part) -> bool:
+        try:
+            part.ensure_installed(lambda _message: None)
+        except MissingBinary:
+            return False
+        return True
 
     # -- down ------------------------------------------------------------
 

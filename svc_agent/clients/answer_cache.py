@@ -12,6 +12,7 @@ import hashlib
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from mesh import telemetry
 from mesh.errors import Unavailable
 from svc_agent.clients.codec import cached_answer_from_json, cached_answer_to_json
 from svc_agent.domain.model import CachedAnswer
@@ -33,6 +34,7 @@ class RedisAnswerCache:
         self._client = client
         self._ttl_s = ttl_s
 
+    @telemetry.traced_store("redis", "get")
     async def get(self, scope: CacheScope, normalized_question: str) -> CachedAnswer | None:
         """The cached answer, or None (also for an entry written in an older format)."""
         try:
@@ -41,6 +43,7 @@ class RedisAnswerCache:
             raise Unavailable(f"answer cache unavailable: {exc}", reason="REDIS_UNAVAILABLE") from exc
         return None if raw is None else cached_answer_from_json(raw)
 
+    @telemetry.traced_store("redis", "put")
     async def put(self, scope: CacheScope, normalized_question: str, answer: CachedAnswer) -> None:
         """Caches the answer for the TTL."""
         try:

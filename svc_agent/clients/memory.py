@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from mesh import telemetry
 from mesh.context import call_timeout_s
 from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from svc_agent.clients.codec import citations_from_json, citations_to_json
@@ -128,6 +129,7 @@ class PostgresChatMemory:
                 metadata={"session_id": session_id},
             )
 
+    @telemetry.traced_store("postgresql", "history")
     async def history(self, tenant: str, subject: str, session_id: str, max_turns: int) -> list[Turn]:
         """The session's last ``max_turns`` messages, oldest first; NotFound for an unknown session."""
         with _store_errors():
@@ -143,6 +145,7 @@ class PostgresChatMemory:
                 )
         return [Turn(Role(r["role"]), r["content"], r["rewritten_query"]) for r in reversed(rows)]
 
+    @telemetry.traced_store("postgresql", "record_turn")
     async def record_turn(self, turn: CompletedTurn) -> None:
         """Writes question and answer (and the session when new) in one transaction."""
         with _store_errors():
@@ -208,6 +211,7 @@ class PostgresChatMemory:
                     timeout=self._timeout(),
                 )
 
+    @telemetry.traced_store("postgresql", "get_session")
     async def get_session(self, tenant: str, subject: str, session_id: str) -> SessionInfo:
         """The session with its messages, oldest first."""
         with _store_errors():
@@ -248,6 +252,7 @@ class PostgresChatMemory:
         )
         return _session(row, messages)
 
+    @telemetry.traced_store("postgresql", "list_sessions")
     async def list_sessions(self, tenant: str, subject: str, page_size: int, page_token: str) -> SessionPage:
         """The subject's sessions in the tenant, most recently updated first, ``page_size`` at a time."""
         size = page_size or DEFAULT_PAGE_SIZE
@@ -270,6 +275,7 @@ class PostgresChatMemory:
         token = _encode_token(page[-1]["updated_at"], page[-1]["session_id"]) if len(rows) > size else ""
         return SessionPage(tuple(_session(r) for r in page), token)
 
+    @telemetry.traced_store("postgresql", "delete_session")
     async def delete_session(self, tenant: str, subject: str, session_id: str) -> None:
         """Deletes the session; its messages and their feedback go with it."""
         with _store_errors():
@@ -285,6 +291,7 @@ class PostgresChatMemory:
                 if deleted is None:
                     await self._check_owner(conn, tenant, subject, session_id)
 
+    @telemetry.traced_store("postgresql", "submit_feedback")
     async def submit_feedback(
         self, tenant: str, session_id: str, message_id: str, subject: str, rating: str, comment: str
     ) -> str:

@@ -26,6 +26,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ApiException
 
+from mesh import telemetry
 from mesh.errors import Unavailable
 from svc_agent.clients.codec import cached_answer_from_json, cached_answer_to_json
 from svc_agent.domain.model import CachedAnswer
@@ -129,6 +130,7 @@ class EdgeSemanticCache:
             ]
         )
 
+    @telemetry.traced_store("qdrant", "lookup")
     async def lookup(self, scope: CacheScope, vector: Sequence[float], min_similarity: float) -> SemanticHit | None:
         """The most similar cached question of ``scope`` at or above ``min_similarity``."""
         shard = await self._shard_for(len(vector))
@@ -142,6 +144,7 @@ class EdgeSemanticCache:
         points = await self._run(lambda: shard.query(request))
         return _hit(points[0].payload, points[0].score) if points else None
 
+    @telemetry.traced_store("qdrant", "store")
     async def store(self, scope: CacheScope, question: str, vector: Sequence[float], answer: CachedAnswer) -> None:
         """Caches the answer; on the tenant's first store at a new version, drops its older entries."""
         shard = await self._shard_for(len(vector))
@@ -208,6 +211,7 @@ class QdrantSemanticCache:
             ]
         )
 
+    @telemetry.traced_store("qdrant", "lookup")
     async def lookup(self, scope: CacheScope, vector: Sequence[float], min_similarity: float) -> SemanticHit | None:
         """The most similar cached question of ``scope`` at or above ``min_similarity``."""
         try:
@@ -226,6 +230,7 @@ class QdrantSemanticCache:
         points = response.points
         return _hit(points[0].payload, points[0].score) if points else None
 
+    @telemetry.traced_store("qdrant", "store")
     async def store(self, scope: CacheScope, question: str, vector: Sequence[float], answer: CachedAnswer) -> None:
         """Caches the answer; on the tenant's first store at a new version, drops its older entries."""
         try:

@@ -6,6 +6,11 @@ for the embedder (interactive requests merged and run before batch slices),
 async entry points, the fingerprint the service compares before redeploying,
 and the process id that tests use to crash a replica for real. Serve calls ``check_health`` on its own
 schedule and replaces a replica that fails it or dies.
+
+Every request method takes the caller's trace context (``mesh.telemetry.carrier``) as its
+last argument, so the replica's span joins the request's trace; a replica exports its
+spans where the environment it inherited says (``RAGMESH_OTEL_*``, service name
+``svc_inference.serve``).
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from opentelemetry.trace import Status, StatusCode
 from ray import serve
 from ray.serve.deployment import Application
 
+from mesh import telemetry
 from svc_inference.domain.embedder import Embedder
 from svc_inference.domain.llm import LLM
 from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelConfig, RerankerConfig
@@ -26,9 +34,25 @@ from svc_inference.domain.reranker import CrossEncoderReranker
 from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
 from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.sources import SourceSettings
-from svc_inference.domain.types import EmbedRequest, EmbedResult, RerankRequest, RerankResult
+from svc_inference.domain.types import (
+    EmbedRequest,
+    EmbedResult,
+    GenerateRequest,
+    GenerationChunk,
+    RerankRequest,
+    RerankResult,
+)
 
 log = logging.getLogger(__name__)
+
+#: The service name a replica's spans carry.
+REPLICA_SERVICE = "svc_inference.serve"
+TraceContext = dict[str, str] | None
+
+
+def _replica_setup() -> None:
+    serve_at_normal_priority()
+    telemetry.configure(REPLICA_SERVICE)
 
 
 def serve_at_normal_priority() -> None:
@@ -51,9 +75,33 @@ class LLMDeployment(LLM):
     """An LLM replica; Serve streams ``generate`` (an async generator) to the caller."""
 
     def __init__(self, config: LLMConfig, sources: SourceSettings, fingerprint: str) -> None:
-        serve_at_normal_priority()
+        _replica_setup()
         super().__init__(config, sources)
         self._fingerprint = fingerprint
+
+    async def generate_traced(
+        self, request: GenerateRequest, trace_context: TraceContext = None
+    ) -> AsyncIterator[GenerationChunk]:
+        """``generate`` in a span of the caller's trace (not made current: a generator may resume elsewhere)."""
+        span = telemetry.start_remote_span(
+            "serve LLM.generate", trace_context, {"ray.serve.deployment": self.config.name}
+        )
+        chunks = 0
+        try:
+            async for chunk in self.generate(request):
+                chunks += 1
+                summary = chunk.summary
+                if summary is not None:
+                    span.set_attribute("gen_ai.usage.output_tokens", summary.completion_tokens)
+                    span.set_attribute("gen_ai.usage.input_tokens", summary.prompt_tokens)
+                yield chunk
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            span.set_attribute("ragmesh.chunks", chunks)
+            span.end()
 
     def fingerprint(self) -> str:
         """The config-and-code fingerprint this replica was deployed with."""
@@ -72,7 +120,7 @@ class EmbedderDeployment(Embedder):
     """
 
     def __init__(self, config: EmbedderConfig, sources: SourceSettings, fingerprint: str) -> None:
-        serve_at_normal_priority()
+        _replica_setup()
         super().__init__(config, sources)
         self._fingerprint = fingerprint
         # The scheduler owns the model thread(s) and picks which call runs next.
@@ -86,13 +134,16 @@ class EmbedderDeployment(Embedder):
         """The replica's process id."""
         return os.getpid()
 
-    async def embed_request(self, request: EmbedRequest) -> EmbedResult:
+    async def embed_request(self, request: EmbedRequest, trace_context: TraceContext = None) -> EmbedResult:
         """Checks one request (it fails alone), then embeds it in its priority's turn."""
-        return await self._scheduled.embed(request)
+        attributes = {"ray.serve.deployment": self.config.name, "ragmesh.texts": len(request.texts)}
+        with telemetry.remote_span("serve Embedder.embed", trace_context, attributes):
+            return await self._scheduled.embed(request)
 
-    async def rerank_request(self, request: RerankRequest) -> RerankResult:
+    async def rerank_request(self, request: RerankRequest, trace_context: TraceContext = None) -> RerankResult:
         """Ranks one request by cosine similarity, ahead of batch work."""
-        return await self._scheduled.rerank(request)
+        with telemetry.remote_span("serve Embedder.rerank", trace_context, {"ray.serve.deployment": self.config.name}):
+            return await self._scheduled.rerank(request)
 
     async def queue_stats(self) -> SchedulerStats:
         """This replica's scheduler lines: waiting requests per class, refusals, model calls (read on the replica's
@@ -104,7 +155,7 @@ class RerankerDeployment(CrossEncoderReranker):
     """A cross-encoder replica: requests are scored in dynamic batches."""
 
     def __init__(self, config: RerankerConfig, sources: SourceSettings, fingerprint: str) -> None:
-        serve_at_normal_priority()
+        _replica_setup()
         super().__init__(config, sources)
         self._fingerprint = fingerprint
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"rerank-{config.name}")
@@ -120,9 +171,10 @@ class RerankerDeployment(CrossEncoderReranker):
         """The replica's process id."""
         return os.getpid()
 
-    async def rerank_request(self, request: RerankRequest) -> RerankResult:
+    async def rerank_request(self, request: RerankRequest, trace_context: TraceContext = None) -> RerankResult:
         """Scores one request, batched with others."""
-        result: RerankResult = await self._rerank_batched(request)
+        with telemetry.remote_span("serve Reranker.rerank", trace_context, {"ray.serve.deployment": self.config.name}):
+            result: RerankResult = await self._rerank_batched(request)
         return result
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)

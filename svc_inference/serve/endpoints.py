@@ -2,7 +2,8 @@
 
 Handles are made once and reused for every call. A generation stream the
 caller abandons (cancelled RPC, passed deadline, closed iterator) is cancelled
-in Serve, which cancels the replica's generator and so stops the model.
+in Serve, which cancels the replica's generator and so stops the model. Each request
+call hands the replica the current trace context, so its span joins the request's trace.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+from mesh import telemetry
 from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.domain.types import (
     EmbedRequest,
@@ -66,12 +68,12 @@ class ServeLLM(_ServeEndpoint):
 
     def __init__(self, handle: Any, info: ModelInfo) -> None:
         super().__init__(handle, info)
-        self._generate = handle.options(stream=True).generate
+        self._generate = handle.options(stream=True).generate_traced
         self._stats = handle.stats
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
         """Streams chunks from a replica as it produces them."""
-        response = self._generate.remote(request)
+        response = self._generate.remote(request, telemetry.carrier())
         finished = False
         try:
             async for chunk in response:
@@ -104,7 +106,7 @@ class ServeEmbedder(_ServeEndpoint):
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         """Embeds on a replica, in its priority's turn there."""
         method = self._embed_batch if request.priority is Priority.BATCH else self._embed
-        result: EmbedResult = await self._call(method, request)
+        result: EmbedResult = await self._call(method, request, telemetry.carrier())
         return result
 
     async def queue_stats(self) -> SchedulerStats:
@@ -114,7 +116,7 @@ class ServeEmbedder(_ServeEndpoint):
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Ranks by cosine similarity on a replica."""
-        result: RerankResult = await self._call(self._rerank, request)
+        result: RerankResult = await self._call(self._rerank, request, telemetry.carrier())
         return result
 
 
@@ -127,5 +129,5 @@ class ServeReranker(_ServeEndpoint):
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Scores on a replica, batched there with concurrent requests."""
-        result: RerankResult = await self._call(self._rerank, request)
+        result: RerankResult = await self._call(self._rerank, request, telemetry.carrier())
         return result

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
+from mesh import telemetry
 from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded
 from svc_retrieval.clients import payload as pl
@@ -163,6 +164,7 @@ class EdgeVectorIndex:
 
     # -- VectorIndex -------------------------------------------------------
 
+    @telemetry.traced_store("qdrant", "existing_versions")
     async def existing_versions(self, tenant: str, chunk_ids: Sequence[str]) -> dict[str, int]:
         """The doc_version of each of ``chunk_ids`` the tenant already has."""
         flt = qe.Filter(must=[_tenant(tenant), qe.HasIdCondition(set(chunk_ids))])
@@ -175,6 +177,7 @@ class EdgeVectorIndex:
 
         return await self._call(run)
 
+    @telemetry.traced_store("qdrant", "upsert")
     async def upsert(self, points: Sequence[ChunkPoint]) -> None:
         """Writes the points."""
         edge_points = [
@@ -210,6 +213,7 @@ class EdgeVectorIndex:
         )
         return await self._write(functools.partial(_count_and_delete, flt=flt))
 
+    @telemetry.traced_store("qdrant", "delete_documents")
     async def delete_documents(self, tenant: str, doc_ids: Sequence[str]) -> int:
         """Deletes every point of the documents."""
         flt = qe.Filter(must=[_tenant(tenant), qe.FieldCondition(pl.DOC_FIELD, match=qe.MatchAny(list(doc_ids)))])
@@ -220,6 +224,7 @@ class EdgeVectorIndex:
         flt = qe.Filter(must=[_tenant(tenant)])
         return await self._call(lambda shard: shard.count(qe.CountRequest(filter=flt, exact=True)))
 
+    @telemetry.traced_store("qdrant", "fetch")
     async def fetch(self, tenant: str, chunk_ids: Sequence[str], search_filter: SearchFilter) -> dict[str, StoredChunk]:
         """The tenant's chunks among ``chunk_ids`` that pass the filter."""
         if not chunk_ids:
@@ -232,6 +237,7 @@ class EdgeVectorIndex:
 
         return await self._call(run)
 
+    @telemetry.traced_store("qdrant", "search")
     async def search(self, query: VectorQuery) -> VectorResult:
         """Dense and sparse legs fused with weighted RRF in the engine, in one planned batch."""
         flt = _filter(query.tenant, query.filter)

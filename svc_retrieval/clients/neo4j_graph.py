@@ -26,6 +26,7 @@ from typing import Any, LiteralString, TypeVar
 import neo4j
 from neo4j import exceptions as neo4j_errors
 
+from mesh import telemetry
 from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded, Unavailable
 from svc_retrieval.clients.lucene import names_query, tenant_key
@@ -225,6 +226,7 @@ class Neo4jGraph:
 
     # -- writes ------------------------------------------------------------
 
+    @telemetry.traced_store("neo4j", "write")
     async def write(self, batch: GraphWrite) -> GraphWriteResult:
         """MERGEs one batch in one transaction; bumps the corpus version when anything changed."""
         tenant = batch.tenant
@@ -311,6 +313,7 @@ class Neo4jGraph:
 
         return await self._write(work)
 
+    @telemetry.traced_store("neo4j", "delete_documents")
     async def delete_documents(self, tenant: str, doc_ids: Sequence[str], points_deleted: int) -> DeleteStats:
         """Removes the documents with their chunks, links and assertions, then the tenant's orphan entities."""
         params = {"tenant": tenant, "duids": [_uid(tenant, d) for d in doc_ids]}
@@ -351,6 +354,7 @@ class Neo4jGraph:
 
         return await self._read(work)
 
+    @telemetry.traced_store("neo4j", "search")
     async def search(self, query: GraphQuery) -> list[LegHit]:
         """The graph leg: chunks mentioning matched entities, leading chunks of title matches, one link hop."""
         lucene = names_query(query.tenant, query.text)

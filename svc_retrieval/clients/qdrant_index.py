@@ -23,6 +23,7 @@ import httpx
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from mesh import telemetry
 from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded, Unavailable
 from svc_retrieval.clients import payload as pl
@@ -146,6 +147,7 @@ class QdrantServerIndex:
                 raise Unavailable(f"vector store error {exc.status_code}", reason="VECTOR_STORE_UNAVAILABLE") from exc
             raise
 
+    @telemetry.traced_store("qdrant", "existing_versions")
     async def existing_versions(self, tenant: str, chunk_ids: Sequence[str]) -> dict[str, int]:
         """The doc_version of each of ``chunk_ids`` the tenant already has."""
         flt = models.Filter(must=[_tenant(tenant), models.HasIdCondition(has_id=list(chunk_ids))])
@@ -161,6 +163,7 @@ class QdrantServerIndex:
         )
         return {str(r.id): int((r.payload or {}).get(pl.VERSION_FIELD, 0)) for r in records}
 
+    @telemetry.traced_store("qdrant", "upsert")
     async def upsert(self, points: Sequence[ChunkPoint]) -> None:
         """Writes the points (waits until they are applied)."""
         structs = []
@@ -194,6 +197,7 @@ class QdrantServerIndex:
         )
         return await self._count_and_delete(flt)
 
+    @telemetry.traced_store("qdrant", "delete_documents")
     async def delete_documents(self, tenant: str, doc_ids: Sequence[str]) -> int:
         """Deletes every point of the documents."""
         flt = models.Filter(
@@ -221,6 +225,7 @@ class QdrantServerIndex:
         )
         return int(result.count)
 
+    @telemetry.traced_store("qdrant", "fetch")
     async def fetch(self, tenant: str, chunk_ids: Sequence[str], search_filter: SearchFilter) -> dict[str, StoredChunk]:
         """The tenant's chunks among ``chunk_ids`` that pass the filter."""
         if not chunk_ids:
@@ -233,6 +238,7 @@ class QdrantServerIndex:
         )
         return {str(r.id): pl.from_payload(str(r.id), r.payload or {}) for r in records}
 
+    @telemetry.traced_store("qdrant", "search")
     async def search(self, query: VectorQuery) -> VectorResult:
         """Dense and sparse legs fused with weighted RRF in the engine, in one batch request."""
         flt = _filter(query.tenant, query.filter)

@@ -14,10 +14,15 @@ options, RPC and token, alternating in rounds so drift affects all equally:
   call to the rate limit service is a hop of its own): the edge with auth.
 - ``edge_plain``: less header_mutation and jwt_authn too: a routing edge.
 
+- ``edge_plain_traced``: the routing edge with its OpenTelemetry tracer on, sampling
+  every request and exporting to the stack's Jaeger (only when tracing is on there).
+
 So ``edge_with_auth_added_p50_ms`` (edge_auth_only - direct) is what the edge with
 auth costs a call, ``jwt_at_edge_p50_ms`` (edge_auth_only - edge_plain) what token
-verification adds there, and ``global_limit_p50_ms`` (edge - edge_auth_only) what
-asking the rate limit service adds.
+verification adds there, ``global_limit_p50_ms`` (edge - edge_auth_only) what
+asking the rate limit service adds, and ``tracing_at_edge_p50_ms``
+(edge_plain_traced - edge_plain) what Envoy's tracer adds. The other edges run
+without a tracer; the service behind them traces in every case.
 
 The RPC is RetrievalService/GetChunk for a chunk id no tenant has: a full trip
 through auth, validation and the store lookup, NOT_FOUND each time. The calls
@@ -27,6 +32,12 @@ Then, in this process: two mesh servers with the same stand-in RetrievalService
 (GetChunk answers NOT_FOUND at once), one verifying tokens and one reading
 unverified headers (the only place that mode exists), give the cost of the
 internal hop's token check; and the verifier alone, with and without its cache.
+
+And what tracing costs a Python hop (``tracing``): the same stand-in server and a
+mesh channel in this process, in alternating rounds with the mesh's spans recorded
+(every call sampled, a CLIENT and a SERVER span, the context carried in the
+metadata, exported in batches to the stack's Jaeger when it runs) and with no
+tracer at all; the difference at p50 is the per-hop cost.
 """
 
 from __future__ import annotations
@@ -50,8 +61,9 @@ from typing import Any
 import grpc
 import yaml
 
-from mesh import auth
+from mesh import auth, telemetry
 from mesh.auth import AuthSettings
+from mesh.channels import open_channel
 from mesh.errors import NotFound
 from mesh.server import ServerConfig, ServiceBinding, start_server
 from mesh.settings import MeshSettings
@@ -59,6 +71,7 @@ from mesh.stack import StackConfig, StackLayout, identity
 from mesh.stack.binaries import envoy_binary
 from mesh.stack.envoy_auth import JWKS_ENV
 from mesh.stack.envoy_config import envoy_config
+from mesh.stack.service_env import otlp_endpoint
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from tests.bench import credentials
@@ -74,7 +87,9 @@ _EDGES: dict[str, tuple[str, ...]] = {
     "edge": (),
     "edge_auth_only": _GLOBAL_LIMIT_FILTERS,
     "edge_plain": _GLOBAL_LIMIT_FILTERS + _AUTH_FILTERS,
+    "edge_plain_traced": _GLOBAL_LIMIT_FILTERS + _AUTH_FILTERS,
 }
+_TRACED_EDGES = frozenset({"edge_plain_traced"})
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -92,15 +107,18 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def _bench_edge_config(config: StackConfig, listen: int, admin: int, without: tuple[str, ...]) -> dict[str, Any]:
+def _bench_edge_config(
+    config: StackConfig, listen: int, admin: int, without: tuple[str, ...], *, tracing: bool = False
+) -> dict[str, Any]:
     bench = dataclasses.replace(
         config,
         envoy_listener_port=listen,
         envoy_admin_port=admin,
         edge_rate_limit_max_tokens=1_000_000,
         edge_rate_limit_tokens_per_fill=1_000_000,
+        trace_sample_ratio=1.0,
     )
-    doc = copy.deepcopy(envoy_config(bench))
+    doc = copy.deepcopy(envoy_config(bench, tracing=tracing))
     if without:
         (listener,) = doc["static_resources"]["listeners"]
         manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
@@ -119,10 +137,14 @@ def _bench_edges(config: StackConfig) -> Iterator[dict[str, str]]:
     processes: list[subprocess.Popen[bytes]] = []
     addresses: dict[str, str] = {}
     try:
+        traced = bool(otlp_endpoint(config))
         for name, without in _EDGES.items():
+            if name in _TRACED_EDGES and not traced:
+                continue
             listen, admin = free_ports(2)
             path = folder / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(_bench_edge_config(config, listen, admin, without), sort_keys=False))
+            doc = _bench_edge_config(config, listen, admin, without, tracing=name in _TRACED_EDGES)
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
             env = {**os.environ, JWKS_ENV: layout.jwks_file.read_text()}
             process = subprocess.Popen(
                 [str(envoy_binary()), "-c", str(path), "--use-dynamic-base-id", "--log-level", "warn"],
@@ -181,9 +203,15 @@ def _paths(args: argparse.Namespace) -> dict[str, Any]:
     def added(path: str, base: str, q: str = "p50_ms") -> float:
         return round(summaries[path][q] - summaries[base][q], 4)
 
+    traced_edge = (
+        {"tracing_at_edge_p50_ms": added("edge_plain_traced", "edge_plain")}
+        if "edge_plain_traced" in summaries
+        else {"tracing_at_edge": "not measured: tracing is off on this stack (jaeger not running)"}
+    )
     return {
         "rpc": "ragmesh.retrieval.v1.RetrievalService/GetChunk (NOT_FOUND)",
         "paths": summaries,
+        **traced_edge,
         "edge_with_auth_added_p50_ms": added("edge_auth_only", "direct"),
         "edge_with_auth_added_p99_ms": added("edge_auth_only", "direct", "p99_ms"),
         "jwt_at_edge_p50_ms": added("edge_auth_only", "edge_plain"),
@@ -273,6 +301,68 @@ def _verifier_micro(config: StackConfig, layout: StackLayout, n: int = 2000) -> 
     return {"uncached_us": round(uncached, 2), "cached_us": round(cached, 2)}
 
 
+async def _tracing_hop(args: argparse.Namespace) -> dict[str, Any]:
+    """One mesh hop (channel + server, both in this process) with the mesh's spans recorded vs no tracer."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import NoOpTracerProvider
+
+    config = StackConfig.from_env()
+    endpoint = otlp_endpoint(config)
+    recording = TracerProvider(
+        resource=Resource.create({"service.name": "bench-mesh"}), sampler=telemetry.TracingSettings().sampler()
+    )
+    if endpoint:
+        recording.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=1000)
+        )
+    providers: dict[str, Any] = {"traced": recording, "untraced": NoOpTracerProvider()}
+    binding = ServiceBinding(
+        "ragmesh.retrieval.v1.RetrievalService", rpb_grpc.add_RetrievalServiceServicer_to_server, StandInRetrieval()
+    )
+    server = await start_server([binding], ServerConfig(port=0), auth=None)
+    header_md = (("x-ragmesh-tenant", TENANT),)
+    request = rpb.GetChunkRequest(chunk_id=str(uuid.uuid4()))
+    times: dict[str, list[float]] = {name: [] for name in providers}
+    channel = open_channel(f"127.0.0.1:{server.port}", ["ragmesh.retrieval.v1.RetrievalService"])
+    try:
+        stub = rpb_grpc.RetrievalServiceStub(channel)
+
+        async def timed(name: str, n: int) -> list[float]:
+            telemetry.use_tracer_provider(providers[name])
+            out = []
+            for _ in range(n):
+                started = time.perf_counter()
+                try:
+                    await stub.GetChunk(request, metadata=header_md, timeout=5)
+                except grpc.aio.AioRpcError as err:
+                    if err.code() != grpc.StatusCode.NOT_FOUND:
+                        raise RuntimeError(f"bench mesh: {name} answered {err.code()}") from err
+                out.append((time.perf_counter() - started) * 1000)
+            return out
+
+        for name in providers:
+            await timed(name, 200)
+        per_round = max(1, args.calls // args.rounds)
+        for _ in range(args.rounds):
+            for name in providers:
+                times[name] += await timed(name, per_round)
+    finally:
+        telemetry.use_tracer_provider(None)
+        await channel.close(None)
+        await server.stop(None)
+        recording.shutdown()
+    summaries = {name: _summary(values) for name, values in times.items()}
+    return {
+        "paths": summaries,
+        "exporter": f"otlp to {endpoint} (the stack's jaeger)" if endpoint else "none (tracing is off on this stack)",
+        "per_hop_added_p50_ms": round(summaries["traced"]["p50_ms"] - summaries["untraced"]["p50_ms"], 4),
+        "per_hop_added_p99_ms": round(summaries["traced"]["p99_ms"] - summaries["untraced"]["p99_ms"], 4),
+    }
+
+
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="ragmesh bench mesh")
     parser.add_argument("--calls", type=int, default=3000, help="calls per path")
@@ -281,5 +371,6 @@ def run(argv: list[str]) -> dict[str, Any]:
     return {
         "edge": _paths(args),
         "internal_hop": asyncio.run(_internal_hop(args)),
+        "tracing": asyncio.run(_tracing_hop(args)),
         "machine": machine(),
     }

@@ -18,6 +18,7 @@ import pytest
 from mesh.config import EnvConfig
 from mesh.server import ServerConfig
 from mesh.settings import MeshSettings
+from mesh.telemetry import TracingSettings
 from svc_agent.config import Config as AgentConfig
 from svc_inference.config import Config as InferenceConfig
 from svc_ingest.config import Config as IngestConfig
@@ -153,12 +154,14 @@ def test_config_maps_are_settings_the_service_reads(
     mesh = _config_map(objects, "ragmesh-mesh")
     own = _config_map(objects, f"{service}-config")
     known = {f"{MeshSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(MeshSettings)}
+    known |= {f"{TracingSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(TracingSettings)}
     for cls in SERVICES[service]:
         known |= {f"{cls.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(k for k in {**mesh, **own} if k not in known)
     assert not unknown, f"{service} reads no setting named {unknown}"
     env = {**mesh, **own}
     MeshSettings.from_env(env)
+    TracingSettings.from_env(env)
     configs = [cls.from_env(env) for cls in SERVICES[service]]
     server = configs[0]
     assert isinstance(server, ServerConfig)

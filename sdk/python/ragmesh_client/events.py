@@ -79,6 +79,8 @@ class Final(Event):
     cache_hit: agent.CacheHit
     answered_from_documents: bool
     rewritten_query: str
+    trace_id: str = ""
+    """The request's id: its trace id and the request id in the services' logs (``ragmesh trace <id>``)."""
 
 
 ChatEvent: TypeAlias = Step | Token | ToolCall | ToolResult | Citations | Final
@@ -119,5 +121,6 @@ def from_message(message: agent.StreamChatResponse) -> ChatEvent | None:
             cache_hit=f.cache_hit,
             answered_from_documents=f.answered_from_documents,
             rewritten_query=f.rewritten_query,
+            trace_id=f.trace_id,
         )
     return None

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from mesh import context
+from mesh import context, telemetry
 from mesh.channels import open_blocking_channel, open_channel
 from mesh.errors import NotFound
 from mesh.server import ServerConfig, ServiceBinding, start_server
@@ -34,9 +34,11 @@ class ScriptedSandboxServicer(pb_grpc.SandboxServiceServicer):
 
     def __init__(self) -> None:
         self.trace_ids: list[int] = []
+        self.request_ids: list[str | None] = []
 
     async def Execute(self, request: pb.ExecuteRequest, ctx: Any) -> pb.ExecuteResponse:
         self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
+        self.request_ids.append(context.request_id())
         if request.code == "missing":
             raise NotFound("no such thing", reason="TEST_NOT_FOUND")
         if request.code == "bug":
@@ -84,6 +86,16 @@ def _by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> ReadableSpan:
     return found[0]
 
 
+async def _settled(exporter: InMemorySpanExporter) -> tuple[ReadableSpan, ...]:
+    """The finished spans once the server's has ended: the client may see the status a moment before."""
+    for _ in range(200):
+        spans = exporter.get_finished_spans()
+        if any(s.kind is SpanKind.SERVER for s in spans) and any(s.kind is SpanKind.CLIENT for s in spans):
+            return spans
+        await asyncio.sleep(0.01)
+    return exporter.get_finished_spans()
+
+
 _IDENTITY = context.RequestContext(
     "/test/Caller", "req-1", context.Identity("acme", "ann", token=test_auth.token("acme", "ann")), None
 )
@@ -94,7 +106,7 @@ async def test_a_call_is_one_trace_from_caller_through_server(stub: Any, exporte
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("caller") as outer, context.bind(_IDENTITY):
         await client.Execute(pb.ExecuteRequest(code="x"))
-    spans = exporter.get_finished_spans()
+    spans = await _settled(exporter)
     client_span = _by_kind(spans, SpanKind.CLIENT)
     server_span = _by_kind(spans, SpanKind.SERVER)
     trace_id = outer.get_span_context().trace_id
@@ -109,15 +121,16 @@ async def test_a_call_is_one_trace_from_caller_through_server(stub: Any, exporte
         assert span.attributes["rpc.method"] == "Execute"
         assert span.attributes["rpc.grpc.status_code"] == 0
         assert span.status.status_code is StatusCode.UNSET
-    # The handler ran inside the server span, so its logs carry this trace id.
+    # The handler ran inside the server span, so its logs carry this trace id, as their request id too.
     assert servicer.trace_ids == [trace_id]
+    assert servicer.request_ids == [format(trace_id, "032x")]
 
 
 async def test_a_callers_mistake_is_recorded_but_is_no_server_error(stub: Any, exporter: InMemorySpanExporter) -> None:
     client, _ = stub
     with context.bind(_IDENTITY), pytest.raises(grpc.aio.AioRpcError):
         await client.Execute(pb.ExecuteRequest(code="missing"))
-    spans = exporter.get_finished_spans()
+    spans = await _settled(exporter)
     server_span = _by_kind(spans, SpanKind.SERVER)
     client_span = _by_kind(spans, SpanKind.CLIENT)
     assert server_span.attributes is not None and server_span.attributes["rpc.grpc.status_code"] == 5
@@ -132,7 +145,7 @@ async def test_a_handler_bug_is_a_server_error_with_its_exception(stub: Any, exp
     with context.bind(_IDENTITY), pytest.raises(grpc.aio.AioRpcError) as info:
         await client.Execute(pb.ExecuteRequest(code="bug"))
     assert info.value.code() is grpc.StatusCode.INTERNAL
-    server_span = _by_kind(exporter.get_finished_spans(), SpanKind.SERVER)
+    server_span = _by_kind(await _settled(exporter), SpanKind.SERVER)
     assert server_span.attributes is not None and server_span.attributes["rpc.grpc.status_code"] == 13
     assert server_span.status.status_code is StatusCode.ERROR
     assert [e.name for e in server_span.events] == ["exception"]
@@ -194,3 +207,52 @@ async def test_a_blocking_channels_call_is_one_trace_too(served: str, exporter: 
     client_span = _by_kind(exporter.get_finished_spans(), SpanKind.CLIENT)
     assert client_span.attributes is not None and client_span.attributes["rpc.grpc.status_code"] == 5
     assert client_span.status.status_code is StatusCode.ERROR
+
+
+def test_the_sampler_follows_the_caller_and_samples_its_own_traces_at_the_ratio() -> None:
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    never = telemetry.TracingSettings(sample_ratio=0.0).sampler()
+    always = telemetry.TracingSettings().sampler()
+    trace_id = 0x5B8EFFF798038103D269B633813FC60C
+    assert never.should_sample(None, trace_id, "root").decision is Decision.DROP
+    assert always.should_sample(None, trace_id, "root").decision is Decision.RECORD_AND_SAMPLE
+    sampled_parent = SpanContext(trace_id, 0xEEE19B7EC3C1B174, is_remote=True, trace_flags=TraceFlags(1))
+    parent = trace.set_span_in_context(NonRecordingSpan(sampled_parent))
+    assert never.should_sample(parent, trace_id, "child").decision is Decision.RECORD_AND_SAMPLE
+    with pytest.raises(ValueError, match="RAGMESH_OTEL_SAMPLE_RATIO"):
+        telemetry.TracingSettings(sample_ratio=1.5)
+    assert not telemetry.TracingSettings().exporting, "no endpoint: spans are made but not exported"
+    assert telemetry.TracingSettings(endpoint="127.0.0.1:4317").exporting
+
+
+def test_work_in_another_process_joins_the_trace_through_the_carrier(exporter: InMemorySpanExporter) -> None:
+    exporter.clear()
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("job") as job:
+        headers = telemetry.carrier()
+    assert headers["traceparent"].split("-")[1] == format(job.get_span_context().trace_id, "032x")
+    with telemetry.remote_span("worker stage", headers, {"n": 3}), telemetry.store_span("qdrant", "upsert"):
+        pass
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    stage, store = spans["worker stage"], spans["qdrant upsert"]
+    assert stage.context.trace_id == job.get_span_context().trace_id
+    assert stage.parent is not None and stage.parent.span_id == job.get_span_context().span_id
+    assert store.parent is not None and store.parent.span_id == stage.context.span_id
+    assert store.kind is SpanKind.CLIENT
+    assert store.attributes is not None and store.attributes["db.system"] == "qdrant"
+
+
+async def test_a_store_call_outside_any_request_makes_no_span(exporter: InMemorySpanExporter) -> None:
+    exporter.clear()
+
+    @telemetry.traced_store("redis", "get")
+    async def lookup(key: str) -> str:
+        return key.upper()
+
+    assert await lookup("a") == "A"
+    assert exporter.get_finished_spans() == ()
+    with trace.get_tracer("test").start_as_current_span("request"):
+        assert await lookup("b") == "B"
+    assert [s.name for s in exporter.get_finished_spans()] == ["redis get", "request"]

@@ -8,6 +8,7 @@ from mesh.stack.config import SERVICE_NAMES, StackConfig
 from mesh.stack.envoy_config import (
     CORS_ALLOW_HEADERS,
     ROUTED_SERVICES,
+    TRACING_CLUSTER,
     UPSTREAM_HEADER,
     envoy_config,
     render_envoy_config,
@@ -155,7 +156,7 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
 def test_clusters_speak_http2_to_each_service() -> None:
     config = StackConfig(svc_agent_port=60055)
     clusters = {c["name"]: c for c in envoy_config(config)["static_resources"]["clusters"]}
-    assert clusters.keys() == {*SERVICE_NAMES, "ratelimit"}
+    assert clusters.keys() == {*SERVICE_NAMES, "ratelimit", TRACING_CLUSTER}
     agent = clusters["svc_agent"]
     assert agent["type"] == "STATIC"
     options = agent["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
@@ -163,6 +164,27 @@ def test_clusters_speak_http2_to_each_service() -> None:
     (locality,) = agent["load_assignment"]["endpoints"]
     (endpoint,) = locality["lb_endpoints"]
     assert endpoint["endpoint"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 60055}
+
+
+def test_tracing_starts_at_the_edge_and_exports_to_the_jaeger_part() -> None:
+    config = StackConfig(jaeger_otlp_grpc_port=41317, trace_sample_ratio=0.25)
+    bootstrap = envoy_config(config)
+    tracing = _manager(bootstrap)["tracing"]
+    assert tracing["random_sampling"] == {"value": 25.0}
+    provider = tracing["provider"]
+    assert provider["name"] == "envoy.tracers.opentelemetry"
+    assert provider["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == TRACING_CLUSTER
+    assert provider["typed_config"]["service_name"] == "envoy"
+    clusters = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
+    (locality,) = clusters[TRACING_CLUSTER]["load_assignment"]["endpoints"]
+    (endpoint,) = locality["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 41317}
+
+
+def test_without_tracing_the_edge_has_no_tracer_and_no_collector_cluster() -> None:
+    bootstrap = envoy_config(StackConfig(), tracing=False)
+    assert "tracing" not in _manager(bootstrap)
+    assert TRACING_CLUSTER not in {c["name"] for c in bootstrap["static_resources"]["clusters"]}
 
 
 def test_hostnames_resolve_by_dns() -> None:

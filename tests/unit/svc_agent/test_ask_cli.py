@@ -11,6 +11,7 @@ from mesh.cli import agent_cmds
 from ragmesh.agent.v1 import agent_service_pb2 as pb
 from ragmesh_client import events
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CITATION = pb.Citation(marker=1, chunk_id="c1", doc_id="d1", source_uri="file:///gc.md", title="GC", snippet="s")
 
 
@@ -49,12 +50,14 @@ def test_event_json_for_every_kind() -> None:
                 cache_hit=pb.CACHE_HIT_EXACT,
                 answered_from_documents=True,
                 latency=pb.LatencyBreakdown(time_to_first_token_ms=12.5, total_ms=40),
+                trace_id=TRACE_ID,
             )
         )
     )
     assert final["type"] == "final" and final["answer"] == "A [1]." and final["cache_hit"] == "exact"
     assert final["citations"][0]["source"] == "file:///gc.md" and final["citations"][0]["chunk_id"] == "c1"
     assert final["latency_ms"]["time_to_first_token"] == 12.5
+    assert final["trace_id"] == TRACE_ID
     json.dumps(final)
 
 
@@ -64,10 +67,12 @@ def test_human_output_streams_tokens_then_sources() -> None:
     printer(message(step=pb.StepEvent(step=pb.STEP_PLAN, status=pb.STEP_STATUS_FINISHED, detail="retrieve")))
     printer(message(token=pb.TokenDelta(text="Every five ")))
     printer(message(token=pb.TokenDelta(text="minutes [1].")))
-    printer(message(final=pb.FinalAnswer(answer="Every five minutes [1].", citations=[CITATION])))
+    printer(message(final=pb.FinalAnswer(answer="Every five minutes [1].", citations=[CITATION], trace_id=TRACE_ID)))
     assert out.getvalue().startswith("Every five minutes [1].\n\nSources:\n  [1] GC - file:///gc.md (chunk c1)")
     assert "[plan finished 0 ms]: retrieve" in err.getvalue()
     assert "--session s1" in err.getvalue()
+    # The request id after the answer is its trace id: the command that shows where the time went.
+    assert f"request {TRACE_ID} (where the time went: ragmesh trace {TRACE_ID})" in err.getvalue()
 
 
 def test_ask_is_registered_with_its_options() -> None:

@@ -161,7 +161,7 @@ class LatencyBreakdown(_message.Message):
     def __init__(self, planning_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., tools_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class FinalAnswer(_message.Message):
-    __slots__ = ("answer", "citations", "usage", "latency", "cache_hit", "answered_from_documents", "rewritten_query")
+    __slots__ = ("answer", "citations", "usage", "latency", "cache_hit", "answered_from_documents", "rewritten_query", "trace_id")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,7 @@ class FinalAnswer(_message.Message):
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_FROM_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     REWRITTEN_QUERY_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     usage: _common_pb2.Usage
@@ -176,7 +177,8 @@ class FinalAnswer(_message.Message):
     cache_hit: CacheHit
     answered_from_documents: bool
     rewritten_query: str
-    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency: _Optional[_Union[LatencyBreakdown, _Mapping]] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., answered_from_documents: _Optional[bool] = ..., rewritten_query: _Optional[str] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency: _Optional[_Union[LatencyBreakdown, _Mapping]] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., answered_from_documents: _Optional[bool] = ..., rewritten_query: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class StreamChatResponse(_message.Message):
     __slots__ = ("session_id", "message_id", "sequence", "step", "token", "tool_call", "tool_result", "citations", "final")

@@ -403,6 +403,12 @@ class FinalAnswer(betterproto2.Message):
     Output only. The standalone question retrieval used.
     """
 
+    trace_id: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
+    """
+    Output only. This request's id: the id of its trace (32 lowercase hex digits) and the
+    request id in every service's log lines; `ragmesh trace <id>` shows where the time went.
+    """
+
 
 default_message_pool.register_message("ragmesh.agent.v1", "FinalAnswer", FinalAnswer)
 
