@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mesh.stack import envoy_ratelimit, identity, neo4j_config, probes
 from mesh.stack.binaries import envoy_binary, ratelimit_binary, require, venv_script
-from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir
+from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir, ray_worker_name
 from mesh.stack.envoy_auth import JWKS_ENV
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, StackError
@@ -624,6 +624,78 @@ class RayPart(Part):
         return probes.ray_head_ready(self.config.host, self.config.ray_gcs_port, token)
 
 
+class RayWorkerPart(Part):
+    """A Ray worker node joined to the head (``ray start --address``), rehearsing one of the cluster's groups.
+
+    It offers ``ray_worker_slots`` of its group's custom resource (``{"parse": 2}``) and, by
+    default, no plain CPUs, so only the pipeline stages that ask for the group land on it
+    (svc_ingest.pipeline). Its own temp dir and dashboard agent port keep it apart from the
+    head and the other nodes on the same machine.
+    """
+
+    requires = ("ray",)
+    # A new head is a new cluster: a node of the old one must join again.
+    restart_with = ("ray",)
+    not_ready_hint = "the node's log above says why it did not join; the head's log (ray.log) may too"
+
+    def __init__(self, index: int, config: StackConfig, layout: StackLayout) -> None:
+        super().__init__(config, layout)
+        self.index = index
+        self.name = ray_worker_name(index)
+
+    @property
+    def group(self) -> str:
+        return self.config.ray_worker_group(self.index)
+
+    @property
+    def ready_timeout_s(self) -> float:
+        return self.config.ray_worker_ready_timeout_s
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.layout.ray_worker_temp_dir(self.name)
+
+    def ports(self) -> list[PortSpec]:
+        return [PortSpec(self.config.ray_worker_port_base + self.index - 1, "RAGMESH_RAY_WORKER_PORT_BASE")]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.ray_gcs_port} ({self.group})"
+
+    def ensure_installed(self, say: Say) -> None:
+        venv_script(self.name, "ray")
+
+    def prepare(self, say: Say) -> None:
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def launch(self) -> Launch:
+        c = self.config
+        argv = [
+            str(venv_script(self.name, "ray")),
+            "start",
+            "--block",
+            f"--address={c.host}:{c.ray_gcs_port}",
+            f"--node-name={self.name}",
+            f"--num-cpus={c.ray_worker_num_cpus}",
+            f"--resources={json.dumps({self.group: c.ray_worker_slots})}",
+            f"--labels=ragmesh.io/group={self.group}",
+            f"--object-store-memory={c.ray_worker_object_store_mb * 1024 * 1024}",
+            f"--dashboard-agent-listen-port={c.ray_worker_port_base + self.index - 1}",
+            "--disable-usage-stats",
+            f"--temp-dir={self.temp_dir}",
+        ]
+        env = {**self.base_env(), **ray_client_env(c, self.layout)}
+        # As for the head: nowhere to drain to on one machine, so stop at once.
+        env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
+        return Launch(argv, env, self.layout.home)
+
+    def probe(self) -> ProbeResult:
+        try:
+            token = self.layout.ray_token_file.read_text().strip()
+        except OSError as exc:
+            return ProbeResult(False, f"cannot read the auth token: {exc}")
+        return probes.ray_node_alive(self.config.host, self.config.ray_gcs_port, token, self.name)
+
+
 class ServicePart(Part):
     """A ragmesh gRPC service, ``python -m svc_<name>`` in this interpreter's environment."""
 
@@ -743,8 +815,12 @@ class EnvoyPart(Part):
         return probes.envoy_live(c.host, c.envoy_admin_port, c.envoy_listener_port)
 
 
-def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
-    """Every part, keyed by name, in PART_NAMES order."""
+def build_parts(config: StackConfig, layout: StackLayout, *, ray_workers: int | None = None) -> dict[str, Part]:
+    """Every part, keyed by name, in start order: PART_NAMES with the worker nodes right after the head.
+
+    ``ray_workers`` (default: the config's) may be larger than the config's, so that ``status``
+    and ``down`` still find the nodes an earlier ``up --ray-workers`` started.
+    """
     parts: dict[str, Part] = {
         "postgres": PostgresPart(config, layout),
         "redis": RedisPart(config, layout),
@@ -752,8 +828,10 @@ def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
         "neo4j": Neo4jPart(config, layout),
         "ray": RayPart(config, layout),
     }
+    for index in range(1, (config.ray_workers if ray_workers is None else ray_workers) + 1):
+        parts[ray_worker_name(index)] = RayWorkerPart(index, config, layout)
     for name in SERVICE_NAMES:
         parts[name] = ServicePart(name, config, layout)
     parts["envoy"] = EnvoyPart(config, layout)
-    assert tuple(parts) == PART_NAMES
+    assert tuple(n for n in parts if n in PART_NAMES) == PART_NAMES
     return parts
