@@ -76,6 +76,8 @@ class Part(abc.ABC):
     """Parts whose (re)start in the same ``up`` restarts this one too (it holds connections to them)."""
     stop_signal: signal.Signals = signal.SIGTERM
     not_ready_hint: str = ""
+    start_attempts: int = 1
+    """Starts ``up`` tries when the process exits before it is ready (a start that can fail by timing)."""
 
     def __init__(self, config: StackConfig, layout: StackLayout) -> None:
         self.config = config
@@ -559,6 +561,8 @@ class RayPart(Part):
     """A lean Ray head (no dashboard, token authentication on), kept in the foreground by ``--block``."""
 
     name = "ray"
+    # The head's raylet has the same fixed 30 s to register as a worker node's (see RayWorkerPart).
+    start_attempts = 3
 
     def ports(self) -> list[PortSpec]:
         c = self.config
@@ -636,6 +640,9 @@ class RayWorkerPart(Part):
     requires = ("ray",)
     # A new head is a new cluster: a node of the old one must join again.
     restart_with = ("ray",)
+    # `ray start` gives a node's raylet a fixed 30 s to register with the GCS, which a loaded
+    # machine misses now and then (the process exits 1: "timed out during startup").
+    start_attempts = 3
     not_ready_hint = "the node's log above says why it did not join; the head's log (ray.log) may too"
 
     def __init__(self, index: int, config: StackConfig, layout: StackLayout) -> None:

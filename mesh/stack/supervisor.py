@@ -157,27 +157,35 @@ class Supervisor:
                 say(f"running but unhealthy ({result.detail}); restarting")
         # Clear what is left of an earlier run: an unhealthy process, orphaned helpers, a stale pid file.
         process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
-        self._check_ports(part)
-        part.prepare(say)
-        launch = part.launch()
-        say("starting")
-        started = time.monotonic()
-        record = process.spawn(
-            launch.argv,
-            log_file=part.log_file,
-            pid_file=part.pid_file,
-            env=launch.env,
-            cwd=launch.cwd,
-            fingerprint=fingerprint,
-        )
-        try:
-            self._wait_ready(part, record, started)
-        except BaseException:
-            process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
-            raise
+        for attempt in range(1, part.start_attempts + 1):
+            self._check_ports(part)
+            part.prepare(say)
+            launch = part.launch()
+            say("starting" if attempt == 1 else f"starting again (attempt {attempt} of {part.start_attempts})")
+            started = time.monotonic()
+            spawned = process.spawn(
+                launch.argv,
+                log_file=part.log_file,
+                pid_file=part.pid_file,
+                env=launch.env,
+                cwd=launch.cwd,
+                fingerprint=fingerprint,
+            )
+            try:
+                self._wait_ready(part, spawned, started)
+                break
+            except NotReady:
+                exited = not process.record_is_running(spawned)
+                process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
+                if attempt == part.start_attempts or not exited:
+                    raise
+                say("exited before it was ready")
+            except BaseException:
+                process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
+                raise
         ready_s = time.monotonic() - started
-        say(f"ready in {ready_s:.1f}s (pid {record.pid}, {part.address()})")
-        return UpResult(part.name, action, record.pid, ready_s)
+        say(f"ready in {ready_s:.1f}s (pid {spawned.pid}, {part.address()})")
+        return UpResult(part.name, action, spawned.pid, ready_s)
 
     def _check_ports(self, part: Part) -> None:
         # A part just stopped may take a moment to let go of its sockets, so a busy port is asked
