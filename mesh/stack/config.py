@@ -209,8 +209,10 @@ class StackConfig(EnvConfig):
     """Size of each worker node's object store, in MiB (Ray's minimum is about 75)."""
 
     ray_worker_port_base: int = 56400
-    """Worker node ``i`` listens for its dashboard agent on ``ray_worker_port_base + i - 1``
-    (Ray fixes that port to 52365 unless told; its other ports Ray picks free)."""
+    """Worker node ``i`` takes the four ports from ``ray_worker_port_base + 4 * (i - 1)``: its dashboard
+    agent's HTTP and gRPC ports, its metrics export port and its runtime env agent port. Ray fixes the
+    first to 52365 unless told, and a node whose agents must report ports Ray picked waits 15 s for
+    them and then aborts, which a loaded machine misses."""
 
     svc_inference_port: int = 50051
     """gRPC port of svc_inference."""

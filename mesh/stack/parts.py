@@ -628,12 +628,16 @@ class RayPart(Part):
         return probes.ray_head_ready(self.config.host, self.config.ray_gcs_port, token)
 
 
+RAY_WORKER_PORTS = 4
+"""Fixed ports per worker node (see StackConfig.ray_worker_port_base)."""
+
+
 class RayWorkerPart(Part):
     """A Ray worker node joined to the head (``ray start --address``), rehearsing one of the cluster's groups.
 
     It offers ``ray_worker_slots`` of its group's custom resource (``{"parse": 2}``) and, by
     default, no plain CPUs, so only the pipeline stages that ask for the group land on it
-    (svc_ingest.pipeline). Its own temp dir and dashboard agent port keep it apart from the
+    (svc_ingest.pipeline). Its own temp dir and four fixed agent ports keep it apart from the
     head and the other nodes on the same machine.
     """
 
@@ -662,8 +666,13 @@ class RayWorkerPart(Part):
     def temp_dir(self) -> Path:
         return self.layout.ray_worker_temp_dir(self.name)
 
+    @property
+    def _first_port(self) -> int:
+        return self.config.ray_worker_port_base + RAY_WORKER_PORTS * (self.index - 1)
+
     def ports(self) -> list[PortSpec]:
-        return [PortSpec(self.config.ray_worker_port_base + self.index - 1, "RAGMESH_RAY_WORKER_PORT_BASE")]
+        first = self._first_port
+        return [PortSpec(first + i, "RAGMESH_RAY_WORKER_PORT_BASE") for i in range(RAY_WORKER_PORTS)]
 
     def address(self) -> str:
         return f"{self.config.host}:{self.config.ray_gcs_port} ({self.group})"
@@ -686,7 +695,10 @@ class RayWorkerPart(Part):
             f"--resources={json.dumps({self.group: c.ray_worker_slots})}",
             f"--labels=ragmesh.io/group={self.group}",
             f"--object-store-memory={c.ray_worker_object_store_mb * 1024 * 1024}",
-            f"--dashboard-agent-listen-port={c.ray_worker_port_base + self.index - 1}",
+            f"--dashboard-agent-listen-port={self._first_port}",
+            f"--dashboard-agent-grpc-port={self._first_port + 1}",
+            f"--metrics-export-port={self._first_port + 2}",
+            f"--runtime-env-agent-port={self._first_port + 3}",
             "--disable-usage-stats",
             f"--temp-dir={self.temp_dir}",
         ]

@@ -41,12 +41,15 @@ def test_worker_launch_joins_the_head_with_its_group_resource_and_own_ports(tmp_
     assert "--num-cpus=0" in argv
     assert f"--resources={json.dumps({'embed': 2})}" in argv
     assert "--labels=ragmesh.io/group=embed" in argv
-    assert "--dashboard-agent-listen-port=41401" in argv
+    assert "--dashboard-agent-listen-port=41404" in argv
+    assert "--dashboard-agent-grpc-port=41405" in argv
+    assert "--metrics-export-port=41406" in argv
+    assert "--runtime-env-agent-port=41407" in argv
     assert f"--object-store-memory={100 * 1024 * 1024}" in argv
     temp = next(a for a in argv if a.startswith("--temp-dir="))
     assert temp.endswith("ray_worker_2") or "ray-worker-2" in temp
     assert launch.env["RAY_AUTH_MODE"] == "token"
-    assert [p.port for p in part.ports()] == [41401]
+    assert [p.port for p in part.ports()] == [41404, 41405, 41406, 41407]
     assert part.requires == ("ray",) and part.restart_with == ("ray",)
 
 
