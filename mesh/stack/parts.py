@@ -78,6 +78,8 @@ class Part(abc.ABC):
     not_ready_hint: str = ""
     start_attempts: int = 1
     """Starts ``up`` tries when the process exits before it is ready (a start that can fail by timing)."""
+    start_priority_boost: int = 0
+    """Nice decrement the process group runs with until it is ready (where this user may raise priority)."""
 
     def __init__(self, config: StackConfig, layout: StackLayout) -> None:
         self.config = config
@@ -557,12 +559,20 @@ class Neo4jPart(Part):
         return result
 
 
+# A raylet aborts when its Python dashboard agent has not reported its ports within a fixed 15 s
+# (Ray's WaitForDashboardAgentPorts); the agent's imports alone took 15 s of wall time on the
+# shared 2-core machine at load 20 (1.6 s of CPU). Ray nodes start at a raised priority, where the
+# user may, and go back to normal once they have joined.
+RAY_START_PRIORITY_BOOST = 10
+
+
 class RayPart(Part):
     """A lean Ray head (no dashboard, token authentication on), kept in the foreground by ``--block``."""
 
     name = "ray"
     # The head's raylet has the same fixed 30 s to register as a worker node's (see RayWorkerPart).
     start_attempts = 3
+    start_priority_boost = RAY_START_PRIORITY_BOOST
 
     def ports(self) -> list[PortSpec]:
         c = self.config
@@ -647,6 +657,7 @@ class RayWorkerPart(Part):
     # `ray start` gives a node's raylet a fixed 30 s to register with the GCS, which a loaded
     # machine misses now and then (the process exits 1: "timed out during startup").
     start_attempts = 3
+    start_priority_boost = RAY_START_PRIORITY_BOOST
     not_ready_hint = "the node's log above says why it did not join; the head's log (ray.log) may too"
 
     def __init__(self, index: int, config: StackConfig, layout: StackLayout) -> None:

@@ -143,8 +143,13 @@ def spawn(
     env: Mapping[str, str],
     cwd: Path,
     fingerprint: str = "",
+    priority_boost: int = 0,
 ) -> ProcessRecord:
-    """Start ``argv`` detached in a new session, output appended to ``log_file``; record it in ``pid_file``."""
+    """Start ``argv`` detached in a new session, output appended to ``log_file``; record it in ``pid_file``.
+
+    ``priority_boost`` lowers the process's nice value by that much (set before it can start
+    children, which inherit it), where this user may; ``set_group_priority`` takes it back.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
@@ -160,10 +165,24 @@ def spawn(
             close_fds=True,
         )
     _CHILDREN[child.pid] = child
+    if priority_boost:
+        set_group_priority([child.pid], -priority_boost)
     stat = _proc_stat(child.pid)
     record = ProcessRecord(pid=child.pid, start_ticks=stat[2] if stat else 0, fingerprint=fingerprint)
     write_pid_file(pid_file, record)
     return record
+
+
+def set_group_priority(pids: Sequence[int], nice: int) -> bool:
+    """Sets the nice value of ``pids``; False (and nothing changed for the rest) where this user may not."""
+    for pid in pids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+        except PermissionError:
+            return False
+        except ProcessLookupError:
+            continue
+    return True
 
 
 def _orphaned_group(record: ProcessRecord) -> bool:

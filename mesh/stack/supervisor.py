@@ -170,9 +170,12 @@ class Supervisor:
                 env=launch.env,
                 cwd=launch.cwd,
                 fingerprint=fingerprint,
+                priority_boost=part.start_priority_boost,
             )
             try:
                 self._wait_ready(part, spawned, started)
+                if part.start_priority_boost:
+                    process.set_group_priority(process.group_members(spawned.pid), 0)
                 break
             except NotReady:
                 exited = not process.record_is_running(spawned)
