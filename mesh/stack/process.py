@@ -174,15 +174,24 @@ def spawn(
 
 
 def set_group_priority(pids: Sequence[int], nice: int) -> bool:
-    """Sets the nice value of ``pids``; False (and nothing changed for the rest) where this user may not."""
+    """Sets the nice value of ``pids`` and of their scheduler autogroups; False where this user may not.
+
+    With the kernel's autogroups on (``kernel.sched_autogroup_enabled``), each session competes
+    for the CPU as one group and a process's own nice value only counts inside its session; a
+    part runs in a session of its own, so its autogroup's nice is what gives it more of a busy
+    machine.
+    """
+    allowed = True
     for pid in pids:
         try:
             os.setpriority(os.PRIO_PROCESS, pid, nice)
         except PermissionError:
-            return False
+            allowed = False
         except ProcessLookupError:
             continue
-    return True
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+    return allowed
 
 
 def _orphaned_group(record: ProcessRecord) -> bool:
