@@ -32,9 +32,21 @@ def _figure(value: float, source: str, *, estimate: bool = False, digits: int = 
     return entry
 
 
-def _measured(results: Path, name: str) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads((results / f"{name}.json").read_text())
+def _measured(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / f"{name}.json"
+    if not path.is_file():
+        return None
+    record: dict[str, Any] = json.loads(path.read_text())
     return record
+
+
+def _unmeasured(assumptions: dict[str, Any], key: str, record: str) -> dict[str, Any]:
+    reason = " ".join(str(assumptions.get("unmeasured_reason", "not measured")).split())
+    return _figure(
+        float(assumptions["unmeasured"][key]),
+        f"assumptions.yaml: unmeasured.{key} ({record}.json missing: {reason})",
+        estimate=True,
+    )
 
 
 def _cores(figures: dict[str, Any]) -> int:
@@ -56,63 +68,86 @@ def model(results: Path, assumptions: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"as_of": assumptions["as_of"], "measured": {}, "derived": {}, "nodes": {}, "cost": {}}
     m, d = out["measured"], out["derived"]
 
-    ingest = _measured(results, "ingest")["figures"]
-    e2e = ingest["end_to_end"]
-    ingest_cores = _cores(ingest)
-    m["ingest_chunks_per_s"] = _figure(e2e["chunks_per_s"], "ingest.json: figures.end_to_end.chunks_per_s")
-    m["ingest_cores"] = _figure(ingest_cores, "ingest.json: figures.machine.physical_cores", digits=0)
-    m["ingest_chunks_per_s_per_core"] = _figure(
-        e2e["chunks_per_s"] / ingest_cores, "end_to_end.chunks_per_s / machine.physical_cores"
-    )
-    m["chunks_per_document"] = _figure(
-        e2e["chunks"] / max(1, e2e["documents_ingested"]), "ingest.json: end_to_end.chunks / documents_ingested"
-    )
-    if isinstance(ingest.get("embedding_only"), dict):
-        m["cpu_embedding_only_chunks_per_s_per_core"] = _figure(
-            ingest["embedding_only"]["chunks_per_s"] / ingest_cores,
-            "ingest.json: embedding_only.chunks_per_s / machine.physical_cores (all-MiniLM-L6-v2 on CPU)",
+    ingest_record = _measured(results, "ingest")
+    if ingest_record is None:
+        m["ingest_chunks_per_s_per_core"] = _unmeasured(assumptions, "ingest_chunks_per_s_per_core", "ingest")
+        m["chunks_per_document"] = _unmeasured(assumptions, "chunks_per_document", "ingest")
+    else:
+        ingest = ingest_record["figures"]
+        e2e = ingest["end_to_end"]
+        ingest_cores = _cores(ingest)
+        m["ingest_chunks_per_s"] = _figure(e2e["chunks_per_s"], "ingest.json: figures.end_to_end.chunks_per_s")
+        m["ingest_cores"] = _figure(ingest_cores, "ingest.json: figures.machine.physical_cores", digits=0)
+        m["ingest_chunks_per_s_per_core"] = _figure(
+            e2e["chunks_per_s"] / ingest_cores, "end_to_end.chunks_per_s / machine.physical_cores"
+        )
+        m["chunks_per_document"] = _figure(
+            e2e["chunks"] / max(1, e2e["documents_ingested"]), "ingest.json: end_to_end.chunks / documents_ingested"
+        )
+        if isinstance(ingest.get("embedding_only"), dict):
+            m["cpu_embedding_only_chunks_per_s_per_core"] = _figure(
+                ingest["embedding_only"]["chunks_per_s"] / ingest_cores,
+                "ingest.json: embedding_only.chunks_per_s / machine.physical_cores (all-MiniLM-L6-v2 on CPU)",
+            )
+
+    retrieval_record = _measured(results, "retrieval")
+    if retrieval_record is None:
+        m["search_rps_per_core"] = _unmeasured(assumptions, "search_rps_per_core", "retrieval")
+        m["search_p50_ms_through_envoy"] = _unmeasured(assumptions, "search_p50_ms_through_envoy", "retrieval")
+    else:
+        retrieval = retrieval_record["figures"]
+        search = retrieval["throughput_through_envoy"]["search"]
+        search_cores = _cores(retrieval)
+        m["search_rps"] = _figure(search["rps"], "retrieval.json: figures.throughput_through_envoy.search.rps")
+        m["search_rps_per_core"] = _figure(
+            search["rps"] / search_cores, "search.rps / machine.physical_cores (the whole stack shared those cores)"
+        )
+        m["search_p50_ms_through_envoy"] = _figure(
+            retrieval["latency"]["through_envoy"]["p50_ms"], "retrieval.json: figures.latency.through_envoy.p50_ms"
         )
 
-    retrieval = _measured(results, "retrieval")["figures"]
-    search = retrieval["throughput_through_envoy"]["search"]
-    search_cores = _cores(retrieval)
-    m["search_rps"] = _figure(search["rps"], "retrieval.json: figures.throughput_through_envoy.search.rps")
-    m["search_rps_per_core"] = _figure(
-        search["rps"] / search_cores, "search.rps / machine.physical_cores (the whole stack shared those cores)"
-    )
-    m["search_p50_ms_through_envoy"] = _figure(
-        retrieval["latency"]["through_envoy"]["p50_ms"], "retrieval.json: figures.latency.through_envoy.p50_ms"
-    )
-
-    inference = _measured(results, "inference")["figures"]
-    hosting = "inprocess" if "inprocess" in inference["generation"] else next(iter(inference["generation"]))
-    rag = inference["generation"][hosting]["rag_prompt"]
-    m["cpu_llm_replica"] = {
-        "model": "gemma3-270m (llama.cpp, CPU), the local profile's LLM",
-        "ttft_ms_rag_prompt": _figure(
-            rag["grpc_ttft_ms"], f"inference.json: generation.{hosting}.rag_prompt.grpc_ttft_ms"
-        ),
-        "rag_prompt_tokens": _figure(
-            rag["prompt_tokens"], f"inference.json: generation.{hosting}.rag_prompt.prompt_tokens"
-        ),
-        "decode_tokens_per_s": _figure(
-            rag["grpc_decode_tokens_per_s"], f"inference.json: generation.{hosting}.rag_prompt.grpc_decode_tokens_per_s"
-        ),
-        "embed_sentences_per_s": _figure(
-            inference["embedding"][hosting]["grpc_concurrency_1_sentences_per_s"],
-            f"inference.json: embedding.{hosting}.grpc_concurrency_1_sentences_per_s",
-        ),
-    }
+    inference_record = _measured(results, "inference")
+    if inference_record is None:
+        m["cpu_llm_replica"] = {"model": "not measured (inference.json missing)"}
+    else:
+        inference = inference_record["figures"]
+        hosting = "inprocess" if "inprocess" in inference["generation"] else next(iter(inference["generation"]))
+        rag = inference["generation"][hosting]["rag_prompt"]
+        m["cpu_llm_replica"] = {
+            "model": "gemma3-270m (llama.cpp, CPU), the local profile's LLM",
+            "ttft_ms_rag_prompt": _figure(
+                rag["grpc_ttft_ms"], f"inference.json: generation.{hosting}.rag_prompt.grpc_ttft_ms"
+            ),
+            "rag_prompt_tokens": _figure(
+                rag["prompt_tokens"], f"inference.json: generation.{hosting}.rag_prompt.prompt_tokens"
+            ),
+            "decode_tokens_per_s": _figure(
+                rag["grpc_decode_tokens_per_s"],
+                f"inference.json: generation.{hosting}.rag_prompt.grpc_decode_tokens_per_s",
+            ),
+            "embed_sentences_per_s": _figure(
+                inference["embedding"][hosting]["grpc_concurrency_1_sentences_per_s"],
+                f"inference.json: embedding.{hosting}.grpc_concurrency_1_sentences_per_s",
+            ),
+        }
 
     # --- ingest: 10 M documents within the window
     chunks = work["documents"] * m["chunks_per_document"]["value"]
-    d["total_chunks"] = _figure(chunks, "workload.documents x chunks_per_document", digits=0)
+    ingest_est = bool(m["chunks_per_document"].get("estimate") or m["ingest_chunks_per_s_per_core"].get("estimate"))
+    search_est = bool(m["search_rps_per_core"].get("estimate"))
+    d["total_chunks"] = _figure(
+        chunks,
+        "workload.documents x chunks_per_document",
+        digits=0,
+        estimate=bool(m["chunks_per_document"].get("estimate")),
+    )
     window_s = work["ingest_window_h"] * 3600.0
     parse_cores = chunks / window_s / m["ingest_chunks_per_s_per_core"]["value"] / util
     d["parse_cores"] = _figure(
         parse_cores,
         "total_chunks / (ingest_window_h x 3600) / ingest_chunks_per_s_per_core / target_utilisation "
         "(conservative: the measured cores also embedded)",
+        estimate=ingest_est,
     )
     embed_gpus = chunks / window_s / gpu["bge_m3_chunks_per_s_per_gpu"] / util
     d["ingest_embed_gpus"] = _figure(
@@ -128,6 +163,7 @@ def model(results: Path, assumptions: dict[str, Any]) -> dict[str, Any]:
         search_cores,
         "searches_per_s / search_rps_per_core / utilisation (measured with the query embedding on the same "
         "CPU cores; in production it moves to the GPU, so this is conservative)",
+        estimate=search_est,
     )
     decode_needed = qps * work["answer_tokens"]
     prefill_needed = qps * work["prompt_tokens"]
@@ -174,10 +210,13 @@ def model(results: Path, assumptions: dict[str, Any]) -> dict[str, Any]:
     cores_per_node = nodes["cpu_cores_per_node"]
     n = out["nodes"]
     n["cpu_search_nodes"] = _figure(
-        math.ceil(search_cores / cores_per_node), "ceil(search_cores / cpu_cores_per_node)", digits=0
+        math.ceil(search_cores / cores_per_node),
+        "ceil(search_cores / cpu_cores_per_node)",
+        digits=0,
+        estimate=search_est,
     )
     n["cpu_parse_nodes_during_backfill"] = _figure(
-        math.ceil(parse_cores / cores_per_node), "ceil(parse_cores / cpu_cores_per_node)", digits=0
+        math.ceil(parse_cores / cores_per_node), "ceil(parse_cores / cpu_cores_per_node)", digits=0, estimate=ingest_est
     )
     n["qdrant_memory_nodes"] = _figure(
         math.ceil(gib / (nodes["memory_gib_per_node"] * util)),
@@ -208,7 +247,7 @@ def model(results: Path, assumptions: dict[str, Any]) -> dict[str, Any]:
         c[f"{key}_usd_per_month"] = _figure(
             per_hour * hours,
             f"nodes x prices_usd_per_h x hours_per_month ({assumptions['as_of']} prices)",
-            estimate=key != "cpu_search",
+            estimate=key != "cpu_search" or search_est,
             digits=0,
         )
     c["steady_usd_per_month"] = _figure(
