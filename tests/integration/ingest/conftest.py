@@ -70,7 +70,8 @@ def stores() -> Iterator[Stores]:
     """PostgreSQL and Neo4j started for this test session by the stack supervisor."""
     pg, bolt, http = free_ports(3)
     ports = {"postgres_port": pg, "neo4j_bolt_port": bolt, "neo4j_http_port": http}
-    with started_stores("rmingest-", ["postgres", "neo4j"], **ports) as config:
+    # Neo4j's JVM took more than the default 120 s to answer on a shared 2-core runner at load 40.
+    with started_stores("rmingest-", ["postgres", "neo4j"], neo4j_ready_timeout_s=360, **ports) as config:
         yield Stores(
             postgres_dsn=(
                 f"postgresql://{config.postgres_user}:{config.postgres_password}@127.0.0.1:{pg}/"
