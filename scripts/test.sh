@@ -14,6 +14,10 @@ export RAGMESH_POSTGRES_PORT=$((base + 1432)) RAGMESH_REDIS_PORT=$((base + 1379)
 export RAGMESH_NEO4J_BOLT_PORT=$((base + 1687)) RAGMESH_NEO4J_HTTP_PORT=$((base + 1474))
 export RAGMESH_RAY_GCS_PORT=$((base + 1380)) RAGMESH_RAY_CLIENT_SERVER_PORT=$((base + 1381))
 export RAGMESH_RAY_DASHBOARD_AGENT_PORT=$((base + 1382))
+# Ray worker nodes beside the head (ragmesh up --ray-workers): none unless asked, so the suite
+# costs no more on a small runner; RAGMESH_TEST_RAY_WORKERS=2 rehearses the parse/embed groups.
+# tests/integration/ingest/test_ray_nodes.py starts a multi-node cluster of its own either way.
+export RAGMESH_RAY_WORKERS=${RAGMESH_TEST_RAY_WORKERS:-0} RAGMESH_RAY_WORKER_PORT_BASE=$((base + 2000))
 export RAGMESH_SVC_INFERENCE_PORT=$((base + 51)) RAGMESH_SVC_RETRIEVAL_PORT=$((base + 52))
 export RAGMESH_SVC_INGEST_PORT=$((base + 53)) RAGMESH_SVC_SANDBOX_PORT=$((base + 54)) RAGMESH_SVC_AGENT_PORT=$((base + 55))
 export RAGMESH_ENVOY_LISTENER_PORT=$((base + 1080)) RAGMESH_ENVOY_ADMIN_PORT=$((base + 1901))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from mesh.config import ConfigError
 from mesh.server import ServerConfig
 from svc_ingest.domain.graph import DEFAULT_LABELS, DEFAULT_RELATIONS
 
@@ -64,6 +65,17 @@ class Config(ServerConfig):
     in this process, anything else is the GCS address to join."""
     ray_num_cpus: int = 0
     """CPUs of a Ray instance started in this process ("local"); 0 means all of the machine's."""
+    ray_group_placement: str = "auto"
+    """Send parse tasks to the ``ray_parse_group`` nodes and embedding actors to the ``ray_embed_group`` nodes
+    (each asks one unit of the group's custom resource): "auto" when the cluster offers both when a job
+    starts, "always" even when it does not yet (an autoscaler brings the nodes), "off" never."""
+    ray_parse_group: str = "parse"
+    """Worker group (custom resource) of the nodes that parse."""
+    ray_embed_group: str = "embed"
+    """Worker group (custom resource) of the nodes that embed."""
+    ray_group_lost_timeout_s: float = 120.0
+    """A job whose worker group had nodes and has none for this long (they died and nothing replaced them)
+    fails, to be run again, instead of waiting for ever."""
     parse_concurrency: int = 2
     """Parse tasks running at once (CPU stage)."""
     embed_batch_size: int = 64
@@ -126,3 +138,11 @@ class Config(ServerConfig):
     """S3 endpoint; "" uses the AWS default for the region."""
     s3_region: str = ""
     """S3 region; "" uses the AWS default chain."""
+
+    def __post_init__(self) -> None:
+        if self.ray_group_placement not in ("auto", "always", "off"):
+            raise ConfigError(
+                f"RAGMESH_INGEST_RAY_GROUP_PLACEMENT: expected auto, always or off, got {self.ray_group_placement!r}"
+            )
+        if self.ray_group_lost_timeout_s <= 0:
+            raise ConfigError("RAGMESH_INGEST_RAY_GROUP_LOST_TIMEOUT_S: must be positive")

@@ -58,6 +58,12 @@ def job_to_proto(job: Job) -> pb.IngestJob:
                 pb.FormatCount(format=name, files=c.files, failed=c.failed)
                 for name, c in sorted(counts.formats.items())
             ],
+            placement=[
+                pb.NodeWork(
+                    stage=w.stage, node_id=w.node_id, node_name=w.node_name, node_group=w.node_group, items=w.items
+                )
+                for w in counts.placement
+            ],
         ),
         errors=[error_to_proto(e) for e in job.errors],
         failure=job.failure,

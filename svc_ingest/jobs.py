@@ -63,7 +63,24 @@ from svc_ingest.domain.model import (
 )
 from svc_ingest.domain.parse import ParseOptions
 from svc_ingest.domain.sources import Source, SourceError, SourceFile, hash_file, parse_source, walk_local
-from svc_ingest.pipeline import KIND_CHUNK, PipelineSettings, WorkItem, ensure_ray, iterate
+from svc_ingest.pipeline import (
+    KIND_CHUNK,
+    KIND_DOC,
+    KIND_ERROR,
+    NODE_COLUMNS,
+    STAGE_EMBED,
+    STAGE_GRAPH,
+    STAGE_PARSE,
+    PipelineSettings,
+    WorkItem,
+    cluster_resources,
+    ensure_ray,
+    iterate,
+    missing_groups,
+    node_directory,
+    place,
+    placed_groups,
+)
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -621,6 +638,10 @@ class _JobRun:
 
     async def _pipeline(self, items: list[WorkItem], resolver: LinkResolver) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            settings = await asyncio.to_thread(self._placed_settings)
+        except Exception as exc:
+            raise Unavailable(f"the pipeline failed: {_describe(exc)}", reason="PIPELINE_FAILED") from exc
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=4)
         done = object()
         stop = threading.Event()
@@ -630,27 +651,43 @@ class _JobRun:
             return stop.is_set() or cancel.is_set()
 
         def put(item: object) -> None:
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            # Once the consumer has stopped reading (a job given up on), items are dropped, so the
+            # producer never blocks on a queue nobody drains.
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while True:
+                try:
+                    future.result(timeout=0.5)
+                    return
+                except TimeoutError:
+                    if stop.is_set() and abandoned.is_set():
+                        future.cancel()
+                        return
 
         def produce() -> None:
             try:
-                self.m.ensure_ray()
-                for batch in iterate(items, self.settings, stopped):
+                for batch in iterate(items, settings, stopped):
                     put(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
                 put(exc)
             finally:
                 put(done)
 
+        abandoned = threading.Event()
+        watch = _GroupWatch(placed_groups(settings), self.cfg.ray_group_lost_timeout_s)
         producer = threading.Thread(target=produce, name=f"ingest-pipeline-{self.job.job_id}", daemon=True)
         producer.start()
         assembler = DocumentAssembler()
         writer = _Writer(self, resolver)
+        tally = _NodeTally(self.job)
         failure: BaseException | None = None
         finished = False
         try:
             while True:
-                item = await queue.get()
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=watch.interval_s)
+                except TimeoutError:
+                    await watch.check()
+                    continue
                 if item is done:
                     finished = True
                     break
@@ -659,6 +696,7 @@ class _JobRun:
                     continue
                 rows = item.to_dict("records")  # type: ignore[attr-defined]
                 self.job.counts.chunks_embedded += sum(1 for r in rows if r["kind"] == KIND_CHUNK)
+                await tally.add(rows)
                 ready, failed = assembler.add(rows)
                 for failure_row in failed:
                     await writer.failed(failure_row)
@@ -666,14 +704,20 @@ class _JobRun:
                     await writer.add(doc)
                 await self._progress()
             await writer.flush()
+        except _GroupLost:
+            # Ray Data waits for ever for a resource no node offers: give the run up and leave the
+            # producer to end by itself once the group is back (its output is dropped).
+            abandoned.set()
+            raise
         finally:
             # On an early exit the producer may be blocked on a full queue: tell it to stop and
             # keep draining until it says it is done.
             stop.set()
-            while not finished:
-                item = await queue.get()
-                finished = item is done
-            await asyncio.to_thread(producer.join, 60)
+            if not abandoned.is_set():
+                while not finished:
+                    item = await queue.get()
+                    finished = item is done
+                await asyncio.to_thread(producer.join, 60)
         if failure is not None:
             raise Unavailable(f"the pipeline failed: {_describe(failure)}", reason="PIPELINE_FAILED") from failure
         lost = assembler.unfinished()
@@ -681,6 +725,25 @@ class _JobRun:
             for doc_id in lost:
                 f, _, _ = self.versions[doc_id]
                 self._fail_file(f.uri, f.format_name, FailureCode.PARSER_ERROR.value, "the pipeline lost part of it")
+
+    def _placed_settings(self) -> PipelineSettings:
+        """Connects to Ray, then sends the stages to their worker groups as configured (blocking)."""
+        self.m.ensure_ray()
+        cfg = self.cfg
+        resources = cluster_resources() if cfg.ray_group_placement == "auto" else {}
+        settings = place(self.settings, cfg.ray_group_placement, cfg.ray_parse_group, cfg.ray_embed_group, resources)
+        if placed_groups(settings):
+            log.info(
+                "pipeline stages placed on worker groups",
+                extra={
+                    "fields": {
+                        "job_id": self.job.job_id,
+                        "parse": settings.parse_resource,
+                        "embed": settings.embed_resource,
+                    }
+                },
+            )
+        return settings
 
     async def _sync(self, present: set[str]) -> None:
         stale: list[str] = []
@@ -696,6 +759,82 @@ class _JobRun:
         await self.m._documents.delete(self.job.tenant, stale)
         self.job.counts.documents_deleted += len(stale)
         await self._progress()
+
+
+class _GroupLost(Unavailable):
+    """Every node of a worker group the pipeline needs left the cluster and none came back in time."""
+
+
+class _GroupWatch:
+    """Notices, while a job waits for the pipeline, that a worker group it was placed on has no node left."""
+
+    def __init__(self, groups: tuple[str, ...], timeout_s: float) -> None:
+        self.groups = groups
+        self.timeout_s = timeout_s
+        self.interval_s = min(5.0, max(0.5, timeout_s / 4)) if groups else 3600.0
+        self.seen: set[str] = set()
+        self.missing_since: dict[str, float] = {}
+
+    async def check(self) -> None:
+        if not self.groups:
+            return
+        missing = set(await asyncio.to_thread(missing_groups, self.groups))
+        now = time.monotonic()
+        self.seen.update(g for g in self.groups if g not in missing)
+        for group in self.groups:
+            # Only a group that had nodes in this job is lost: "always" placement may start with
+            # none while an autoscaler brings them.
+            if group in missing and group in self.seen:
+                since = self.missing_since.setdefault(group, now)
+                if now - since >= self.timeout_s:
+                    raise _GroupLost(
+                        f"every Ray node of worker group {group!r} left the cluster and none came back in "
+                        f"{self.timeout_s:.0f}s; run the job again to resume (documents already written "
+                        "are skipped as unchanged)",
+                        reason="RAY_NODES_LOST",
+                    )
+            else:
+                self.missing_since.pop(group, None)
+
+
+class _NodeTally:
+    """Counts, per pipeline stage, the work each Ray node did (JobCounts.placement), with the nodes' names."""
+
+    def __init__(self, job: Job) -> None:
+        self.counts = job.counts
+        self.named: set[str] = {w.node_id for w in job.counts.placement if w.node_name}
+
+    async def add(self, rows: list[dict[str, object]]) -> None:
+        work: dict[tuple[str, str], int] = {}
+        for row in rows:
+            kind = row["kind"]
+            if kind in (KIND_DOC, KIND_ERROR):
+                self._count(work, STAGE_PARSE, row)
+            elif kind == KIND_CHUNK:
+                self._count(work, STAGE_EMBED, row)
+                self._count(work, STAGE_GRAPH, row)
+        entries = [self.counts.add_node_work(stage, node, n) for (stage, node), n in work.items()]
+        unnamed = [e for e in entries if e.node_id not in self.named]
+        if unnamed:
+            try:
+                nodes = await asyncio.to_thread(node_directory)
+            except Exception:  # names are a report's nicety; the counts stand without them
+                log.warning("could not read the Ray node names", exc_info=True)
+                return
+            for entry in unnamed:
+                name, group = nodes.get(entry.node_id, ("", ""))
+                entry.node_name, entry.node_group = name, group
+                if name:
+                    self.named.add(entry.node_id)
+            for entry in self.counts.placement:
+                if entry.node_id in nodes and not entry.node_name:
+                    entry.node_name, entry.node_group = nodes[entry.node_id]
+
+    @staticmethod
+    def _count(work: dict[tuple[str, str], int], stage: str, row: dict[str, object]) -> None:
+        node = row.get(NODE_COLUMNS[stage])
+        if isinstance(node, str) and node:
+            work[(stage, node)] = work.get((stage, node), 0) + 1
 
 
 class _Writer:

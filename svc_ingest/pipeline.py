@@ -7,8 +7,15 @@
       -> driver                          reassembles documents and writes them through IndexService
 
 The CPU stage and the model stages are separate operators with their own
-concurrency, so each scales on its own (on KubeRay the model stages land where
-the model replicas are). Each row is one chunk, or one per-document row that
+concurrency, so each scales on its own.
+
+Worker groups: when the cluster has nodes offering the custom resources named
+after its worker groups (``parse`` and ``embed``: the groups of the ingest
+RayCluster, and of ``ragmesh up --ray-workers N``), each parse task asks for one
+unit of ``parse`` and each embedding actor for one unit of ``embed`` instead of
+CPUs, so the stages land on their own nodes (``place``). Every row carries the
+id of the node that parsed it and of the one that embedded it; the job counts
+them per stage and node (``JobCounts.placement``). Each row is one chunk, or one per-document row that
 carries the document's metadata or its parse failure; rows of a document may
 arrive in any order, and the driver (``svc_ingest.jobs``) waits for all of them.
 
@@ -31,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +59,16 @@ WORKER_SERVICE = "svc_ingest.worker"
 KIND_DOC = "doc"
 KIND_CHUNK = "chunk"
 KIND_ERROR = "error"
+
+STAGE_PARSE = "parse"
+STAGE_EMBED = "embed"
+STAGE_GRAPH = "graph"
+#: Row columns holding the id of the node that ran each stage.
+NODE_COLUMNS = {STAGE_PARSE: "parse_node", STAGE_EMBED: "embed_node", STAGE_GRAPH: "graph_node"}
+#: The node label naming a node's worker group (``ray start --labels``, KubeRay's group labels).
+NODE_GROUP_LABEL = "ragmesh.io/group"
+
+PLACEMENT_MODES = ("auto", "always", "off")
 
 # Environment of every worker of an ingest job: one Tesseract thread per OCR call (parallelism
 # comes from running several parse tasks), no tokenizer thread pools, no sales notice.
@@ -102,6 +119,85 @@ class PipelineSettings:
     torch_threads: int = 1
     trace_context: dict[str, str] = field(default_factory=dict)
     """The job's trace context (W3C headers): every stage call's span joins the job's trace."""
+    parse_resource: str = ""
+    """Custom resource each parse task asks one unit of instead of ``parse_cpus`` ("": none; see ``place``)."""
+    embed_resource: str = ""
+    """Custom resource each embedding actor asks one unit of instead of ``embed_cpus`` ("": none)."""
+
+
+def place(
+    settings: PipelineSettings,
+    mode: str,
+    parse_group: str,
+    embed_group: str,
+    cluster_resources: dict[str, float],
+) -> PipelineSettings:
+    """The settings with the stages sent to their worker groups, as ``mode`` says.
+
+    "auto": when the cluster offers both groups' resources now, each stage asks for its own and
+    runs at most as many at once as its group has units; else nothing changes. "always": ask for
+    them whatever the cluster has now (an autoscaler starts the nodes). "off": never.
+    """
+    if mode == "off" or not parse_group or not embed_group:
+        return settings
+    if mode == "always":
+        return replace(settings, parse_resource=parse_group, embed_resource=embed_group)
+    parse_units = int(cluster_resources.get(parse_group, 0))
+    embed_units = int(cluster_resources.get(embed_group, 0))
+    if parse_units < 1 or embed_units < 1:
+        return settings
+    return replace(
+        settings,
+        parse_resource=parse_group,
+        embed_resource=embed_group,
+        parse_concurrency=min(settings.parse_concurrency, parse_units),
+        embed_concurrency=min(settings.embed_concurrency, embed_units),
+    )
+
+
+def placed_groups(settings: PipelineSettings) -> tuple[str, ...]:
+    """The worker groups the stages ask for (none when unplaced)."""
+    return tuple(g for g in (settings.parse_resource, settings.embed_resource) if g)
+
+
+def _stage_resources(resource: str, cpus: float) -> dict[str, Any]:
+    # A unit of the group's resource is the stage's share of a group node (nodes offer one per
+    # slot), so it asks for no CPUs: group nodes may offer none, to keep other work off them.
+    if resource:
+        return {"num_cpus": 0, "resources": {resource: 1}}
+    return {"num_cpus": cpus}
+
+
+def _node_id() -> str:
+    """The id of the Ray node running this task or actor ("" outside Ray)."""
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
+
+
+def node_directory() -> dict[str, tuple[str, str]]:
+    """Every node the cluster knows, dead ones too: node id -> (name, worker group)."""
+    import ray
+
+    nodes: dict[str, tuple[str, str]] = {}
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        labels = node.get("Labels") or {}
+        nodes[str(node.get("NodeID", ""))] = (str(node.get("NodeName", "")), str(labels.get(NODE_GROUP_LABEL, "")))
+    return nodes
+
+
+def cluster_resources() -> dict[str, float]:
+    """The resources the cluster's alive nodes offer in all (blocking: asks the GCS)."""
+    import ray
+
+    resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return {str(k): float(v) for k, v in resources.items()}
+
+
+def missing_groups(groups: tuple[str, ...]) -> list[str]:
+    """The groups of ``groups`` no alive node offers now (blocking: asks the GCS)."""
+    resources = cluster_resources()
+    return [g for g in groups if resources.get(g, 0) < 1]
 
 
 def _row(kind: str, doc_id: str, **values: Any) -> dict[str, Any]:
@@ -119,6 +215,7 @@ def _row(kind: str, doc_id: str, **values: Any) -> dict[str, Any]:
         "sparse_indices": [],
         "sparse_values": [],
         "info": "",
+        "parse_node": "",
     }
     row.update(values)
     return row
@@ -153,6 +250,7 @@ def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
     from mesh.sparse import default_encoder
 
     _limit_torch_threads(settings.torch_threads)
+    node = _node_id()
     started = time.perf_counter()
     try:
         doc = parse_file(Path(item.local_path), item.name, settings.parse)
@@ -165,11 +263,11 @@ def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
             "reason": failure.reason,
             "seconds": time.perf_counter() - started,
         }
-        return [_row(KIND_ERROR, item.doc_id, info=json.dumps(info))]
+        return [_row(KIND_ERROR, item.doc_id, info=json.dumps(info), parse_node=node)]
     except Exception as exc:
         log.exception("unexpected error parsing %s", item.uri)
         info = {"code": FailureCode.PARSER_ERROR.value, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
-        return [_row(KIND_ERROR, item.doc_id, info=json.dumps(info))]
+        return [_row(KIND_ERROR, item.doc_id, info=json.dumps(info), parse_node=node)]
     encoder = default_encoder()
     info = {
         "title": doc.title[:1024],
@@ -179,7 +277,7 @@ def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
         "metadata": doc.metadata,
         "seconds": time.perf_counter() - started,
     }
-    rows = [_row(KIND_DOC, item.doc_id, chunk_count=len(chunks), info=json.dumps(info))]
+    rows = [_row(KIND_DOC, item.doc_id, chunk_count=len(chunks), info=json.dumps(info), parse_node=node)]
     for chunk in chunks:
         sparse = encoder.encode_document(chunk.text, title=doc.title, section=chunk.section)
         rows.append(
@@ -195,6 +293,7 @@ def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
                 token_count=chunk.token_count,
                 sparse_indices=list(sparse.indices),
                 sparse_values=list(sparse.values),
+                parse_node=node,
             )
         )
     return rows
@@ -216,6 +315,7 @@ class EmbedStage:
             model=settings.embed_model,
             token=settings.service_token,
         )
+        self._node = _node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         dense: list[list[float]] = [[] for _ in range(len(batch))]
@@ -230,6 +330,7 @@ class EmbedStage:
             telemetry.flush()
         batch = batch.copy()
         batch["dense"] = dense
+        batch[NODE_COLUMNS[STAGE_EMBED]] = self._node
         return batch
 
 
@@ -252,6 +353,7 @@ class GraphStage:
             max_tokens=settings.graph_max_tokens,
             token=settings.service_token,
         )
+        self._node = _node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         try:
@@ -282,6 +384,7 @@ class GraphStage:
             )
         batch = batch.copy()
         batch["graph"] = facts
+        batch[NODE_COLUMNS[STAGE_GRAPH]] = self._node
         return batch
 
 
@@ -385,17 +488,17 @@ def build_dataset(items: list[WorkItem], settings: PipelineSettings) -> Any:
     ds = ds.flat_map(
         parse_stage,
         fn_kwargs={"settings": settings},
-        num_cpus=settings.parse_cpus,
         concurrency=settings.parse_concurrency,
         max_retries=1,
+        **_stage_resources(settings.parse_resource, settings.parse_cpus),
     )
     ds = ds.map_batches(
         EmbedStage,
         fn_constructor_kwargs={"settings": settings},
         batch_size=settings.embed_batch_size,
         batch_format="pandas",
-        num_cpus=settings.embed_cpus,
         concurrency=settings.embed_concurrency,
+        **_stage_resources(settings.embed_resource, settings.embed_cpus),
     )
     if settings.graph is not None:
         ds = ds.map_batches(

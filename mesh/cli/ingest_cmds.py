@@ -5,7 +5,9 @@ bars only on a terminal of the process that runs the pipeline, which is the
 service, not this client). With ``--json`` only one summary object is printed:
 ``{"job_id", "status", "documents": {"ingested", "unchanged", "failed",
 "deleted"}, "chunks_written", "formats": {FORMAT: {"files", "failed"}},
-"errors": [{"path", "reason"}]}``. Ctrl-C asks the
+"errors": [{"path", "reason"}]}``, plus ``"placement": [{"stage", "node_name",
+"node_group", "node_id", "items"}]`` (which Ray node did which stage's work) when the
+service reports it. Ctrl-C asks the
 service to cancel the job. Exit status: 0 succeeded, 4 partial success (some
 files failed), 1 failed or cancelled, 3 bad arguments.
 """
@@ -52,6 +54,22 @@ def summary(job: Any) -> dict[str, Any]:
         "formats": {f.format: {"files": f.files, "failed": f.failed} for f in counts.formats},
         "errors": [{"path": e.path, "reason": e.reason} for e in job.errors],
         **({"failure": job.failure} if job.failure else {}),
+        **(
+            {
+                "placement": [
+                    {
+                        "stage": w.stage,
+                        "node_name": w.node_name,
+                        "node_group": w.node_group,
+                        "node_id": w.node_id,
+                        "items": w.items,
+                    }
+                    for w in counts.placement
+                ]
+            }
+            if counts.placement
+            else {}
+        ),
     }
 
 
@@ -101,6 +119,10 @@ class _Progress:
         formats = ", ".join(f"{f.format} {f.files - f.failed}/{f.files}" for f in c.formats)
         if formats:
             self.out.write(f"formats (ok/seen): {formats}\n")
+        for w in c.placement:
+            unit = "files" if w.stage == "parse" else "chunks"
+            group = f" (group {w.node_group})" if w.node_group else ""
+            self.out.write(f"{w.stage} on node {w.node_name or w.node_id[:12]}{group}: {w.items} {unit}\n")
         if job.failure:
             self.out.write(f"failure: {job.failure}\n")
         self.out.flush()

@@ -11,6 +11,7 @@ from typing import Any
 
 from mesh.config import ConfigError
 from mesh.stack import PART_NAMES, PartStatus, StackConfig, StackError, Supervisor, render_envoy_config
+from mesh.stack.config import MAX_RAY_WORKERS, is_part_name
 from mesh.stack.envoy_ratelimit import GlobalLimitReport, global_limit_report, read_edge_limit_counters
 from mesh.stack.ordering import DependencyError
 from mesh.stack.service_env import otlp_endpoint
@@ -21,9 +22,11 @@ _EXIT_USAGE = 2
 
 def _part_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in PART_NAMES]
+    unknown = [name for name in names if not is_part_name(name)]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown)}; known: {', '.join(PART_NAMES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {', '.join(unknown)}; known: {', '.join(PART_NAMES)} and ray_worker_<i>"
+        )
     return names
 
 
@@ -48,7 +51,8 @@ def _guarded(args: argparse.Namespace, command: Any) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    supervisor = Supervisor(_config(), say=_say)
+    overrides = {} if args.ray_workers is None else {"ray_workers": args.ray_workers}
+    supervisor = Supervisor(StackConfig.from_env(**overrides), say=_say)
     results = supervisor.up(args.only, with_deps=not args.no_deps)
     started = [r for r in results if r.action != "kept"]
     summary = ", ".join(f"{r.name} {r.ready_s:.1f}s" for r in started) or "nothing to start"
@@ -169,13 +173,20 @@ def _envoy_config(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add up, status, down and envoy-config to the ``ragmesh`` parser."""
-    parts_help = f"comma-separated parts ({', '.join(PART_NAMES)})"
+    parts_help = f"comma-separated parts ({', '.join(PART_NAMES)}, ray_worker_<i>)"
 
     up = subparsers.add_parser(
         "up", help="start the local stack (idempotent)", description="Start the local stack in dependency order."
     )
     up.add_argument("--only", type=_part_list, metavar="PARTS", help=f"{parts_help}; their requirements start too")
     up.add_argument("--no-deps", action="store_true", help="with --only: do not start what the parts require")
+    up.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help=f"also start N Ray worker nodes (0-{MAX_RAY_WORKERS}) dealt into RAGMESH_RAY_WORKER_GROUPS "
+        "(default parse,embed); default RAGMESH_RAY_WORKERS, else 0",
+    )
     up.set_defaults(func=lambda args: _guarded(args, _up))
 
     status = subparsers.add_parser("status", help="show which parts run and are healthy")

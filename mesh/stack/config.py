@@ -30,6 +30,33 @@ PART_NAMES: tuple[str, ...] = (
     "envoy",
 )
 
+#: Ray worker node parts are called ``ray_worker_<i>`` (i from 1); how many is ``StackConfig.ray_workers``.
+RAY_WORKER_PREFIX = "ray_worker_"
+
+#: Most worker nodes ``ray_workers`` may ask for.
+MAX_RAY_WORKERS = 8
+
+_RAY_WORKER_NAME = re.compile(r"ray_worker_([1-9][0-9]*)")
+_RESOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+
+
+def ray_worker_name(index: int) -> str:
+    """The part name of worker node ``index`` (from 1)."""
+    return f"{RAY_WORKER_PREFIX}{index}"
+
+
+def ray_worker_index(name: str) -> int | None:
+    """``ray_worker_3`` -> 3; None for a name that is not a worker node's."""
+    match = _RAY_WORKER_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def is_part_name(name: str) -> bool:
+    """A fixed part, or a worker node part of any number (how many run is the config's business)."""
+    index = ray_worker_index(name)
+    return name in PART_NAMES or (index is not None and index <= MAX_RAY_WORKERS)
+
+
 #: The gRPC services, in the order they start.
 SERVICE_NAMES: tuple[str, ...] = tuple(name for name in PART_NAMES if name.startswith("svc_"))
 
@@ -183,6 +210,34 @@ class StackConfig(EnvConfig):
     ray_object_store_mb: int = 1024
     """Size of the Ray head's shared-memory object store, in MiB."""
 
+    ray_workers: int = 0
+    """Ray worker nodes ``ragmesh up`` starts beside the head (``ray start --address=<head>``), 0 to 8.
+
+    They rehearse the cluster's worker groups on one machine: node ``ray_worker_<i>`` belongs to
+    group ``ray_worker_groups[(i - 1) % len(ray_worker_groups)]`` and offers that group's custom
+    resource, which svc_ingest's pipeline stages ask for (svc_ingest.pipeline)."""
+
+    ray_worker_groups: tuple[str, ...] = ("parse", "embed")
+    """The worker groups nodes are dealt into, in turn; each name is also the custom resource its nodes offer
+    (the groups of kustomize/components/kuberay/raycluster-ingest.yaml)."""
+
+    ray_worker_slots: int = 2
+    """Units of its group's resource a worker node offers: how many of the group's tasks or actors it runs at once."""
+
+    ray_worker_num_cpus: int = 0
+    """Plain CPUs a worker node offers besides its group's resource. 0 keeps work that names no group
+    (svc_inference's Serve replicas, which Serve spreads over the nodes) on the head, so a worker node
+    holds only its group's work and killing one loses no model replica."""
+
+    ray_worker_object_store_mb: int = 100
+    """Size of each worker node's object store, in MiB (Ray's minimum is about 75)."""
+
+    ray_worker_port_base: int = 56400
+    """Worker node ``i`` takes the four ports from ``ray_worker_port_base + 4 * (i - 1)``: its dashboard
+    agent's HTTP and gRPC ports, its metrics export port and its runtime env agent port. Ray fixes the
+    first to 52365 unless told, and a node whose agents must report ports Ray picked waits 15 s for
+    them and then aborts, which a loaded machine misses."""
+
     svc_inference_port: int = 50051
     """gRPC port of svc_inference."""
 
@@ -289,6 +344,9 @@ class StackConfig(EnvConfig):
     ray_ready_timeout_s: float = 90.0
     """Seconds the Ray head gets to pass ``ray health-check``."""
 
+    ray_worker_ready_timeout_s: float = 90.0
+    """Seconds a Ray worker node gets to register with the head as alive."""
+
     services_ready_timeout_s: float = 180.0
     """Seconds each gRPC service gets to report SERVING (model loading included)."""
 
@@ -299,7 +357,7 @@ class StackConfig(EnvConfig):
     """Seconds a part gets to exit after its stop signal before it is killed."""
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.parts if name not in PART_NAMES]
+        unknown = [name for name in self.parts if not is_part_name(name)]
         if unknown:
             raise ConfigError(f"RAGMESH_PARTS: unknown part(s) {', '.join(unknown)}; known: {', '.join(PART_NAMES)}")
         for field in ("postgres_user", "postgres_database", "postgres_os_user"):
@@ -307,6 +365,18 @@ class StackConfig(EnvConfig):
                 raise ConfigError(f"RAGMESH_{field.upper()}: must be a plain identifier (letters, digits, _)")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise ConfigError("RAGMESH_TRACE_SAMPLE_RATIO: must be between 0 and 1")
+        if not 0 <= self.ray_workers <= MAX_RAY_WORKERS:
+            raise ConfigError(f"RAGMESH_RAY_WORKERS: must be 0 to {MAX_RAY_WORKERS}, got {self.ray_workers}")
+        if self.ray_workers and not self.ray_worker_groups:
+            raise ConfigError("RAGMESH_RAY_WORKER_GROUPS: name at least one group for the worker nodes")
+        bad = [g for g in self.ray_worker_groups if not _RESOURCE_NAME.fullmatch(g) or g in ("CPU", "GPU", "memory")]
+        if bad:
+            raise ConfigError(f"RAGMESH_RAY_WORKER_GROUPS: {', '.join(bad)} cannot name a Ray custom resource")
+        if self.ray_worker_slots < 1 or self.ray_worker_num_cpus < 0 or self.ray_worker_object_store_mb < 75:
+            raise ConfigError(
+                "RAGMESH_RAY_WORKER_SLOTS must be at least 1, RAGMESH_RAY_WORKER_NUM_CPUS at least 0 and "
+                "RAGMESH_RAY_WORKER_OBJECT_STORE_MB at least 75 (Ray's smallest object store)"
+            )
         if self.edge_rate_limit_fill_interval_s <= 0:
             raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_FILL_INTERVAL_S: must be positive")
         if self.edge_global_rate_limit_timeout_s <= 0:
@@ -335,6 +405,15 @@ class StackConfig(EnvConfig):
             raise KeyError(name)
         port: int = getattr(self, f"{name}_metrics_port")
         return port
+
+    @property
+    def ray_worker_names(self) -> tuple[str, ...]:
+        """The worker node parts this config runs, ``ray_worker_1`` first."""
+        return tuple(ray_worker_name(i) for i in range(1, self.ray_workers + 1))
+
+    def ray_worker_group(self, index: int) -> str:
+        """The group (and custom resource) of worker node ``index`` (from 1)."""
+        return self.ray_worker_groups[(index - 1) % len(self.ray_worker_groups)]
 
     @property
     def neo4j_lib_dir(self) -> Path:

@@ -92,6 +92,13 @@ class StackLayout:
             return preferred
         return self._short_fallback("ray")
 
+    def ray_worker_temp_dir(self, part: str) -> Path:
+        """A Ray worker node's own temp dir (its sockets, logs and spilled objects), like ``ray_temp_dir``."""
+        preferred = self.part_dir(part)
+        if len(str(preferred.resolve())) + _RAY_SOCKET_SUFFIX_LEN <= UNIX_SOCKET_PATH_MAX:
+            return preferred
+        return self._short_fallback(part.replace("_", "-"))
+
     @property
     def postgres_socket_dir(self) -> Path:
         """PostgreSQL's unix socket dir: under run/ unless the socket path would be too long."""

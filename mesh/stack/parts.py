@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mesh.stack import envoy_ratelimit, identity, neo4j_config, probes
 from mesh.stack.binaries import envoy_binary, jaeger_binary, ratelimit_binary, require, venv_script
-from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir
+from mesh.stack.config import PART_NAMES, SERVICE_NAMES, StackConfig, default_root_dir, ray_worker_name
 from mesh.stack.envoy_auth import JWKS_ENV
 from mesh.stack.envoy_config import render_envoy_config
 from mesh.stack.errors import MissingBinary, StackError
@@ -81,6 +81,10 @@ class Part(abc.ABC):
     """A part the stack runs without when its program is not installed (``up`` skips it and says so)."""
     off_when_missing: str = ""
     """What is off while an optional part is not installed (``ragmesh status`` says it)."""
+    start_attempts: int = 1
+    """Starts ``up`` tries when the process exits before it is ready (a start that can fail by timing)."""
+    start_priority_boost: int = 0
+    """Nice decrement the process group runs with until it is ready (where this user may raise priority)."""
 
     def __init__(self, config: StackConfig, layout: StackLayout) -> None:
         self.config = config
@@ -611,11 +615,21 @@ class Neo4jPart(Part):
         return result
 
 
+# A raylet aborts when its Python dashboard agent has not reported its ports within a fixed 15 s
+# (Ray's WaitForDashboardAgentPorts); the agent's imports alone took 15 s of wall time on the
+# shared 2-core machine at load 20 (1.6 s of CPU). Ray nodes start at a raised priority, where the
+# user may, and go back to normal once they have joined.
+RAY_START_PRIORITY_BOOST = 10
+
+
 class RayPart(Part):
     """A lean Ray head (no dashboard, token authentication on), kept in the foreground by ``--block``."""
 
     name = "ray"
     after = ("jaeger",)
+    # The head's raylet has the same fixed 30 s to register as a worker node's (see RayWorkerPart).
+    start_attempts = 3
+    start_priority_boost = RAY_START_PRIORITY_BOOST
 
     def ports(self) -> list[PortSpec]:
         c = self.config
@@ -690,6 +704,94 @@ class RayPart(Part):
         except OSError as exc:
             return ProbeResult(False, f"cannot read the auth token: {exc}")
         return probes.ray_head_ready(self.config.host, self.config.ray_gcs_port, token)
+
+
+RAY_WORKER_PORTS = 4
+"""Fixed ports per worker node (see StackConfig.ray_worker_port_base)."""
+
+
+class RayWorkerPart(Part):
+    """A Ray worker node joined to the head (``ray start --address``), rehearsing one of the cluster's groups.
+
+    It offers ``ray_worker_slots`` of its group's custom resource (``{"parse": 2}``) and, by
+    default, no plain CPUs, so only the pipeline stages that ask for the group land on it
+    (svc_ingest.pipeline). Its own temp dir and four fixed agent ports keep it apart from the
+    head and the other nodes on the same machine.
+    """
+
+    requires = ("ray",)
+    # A new head is a new cluster: a node of the old one must join again.
+    restart_with = ("ray",)
+    # `ray start` gives a node's raylet a fixed 30 s to register with the GCS, which a loaded
+    # machine misses now and then (the process exits 1: "timed out during startup").
+    start_attempts = 3
+    start_priority_boost = RAY_START_PRIORITY_BOOST
+    not_ready_hint = "the node's log above says why it did not join; the head's log (ray.log) may too"
+
+    def __init__(self, index: int, config: StackConfig, layout: StackLayout) -> None:
+        super().__init__(config, layout)
+        self.index = index
+        self.name = ray_worker_name(index)
+
+    @property
+    def group(self) -> str:
+        return self.config.ray_worker_group(self.index)
+
+    @property
+    def ready_timeout_s(self) -> float:
+        return self.config.ray_worker_ready_timeout_s
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.layout.ray_worker_temp_dir(self.name)
+
+    @property
+    def _first_port(self) -> int:
+        return self.config.ray_worker_port_base + RAY_WORKER_PORTS * (self.index - 1)
+
+    def ports(self) -> list[PortSpec]:
+        first = self._first_port
+        return [PortSpec(first + i, "RAGMESH_RAY_WORKER_PORT_BASE") for i in range(RAY_WORKER_PORTS)]
+
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.ray_gcs_port} ({self.group})"
+
+    def ensure_installed(self, say: Say) -> None:
+        venv_script(self.name, "ray")
+
+    def prepare(self, say: Say) -> None:
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def launch(self) -> Launch:
+        c = self.config
+        argv = [
+            str(venv_script(self.name, "ray")),
+            "start",
+            "--block",
+            f"--address={c.host}:{c.ray_gcs_port}",
+            f"--node-name={self.name}",
+            f"--num-cpus={c.ray_worker_num_cpus}",
+            f"--resources={json.dumps({self.group: c.ray_worker_slots})}",
+            f"--labels=ragmesh.io/group={self.group}",
+            f"--object-store-memory={c.ray_worker_object_store_mb * 1024 * 1024}",
+            f"--dashboard-agent-listen-port={self._first_port}",
+            f"--dashboard-agent-grpc-port={self._first_port + 1}",
+            f"--metrics-export-port={self._first_port + 2}",
+            f"--runtime-env-agent-port={self._first_port + 3}",
+            "--disable-usage-stats",
+            f"--temp-dir={self.temp_dir}",
+        ]
+        env = {**self.base_env(), **ray_client_env(c, self.layout)}
+        # As for the head: nowhere to drain to on one machine, so stop at once.
+        env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
+        return Launch(argv, env, self.layout.home)
+
+    def probe(self) -> ProbeResult:
+        try:
+            token = self.layout.ray_token_file.read_text().strip()
+        except OSError as exc:
+            return ProbeResult(False, f"cannot read the auth token: {exc}")
+        return probes.ray_node_alive(self.config.host, self.config.ray_gcs_port, token, self.name)
 
 
 class ServicePart(Part):
@@ -813,8 +915,12 @@ class EnvoyPart(Part):
         return probes.envoy_live(c.host, c.envoy_admin_port, c.envoy_listener_port)
 
 
-def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
-    """Every part, keyed by name, in PART_NAMES order."""
+def build_parts(config: StackConfig, layout: StackLayout, *, ray_workers: int | None = None) -> dict[str, Part]:
+    """Every part, keyed by name, in start order: PART_NAMES with the worker nodes right after the head.
+
+    ``ray_workers`` (default: the config's) may be larger than the config's, so that ``status``
+    and ``down`` still find the nodes an earlier ``up --ray-workers`` started.
+    """
     parts: dict[str, Part] = {
         "postgres": PostgresPart(config, layout),
         "redis": RedisPart(config, layout),
@@ -823,8 +929,10 @@ def build_parts(config: StackConfig, layout: StackLayout) -> dict[str, Part]:
         "neo4j": Neo4jPart(config, layout),
         "ray": RayPart(config, layout),
     }
+    for index in range(1, (config.ray_workers if ray_workers is None else ray_workers) + 1):
+        parts[ray_worker_name(index)] = RayWorkerPart(index, config, layout)
     for name in SERVICE_NAMES:
         parts[name] = ServicePart(name, config, layout)
     parts["envoy"] = EnvoyPart(config, layout)
-    assert tuple(parts) == PART_NAMES
+    assert tuple(n for n in parts if n in PART_NAMES) == PART_NAMES
     return parts

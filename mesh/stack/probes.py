@@ -121,6 +121,9 @@ def grpc_serving(host: str, port: int, timeout_s: float = 2.0) -> ProbeResult:
 # Ray 2.60's GCS method listing the nodes; protected by the cluster's auth token.
 _RAY_GET_ALL_NODES = "/ray.rpc.NodeInfoGcsService/GetAllNodeInfo"
 _RAY_NODE_LIST_FIELD = 2  # GetAllNodeInfoReply.node_info_list
+_RAY_NODE_STATE_FIELD = 7  # GcsNodeInfo.state
+_RAY_NODE_NAME_FIELD = 12  # GcsNodeInfo.node_name
+_RAY_NODE_ALIVE = 0  # GcsNodeInfo.GcsNodeState.ALIVE
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -158,6 +161,88 @@ def count_proto_field(data: bytes, field_number: int) -> int:
         if number == field_number:
             count += 1
     return count
+
+
+def proto_submessages(data: bytes, field_number: int) -> list[bytes]:
+    """The bytes of every length-delimited top-level field ``field_number`` (sub-messages, strings)."""
+    found: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, pos = _varint(data, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 2:
+            length, pos = _varint(data, pos)
+            if number == field_number:
+                found.append(data[pos : pos + length])
+            pos += length
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire_type}")
+    return found
+
+
+def _proto_varint_field(data: bytes, field_number: int) -> int:
+    """The last value of top-level varint field ``field_number`` (0, proto3's default, when absent)."""
+    value = pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            read, pos = _varint(data, pos)
+            if number == field_number:
+                value = read
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 2:
+            length, pos = _varint(data, pos)
+            pos += length
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire_type}")
+    return value
+
+
+def _ray_nodes(host: str, port: int, token: str, timeout_s: float) -> tuple[list[bytes] | None, str]:
+    """GcsNodeInfo messages from the GCS (None and why when it did not answer)."""
+    target = f"{host}:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            call = channel.unary_unary(
+                _RAY_GET_ALL_NODES,
+                request_serializer=lambda raw: raw,
+                response_deserializer=lambda raw: raw,
+            )
+            reply = call(b"", timeout=timeout_s, metadata=(("authorization", f"Bearer {token}"),))
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        details = exc.details() if isinstance(exc, grpc.Call) else ""
+        return None, f"GCS {target}: {code.name if code else 'ERROR'}: {details}"
+    try:
+        return proto_submessages(bytes(reply), _RAY_NODE_LIST_FIELD), ""
+    except (ValueError, IndexError):
+        return None, f"GCS {target}: unreadable node list"
+
+
+def ray_node_alive(host: str, port: int, token: str, node_name: str, timeout_s: float = 2.0) -> ProbeResult:
+    """The head's GCS lists a node called ``node_name`` (``ray start --node-name``) as alive."""
+    nodes, problem = _ray_nodes(host, port, token, timeout_s)
+    if nodes is None:
+        return ProbeResult(False, problem)
+    try:
+        for node in nodes:
+            names = proto_submessages(node, _RAY_NODE_NAME_FIELD)
+            named = bool(names) and names[-1].decode(errors="replace") == node_name
+            if named and _proto_varint_field(node, _RAY_NODE_STATE_FIELD) == _RAY_NODE_ALIVE:
+                return OK
+    except (ValueError, IndexError):
+        return ProbeResult(False, f"GCS {host}:{port}: unreadable node list")
+    return ProbeResult(False, f"the head lists no alive node named {node_name} yet")
 
 
 def ray_head_ready(host: str, port: int, token: str, timeout_s: float = 2.0) -> ProbeResult:

@@ -143,8 +143,13 @@ def spawn(
     env: Mapping[str, str],
     cwd: Path,
     fingerprint: str = "",
+    priority_boost: int = 0,
 ) -> ProcessRecord:
-    """Start ``argv`` detached in a new session, output appended to ``log_file``; record it in ``pid_file``."""
+    """Start ``argv`` detached in a new session, output appended to ``log_file``; record it in ``pid_file``.
+
+    ``priority_boost`` lowers the process's nice value by that much (set before it can start
+    children, which inherit it), where this user may; ``set_group_priority`` takes it back.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
@@ -160,10 +165,33 @@ def spawn(
             close_fds=True,
         )
     _CHILDREN[child.pid] = child
+    if priority_boost:
+        set_group_priority([child.pid], -priority_boost)
     stat = _proc_stat(child.pid)
     record = ProcessRecord(pid=child.pid, start_ticks=stat[2] if stat else 0, fingerprint=fingerprint)
     write_pid_file(pid_file, record)
     return record
+
+
+def set_group_priority(pids: Sequence[int], nice: int) -> bool:
+    """Sets the nice value of ``pids`` and of their scheduler autogroups; False where this user may not.
+
+    With the kernel's autogroups on (``kernel.sched_autogroup_enabled``), each session competes
+    for the CPU as one group and a process's own nice value only counts inside its session; a
+    part runs in a session of its own, so its autogroup's nice is what gives it more of a busy
+    machine.
+    """
+    allowed = True
+    for pid in pids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+        except PermissionError:
+            allowed = False
+        except ProcessLookupError:
+            continue
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+    return allowed
 
 
 def _orphaned_group(record: ProcessRecord) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh.stack import process
-from mesh.stack.config import PART_NAMES, StackConfig
+from mesh.stack.config import RAY_WORKER_PREFIX, StackConfig, ray_worker_index
 from mesh.stack.errors import MissingBinary, NotReady, PortInUse
 from mesh.stack.layout import StackLayout
 from mesh.stack.ordering import start_order, with_requirements
@@ -115,13 +115,23 @@ class DownResult:
     """Seconds the part took to exit."""
 
 
+def _started_workers(layout: StackLayout) -> int:
+    """The highest worker node number with a pid file in this home (0 when none)."""
+    found = [ray_worker_index(p.stem) for p in layout.run_dir.glob(f"{RAY_WORKER_PREFIX}*.pid")]
+    return max((i for i in found if i is not None), default=0)
+
+
 class Supervisor:
     """Runs the parts of one stack home."""
 
     def __init__(self, config: StackConfig, say: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.layout = StackLayout(config.home)
-        self.parts: dict[str, Part] = build_parts(config, self.layout)
+        # Worker nodes an earlier `up --ray-workers N` left running stay known to status and down.
+        workers = max(config.ray_workers, _started_workers(self.layout))
+        self.parts: dict[str, Part] = build_parts(config, self.layout, ray_workers=workers)
+        self.names: tuple[str, ...] = tuple(self.parts)
+        """Every part this supervisor knows, in start order."""
         self._say = say or (lambda _message: None)
 
     # -- selection -------------------------------------------------------
@@ -129,10 +139,12 @@ class Supervisor:
     def plan(self, only: Sequence[str] | None = None, *, with_deps: bool = True) -> list[str]:
         """The parts ``up`` would handle, in start order."""
         selected = list(only) if only else list(self.config.parts)
+        if not only and "ray" in selected:
+            selected.extend(self.config.ray_worker_names)
         requires = {name: part.requires for name, part in self.parts.items()}
         after = {name: part.after for name, part in self.parts.items()}
         names = with_requirements(selected, requires) if with_deps else set(selected)
-        return start_order(names, requires, after, PART_NAMES)
+        return start_order(names, requires, after, self.names)
 
     # -- up --------------------------------------------------------------
 
@@ -187,28 +199,39 @@ class Supervisor:
             say(f"{why}; restarting")
         # Clear what is left of an earlier run: an unhealthy process, orphaned helpers, a stale pid file.
         process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
-        self._check_ports(part)
-        part.prepare(say)
-        launch = part.launch()
-        say("starting")
-        started = time.monotonic()
-        record = process.spawn(
-            launch.argv,
-            log_file=part.log_file,
-            pid_file=part.pid_file,
-            env=launch.env,
-            cwd=launch.cwd,
-            fingerprint=fingerprint,
-        )
-        try:
-            self._wait_ready(part, record, started)
-        except BaseException:
-            process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
-            raise
+        for attempt in range(1, part.start_attempts + 1):
+            self._check_ports(part)
+            part.prepare(say)
+            launch = part.launch()
+            say("starting" if attempt == 1 else f"starting again (attempt {attempt} of {part.start_attempts})")
+            started = time.monotonic()
+            spawned = process.spawn(
+                launch.argv,
+                log_file=part.log_file,
+                pid_file=part.pid_file,
+                env=launch.env,
+                cwd=launch.cwd,
+                fingerprint=fingerprint,
+                priority_boost=part.start_priority_boost,
+            )
+            try:
+                self._wait_ready(part, spawned, started)
+                if part.start_priority_boost:
+                    process.set_group_priority(process.group_members(spawned.pid), 0)
+                break
+            except NotReady:
+                exited = not process.record_is_running(spawned)
+                process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
+                if attempt == part.start_attempts or not exited:
+                    raise
+                say("exited before it was ready")
+            except BaseException:
+                process.stop_pid_file(part.pid_file, stop_signal=part.stop_signal, timeout_s=self.config.stop_timeout_s)
+                raise
         ready_s = time.monotonic() - started
-        say(f"ready in {ready_s:.1f}s (pid {record.pid}, {part.address()})")
-        self._note_start(part.name, action, why, record.pid)
-        return UpResult(part.name, action, record.pid, ready_s)
+        say(f"ready in {ready_s:.1f}s (pid {spawned.pid}, {part.address()})")
+        self._note_start(part.name, action, why, spawned.pid)
+        return UpResult(part.name, action, spawned.pid, ready_s)
 
     def _note_start(self, name: str, action: str, why: str, pid: int) -> None:
         """Counts a restart (``status`` shows it); a start from stopped begins the count again."""
@@ -282,10 +305,12 @@ class Supervisor:
     def status(self, only: Sequence[str] | None = None) -> list[PartStatus]:
         """The state of the configured parts (and of any other part that has a pid file)."""
         if only:
-            names = start_order(set(only), {}, {}, PART_NAMES)
+            names = start_order(set(only), {}, {}, self.names)
         else:
             shown = set(self.config.parts) | {n for n, p in self.parts.items() if p.pid_file.exists()}
-            names = [name for name in PART_NAMES if name in shown]
+            if "ray" in self.config.parts:
+                shown.update(self.config.ray_worker_names)
+            names = [name for name in self.names if name in shown]
         with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
             return list(pool.map(self._status_one, [self.parts[name] for name in names]))
 
@@ -327,7 +352,7 @@ class Supervisor:
 
     def down(self, only: Sequence[str] | None = None, *, purge: bool = False) -> list[DownResult]:
         """Stop parts in reverse start order (all of them unless ``only``); ``purge`` deletes their data."""
-        names = list(reversed(start_order(set(only) if only else set(PART_NAMES), {}, {}, PART_NAMES)))
+        names = list(reversed(start_order(set(only) if only else set(self.names), {}, {}, self.names)))
         results = []
         with self._lock():
             for name in names:
@@ -348,10 +373,12 @@ class Supervisor:
     def _purge(self, names: Sequence[str] | None) -> None:
         if names is None:
             targets = [self.layout.data_dir, *self.layout.short_fallback_dirs(), self.layout.part_dir("ray")]
+            targets += [self.layout.ray_worker_temp_dir(n) for n in self.names if ray_worker_index(n) is not None]
         else:
             targets = [self.layout.data(name) for name in names]
             if "ray" in names:
                 targets.append(self.layout.ray_temp_dir)
+            targets += [self.layout.ray_worker_temp_dir(n) for n in names if ray_worker_index(n) is not None]
         for target in targets:
             if target.exists():
                 self._say(f"deleting {target}")

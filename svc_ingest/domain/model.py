@@ -54,6 +54,17 @@ class FormatCount:
 
 
 @dataclass
+class NodeWork:
+    """What one Ray node did for one pipeline stage of a job: files parsed, or chunks embedded or extracted."""
+
+    stage: str
+    node_id: str
+    node_name: str = ""
+    node_group: str = ""
+    items: int = 0
+
+
+@dataclass
 class JobCounts:
     """Running totals of a job."""
 
@@ -67,15 +78,28 @@ class JobCounts:
     points_written: int = 0
     nodes_written: int = 0
     formats: dict[str, FormatCount] = field(default_factory=dict)
+    placement: list[NodeWork] = field(default_factory=list)
+    """Which Ray node did which stage's work, in the order first seen."""
 
     def format(self, name: str) -> FormatCount:
         """The counter of one format, created on first use."""
         return self.formats.setdefault(name, FormatCount())
 
+    def add_node_work(self, stage: str, node_id: str, items: int) -> NodeWork:
+        """Counts ``items`` done by ``node_id`` for ``stage``; returns the entry (new ones have no name yet)."""
+        for work in self.placement:
+            if work.stage == stage and work.node_id == node_id:
+                work.items += items
+                return work
+        work = NodeWork(stage=stage, node_id=node_id, items=items)
+        self.placement.append(work)
+        return work
+
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (what the jobs table stores)."""
-        data: dict[str, object] = {k: v for k, v in vars(self).items() if k != "formats"}
+        data: dict[str, object] = {k: v for k, v in vars(self).items() if k not in ("formats", "placement")}
         data["formats"] = {k: {"files": v.files, "failed": v.failed} for k, v in sorted(self.formats.items())}
+        data["placement"] = [vars(w).copy() for w in self.placement]
         return data
 
     @classmethod
@@ -89,6 +113,18 @@ class JobCounts:
                     for k, v in value.items()
                     if isinstance(v, dict)
                 }
+            elif key == "placement" and isinstance(value, list):
+                counts.placement = [
+                    NodeWork(
+                        stage=str(w.get("stage", "")),
+                        node_id=str(w.get("node_id", "")),
+                        node_name=str(w.get("node_name", "")),
+                        node_group=str(w.get("node_group", "")),
+                        items=int(w.get("items", 0)),
+                    )
+                    for w in value
+                    if isinstance(w, dict)
+                ]
             elif hasattr(counts, key) and isinstance(value, int):
                 setattr(counts, key, value)
         return counts

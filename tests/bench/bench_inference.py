@@ -46,6 +46,7 @@ from svc_inference.domain.model_config import load_profile
 from svc_inference.domain.sources import SourceSettings
 from svc_inference.domain.types import EmbedRequest, GenerateRequest, Sampling
 from tests.bench.machine import machine
+from tests.support import auth as test_auth
 
 _REPO = Path(__file__).resolve().parents[2]
 _SERVICE = "ragmesh.inference.v1.InferenceService"
@@ -240,10 +241,13 @@ def _median(samples: Sequence[dict[str, float]], key: str) -> float:
 
 @contextlib.asynccontextmanager
 async def _service(hosting: str, args: argparse.Namespace) -> AsyncIterator[tuple[pb_grpc.InferenceServiceStub, float]]:
-    service = ServiceProcess(hosting, args.ray_address, args.startup_timeout_s)
+    # The service verifies this process's own key, and every call carries a mesh service's token
+    # (InferenceService is internal), as bench priority does; without it every call is UNAUTHENTICATED.
+    env = {"RAGMESH_AUTH_JWKS_FILE": str(test_auth.auth_settings().jwks_file)}
+    service = ServiceProcess(hosting, args.ray_address, args.startup_timeout_s, extra_env=env)
     try:
         startup_s = await service.ready()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        async with test_auth.service_channel(f"127.0.0.1:{service.port}") as channel:
             yield pb_grpc.InferenceServiceStub(channel), startup_s
     finally:
         service.stop()

@@ -12,9 +12,13 @@ tenant, so tests share the stores without seeing each other's data.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,10 +30,14 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh import migrations
 from mesh.server import MeshServer, ServerConfig, start_server
 from mesh.settings import MeshSettings
+from mesh.stack import StackConfig
+from mesh.stack.layout import StackLayout
+from mesh.stack.service_env import ray_client_env
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from ragmesh.retrieval.v1 import index_service_pb2 as ipb
@@ -40,6 +48,7 @@ from svc_ingest.clients.postgres import DocumentRepository, JobRepository, creat
 from svc_ingest.config import Config
 from svc_ingest.jobs import JobManager
 from tests.integration.local_inference import Inference
+from tests.support import auth as test_auth
 from tests.support.auth import as_service, auth_settings, bearer
 from tests.support.stores import free_ports, started_stores
 
@@ -61,7 +70,8 @@ def stores() -> Iterator[Stores]:
     """PostgreSQL and Neo4j started for this test session by the stack supervisor."""
     pg, bolt, http = free_ports(3)
     ports = {"postgres_port": pg, "neo4j_bolt_port": bolt, "neo4j_http_port": http}
-    with started_stores("rmingest-", ["postgres", "neo4j"], **ports) as config:
+    # Neo4j's JVM took more than the default 120 s to answer on a shared 2-core runner at load 40.
+    with started_stores("rmingest-", ["postgres", "neo4j"], neo4j_ready_timeout_s=360, **ports) as config:
         yield Stores(
             postgres_dsn=(
                 f"postgresql://{config.postgres_user}:{config.postgres_password}@127.0.0.1:{pg}/"
@@ -248,3 +258,78 @@ async def table_rows(dsn: str, tenant: str) -> list[asyncpg.Record]:
         return list(await conn.fetch("SELECT * FROM ingest_documents WHERE tenant = $1 ORDER BY doc_id", tenant))
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def ingest_subprocess(
+    tmp: Path,
+    dsn: str,
+    retrieval: Retrieval,
+    inference_addr: str,
+    instance: str,
+    ray: StackConfig,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], pb_grpc.IngestServiceStub]]:
+    """``python -m svc_ingest`` in its own process group, joined to ``ray``, ready to serve."""
+    (port,) = free_ports(1)
+    # The head's token file, not a token another Ray instance of this test session left in the environment.
+    inherited = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
+    env = {
+        **inherited,
+        **ray_client_env(ray, StackLayout(ray.home)),
+        "RAGMESH_INGEST_PORT": str(port),
+        "RAGMESH_INGEST_RAY_ADDRESS": f"{ray.host}:{ray.ray_gcs_port}",
+        "RAGMESH_INGEST_GRAPH_ENABLED": "false",
+        "RAGMESH_INGEST_WRITE_BATCH_DOCUMENTS": "2",
+        "RAGMESH_INGEST_HEARTBEAT_S": "0.5",
+        "RAGMESH_INGEST_INSTANCE_ID": instance,
+        "RAGMESH_INGEST_STAGING_DIR": str(tmp / "staging"),
+        "RAGMESH_INGEST_UPLOAD_DIR": str(tmp / "uploads"),
+        "RAGMESH_POSTGRES_DSN": dsn,
+        "RAGMESH_RETRIEVAL_ADDR": retrieval.addr,
+        "RAGMESH_INFERENCE_ADDR": inference_addr,
+        # The test's own key, not the test stack's (scripts/test.sh exports that one for the e2e suites).
+        "RAGMESH_AUTH_JWKS_FILE": str(test_auth.auth_settings().jwks_file),
+        "RAGMESH_AUTH_ISSUER": test_auth.ISSUER,
+        "RAGMESH_AUTH_AUDIENCE": test_auth.AUDIENCE,
+        "RAGMESH_AUTH_INTERNAL_AUDIENCE": test_auth.INTERNAL_AUDIENCE,
+        "RAGMESH_AUTH_SERVICE_TOKEN_FILE": str(test_auth.use_service_token()),
+        **(extra_env or {}),
+    }
+    log = (tmp / f"svc_ingest-{uuid.uuid4().hex[:6]}.log").open("wb")
+    proc = _spawn(env, log)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(240):
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.aio.AioRpcError:
+                pass
+            assert proc.poll() is None, (tmp / log.name).read_text()[-3000:]
+            await asyncio.sleep(0.5)
+        yield proc, pb_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
+    finally:
+        await channel.close(None)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def _spawn(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    # Its own session, so killing the group takes every process of the service down with it.
+    return subprocess.Popen(
+        [sys.executable, "-m", "svc_ingest"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

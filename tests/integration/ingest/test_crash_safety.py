@@ -6,25 +6,16 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh.stack import StackConfig
-from mesh.stack.layout import StackLayout
-from mesh.stack.service_env import ray_client_env
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
-from tests.integration.ingest.conftest import REPO, SAMPLES, Retrieval, free_ports, table_rows
-from tests.support import auth as test_auth
+from tests.integration.ingest.conftest import SAMPLES, Retrieval, free_ports, ingest_subprocess, table_rows
 from tests.support.auth import bearer
 from tests.support.stores import started_stores
 
@@ -50,74 +41,6 @@ def ray_head() -> Iterator[StackConfig]:
         "rmcrash", ["ray"], ray_gcs_port=gcs, ray_client_server_port=client, ray_dashboard_agent_port=agent
     ) as config:
         yield config
-
-
-@asynccontextmanager
-async def ingest_process(
-    tmp: Path, dsn: str, retrieval: Retrieval, inference_addr: str, instance: str, ray: StackConfig
-) -> AsyncIterator[tuple[subprocess.Popen[bytes], pb_grpc.IngestServiceStub]]:
-    """``python -m svc_ingest`` in its own process group, joined to ``ray``, ready to serve."""
-    (port,) = free_ports(1)
-    # The head's token file, not a token another Ray instance of this test session left in the environment.
-    inherited = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
-    env = {
-        **inherited,
-        **ray_client_env(ray, StackLayout(ray.home)),
-        "RAGMESH_INGEST_PORT": str(port),
-        "RAGMESH_INGEST_RAY_ADDRESS": f"{ray.host}:{ray.ray_gcs_port}",
-        "RAGMESH_INGEST_GRAPH_ENABLED": "false",
-        "RAGMESH_INGEST_WRITE_BATCH_DOCUMENTS": "2",
-        "RAGMESH_INGEST_HEARTBEAT_S": "0.5",
-        "RAGMESH_INGEST_INSTANCE_ID": instance,
-        "RAGMESH_INGEST_STAGING_DIR": str(tmp / "staging"),
-        "RAGMESH_INGEST_UPLOAD_DIR": str(tmp / "uploads"),
-        "RAGMESH_POSTGRES_DSN": dsn,
-        "RAGMESH_RETRIEVAL_ADDR": retrieval.addr,
-        "RAGMESH_INFERENCE_ADDR": inference_addr,
-        # The test's own key, not the test stack's (scripts/test.sh exports that one for the e2e suites).
-        "RAGMESH_AUTH_JWKS_FILE": str(test_auth.auth_settings().jwks_file),
-        "RAGMESH_AUTH_ISSUER": test_auth.ISSUER,
-        "RAGMESH_AUTH_AUDIENCE": test_auth.AUDIENCE,
-        "RAGMESH_AUTH_INTERNAL_AUDIENCE": test_auth.INTERNAL_AUDIENCE,
-        "RAGMESH_AUTH_SERVICE_TOKEN_FILE": str(test_auth.use_service_token()),
-    }
-    log = (tmp / f"svc_ingest-{uuid.uuid4().hex[:6]}.log").open("wb")
-    proc = _spawn(env, log)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(240):
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-            except grpc.aio.AioRpcError:
-                pass
-            assert proc.poll() is None, (tmp / log.name).read_text()[-3000:]
-            await asyncio.sleep(0.5)
-        yield proc, pb_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
-    finally:
-        await channel.close(None)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-
-
-def _spawn(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
-    # Its own session, so killing the group takes every process of the service down with it.
-    return subprocess.Popen(
-        [sys.executable, "-m", "svc_ingest"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def _md(tenant: str) -> tuple[tuple[str, str], ...]:
@@ -147,7 +70,7 @@ async def test_killed_job_rerun_matches_clean_run(
     crashed, clean = "t-crash-" + uuid.uuid4().hex[:8], "t-clean-" + uuid.uuid4().hex[:8]
     instance = "crash-test-" + uuid.uuid4().hex[:8]
 
-    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (proc, stub):
+    async with ingest_subprocess(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (proc, stub):
         created = await stub.CreateIngestJob(
             pb.CreateIngestJobRequest(sources=[corpus], options=pb.IngestOptions(skip_graph=True)),
             metadata=_md(crashed),
@@ -165,7 +88,7 @@ async def test_killed_job_rerun_matches_clean_run(
     partial_points = (await retrieval.stats(crashed)).points
     assert partial_points > 0
 
-    async with ingest_process(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (_, stub):
+    async with ingest_subprocess(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (_, stub):
         killed = (await stub.GetIngestJob(pb.GetIngestJobRequest(job_id=job_id), metadata=_md(crashed))).job
         assert killed.state == pb.JOB_STATE_FAILED
         assert "interrupted" in killed.failure

@@ -87,7 +87,7 @@ class FormatCount(_message.Message):
     def __init__(self, format: _Optional[str] = ..., files: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class JobCounts(_message.Message):
-    __slots__ = ("files_discovered", "files_processed", "documents_ingested", "documents_unchanged", "documents_failed", "documents_deleted", "chunks_embedded", "points_written", "nodes_written", "formats")
+    __slots__ = ("files_discovered", "files_processed", "documents_ingested", "documents_unchanged", "documents_failed", "documents_deleted", "chunks_embedded", "points_written", "nodes_written", "formats", "placement")
     FILES_DISCOVERED_FIELD_NUMBER: _ClassVar[int]
     FILES_PROCESSED_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_INGESTED_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,7 @@ class JobCounts(_message.Message):
     POINTS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     NODES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     FORMATS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     files_discovered: int
     files_processed: int
     documents_ingested: int
@@ -108,7 +109,22 @@ class JobCounts(_message.Message):
     points_written: int
     nodes_written: int
     formats: _containers.RepeatedCompositeFieldContainer[FormatCount]
-    def __init__(self, files_discovered: _Optional[int] = ..., files_processed: _Optional[int] = ..., documents_ingested: _Optional[int] = ..., documents_unchanged: _Optional[int] = ..., documents_failed: _Optional[int] = ..., documents_deleted: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., points_written: _Optional[int] = ..., nodes_written: _Optional[int] = ..., formats: _Optional[_Iterable[_Union[FormatCount, _Mapping]]] = ...) -> None: ...
+    placement: _containers.RepeatedCompositeFieldContainer[NodeWork]
+    def __init__(self, files_discovered: _Optional[int] = ..., files_processed: _Optional[int] = ..., documents_ingested: _Optional[int] = ..., documents_unchanged: _Optional[int] = ..., documents_failed: _Optional[int] = ..., documents_deleted: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., points_written: _Optional[int] = ..., nodes_written: _Optional[int] = ..., formats: _Optional[_Iterable[_Union[FormatCount, _Mapping]]] = ..., placement: _Optional[_Iterable[_Union[NodeWork, _Mapping]]] = ...) -> None: ...
+
+class NodeWork(_message.Message):
+    __slots__ = ("stage", "node_id", "node_name", "node_group", "items")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    node_id: str
+    node_name: str
+    node_group: str
+    items: int
+    def __init__(self, stage: _Optional[str] = ..., node_id: _Optional[str] = ..., node_name: _Optional[str] = ..., node_group: _Optional[str] = ..., items: _Optional[int] = ...) -> None: ...
 
 class FileError(_message.Message):
     __slots__ = ("path", "reason", "code")

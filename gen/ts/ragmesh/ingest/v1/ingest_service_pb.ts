@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ragmesh/ingest/v1/ingest_service.proto.
  */
 export const file_ragmesh_ingest_v1_ingest_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZyYWdtZXNoL2luZ2VzdC92MS9pbmdlc3Rfc2VydmljZS5wcm90bxIRcmFnbWVzaC5pbmdlc3QudjEifgoNSW5nZXN0T3B0aW9ucxIjChFjaHVua19zaXplX3Rva2VucxgBIAEoDUIIukgFKgMYgBASJgoUY2h1bmtfb3ZlcmxhcF90b2tlbnMYAiABKA1CCLpIBSoDGIAEEhIKCnNraXBfZ3JhcGgYAyABKAgSDAoEc3luYxgEIAEoCCJxChZDcmVhdGVJbmdlc3RKb2JSZXF1ZXN0EiQKB3NvdXJjZXMYASADKAlCE7pIEJIBDQgBEGQiB3IFEAEYgCASMQoHb3B0aW9ucxgCIAEoCzIgLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdE9wdGlvbnMiRAoXQ3JlYXRlSW5nZXN0Sm9iUmVzcG9uc2USKQoDam9iGAEgASgLMhwucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0Sm9iIjwKC0Zvcm1hdENvdW50Eg4KBmZvcm1hdBgBIAEoCRINCgVmaWxlcxgCIAEoDRIOCgZmYWlsZWQYAyABKA0ipQIKCUpvYkNvdW50cxIYChBmaWxlc19kaXNjb3ZlcmVkGAEgASgNEhcKD2ZpbGVzX3Byb2Nlc3NlZBgCIAEoDRIaChJkb2N1bWVudHNfaW5nZXN0ZWQYAyABKA0SGwoTZG9jdW1lbnRzX3VuY2hhbmdlZBgEIAEoDRIYChBkb2N1bWVudHNfZmFpbGVkGAUgASgNEhkKEWRvY3VtZW50c19kZWxldGVkGAYgASgNEhcKD2NodW5rc19lbWJlZGRlZBgHIAEoBBIWCg5wb2ludHNfd3JpdHRlbhgIIAEoBBIVCg1ub2Rlc193cml0dGVuGAkgASgEEi8KB2Zvcm1hdHMYCiADKAsyHi5yYWdtZXNoLmluZ2VzdC52MS5Gb3JtYXRDb3VudCI3CglGaWxlRXJyb3ISDAoEcGF0aBgBIAEoCRIOCgZyZWFzb24YAiABKAkSDAoEY29kZRgDIAEoCSKHAwoJSW5nZXN0Sm9iEg4KBmpvYl9pZBgBIAEoCRIqCgVzdGF0ZRgCIAEoDjIbLnJhZ21lc2guaW5nZXN0LnYxLkpvYlN0YXRlEg8KB3NvdXJjZXMYAyADKAkSMQoHb3B0aW9ucxgEIAEoCzIgLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdE9wdGlvbnMSLAoGY291bnRzGAUgASgLMhwucmFnbWVzaC5pbmdlc3QudjEuSm9iQ291bnRzEiwKBmVycm9ycxgGIAMoCzIcLnJhZ21lc2guaW5nZXN0LnYxLkZpbGVFcnJvchIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2ZhaWx1cmUYCiABKAkiPwoWU3RyZWFtSW5nZXN0Sm9iUmVxdWVzdBIlCgZqb2JfaWQYASABKAlCFbpIEnIQEAEYQDIKXlteXHgwMF0qJCLtAQoXU3RyZWFtSW5nZXN0Sm9iUmVzcG9uc2USMAoEdHlwZRgBIAEoDjIiLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdEV2ZW50VHlwZRIpCgNqb2IYAiABKAsyHC5yYWdtZXNoLmluZ2VzdC52MS5Jbmdlc3RKb2ISKwoFZXJyb3IYAyABKAsyHC5yYWdtZXNoLmluZ2VzdC52MS5GaWxlRXJyb3ISGAoQZmlsZXNfcGVyX3NlY29uZBgEIAEoARIZChFjaHVua3NfcGVyX3NlY29uZBgFIAEoARITCgtldGFfc2Vjb25kcxgGIAEoASI8ChNHZXRJbmdlc3RKb2JSZXF1ZXN0EiUKBmpvYl9pZBgBIAEoCUIVukgSchAQARhAMgpeW15ceDAwXSokIkEKFEdldEluZ2VzdEpvYlJlc3BvbnNlEikKA2pvYhgBIAEoCzIcLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdEpvYiI/ChZDYW5jZWxJbmdlc3RKb2JSZXF1ZXN0EiUKBmpvYl9pZBgBIAEoCUIVukgSchAQARhAMgpeW15ceDAwXSokIkQKF0NhbmNlbEluZ2VzdEpvYlJlc3BvbnNlEikKA2pvYhgBIAEoCzIcLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdEpvYiL8AQoMRG9jdW1lbnRJbmZvEg4KBmRvY19pZBgBIAEoCRISCgpzb3VyY2VfdXJpGAIgASgJEg0KBXRpdGxlGAMgASgJEhUKDWRvY3VtZW50X3R5cGUYBCABKAkSFAoMY29udGVudF9oYXNoGAUgASgJEhMKC2RvY192ZXJzaW9uGAYgASgEEhMKC2NodW5rX2NvdW50GAcgASgNEjEKBnN0YXR1cxgIIAEoDjIhLnJhZ21lc2guaW5nZXN0LnYxLkRvY3VtZW50U3RhdHVzEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChRMaXN0RG9jdW1lbnRzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEisKDXNvdXJjZV9wcmVmaXgYAyABKAlCFLpIEXIPGIAgMgpeW15ceDAwXSokImQKFUxpc3REb2N1bWVudHNSZXNwb25zZRIyCglkb2N1bWVudHMYASADKAsyHy5yYWdtZXNoLmluZ2VzdC52MS5Eb2N1bWVudEluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj8KFURlbGV0ZURvY3VtZW50UmVxdWVzdBImCgZkb2NfaWQYASABKAlCFrpIE3IREAEYgAEyCl5bXlx4MDBdKiQiRwoWRGVsZXRlRG9jdW1lbnRSZXNwb25zZRIWCg5wb2ludHNfZGVsZXRlZBgBIAEoBBIVCg1ub2Rlc19kZWxldGVkGAIgASgEIpEBChZVcGxvYWREb2N1bWVudHNSZXF1ZXN0EisKCGZpbGVuYW1lGAEgASgJQhm6SBZyFBABGP8BMg1eW14vXFxceDAwXSskEhcKBGRhdGEYAiABKAxCCbpIBnoEGICAQBIxCgdvcHRpb25zGAMgASgLMiAucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0T3B0aW9ucyJEChdVcGxvYWREb2N1bWVudHNSZXNwb25zZRIpCgNqb2IYASABKAsyHC5yYWdtZXNoLmluZ2VzdC52MS5Jbmdlc3RKb2IquQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIdChlKT0JfU1RBVEVfUEFSVElBTF9TVUNDRVNTEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBiqXAQoPSW5nZXN0RXZlbnRUeXBlEiEKHUlOR0VTVF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHgoaSU5HRVNUX0VWRU5UX1RZUEVfUFJPR1JFU1MQARIhCh1JTkdFU1RfRVZFTlRfVFlQRV9GSUxFX0ZBSUxFRBACEh4KGklOR0VTVF9FVkVOVF9UWVBFX0ZJTklTSEVEEAMqhwEKDkRvY3VtZW50U3RhdHVzEh8KG0RPQ1VNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0RPQ1VNRU5UX1NUQVRVU19JTkRFWEVEEAESGwoXRE9DVU1FTlRfU1RBVFVTX1BFTkRJTkcQAhIaChZET0NVTUVOVF9TVEFUVVNfRkFJTEVEEAMy5wUKDUluZ2VzdFNlcnZpY2USaAoPQ3JlYXRlSW5nZXN0Sm9iEikucmFnbWVzaC5pbmdlc3QudjEuQ3JlYXRlSW5nZXN0Sm9iUmVxdWVzdBoqLnJhZ21lc2guaW5nZXN0LnYxLkNyZWF0ZUluZ2VzdEpvYlJlc3BvbnNlEmoKD1N0cmVhbUluZ2VzdEpvYhIpLnJhZ21lc2guaW5nZXN0LnYxLlN0cmVhbUluZ2VzdEpvYlJlcXVlc3QaKi5yYWdtZXNoLmluZ2VzdC52MS5TdHJlYW1Jbmdlc3RKb2JSZXNwb25zZTABEl8KDEdldEluZ2VzdEpvYhImLnJhZ21lc2guaW5nZXN0LnYxLkdldEluZ2VzdEpvYlJlcXVlc3QaJy5yYWdtZXNoLmluZ2VzdC52MS5HZXRJbmdlc3RKb2JSZXNwb25zZRJoCg9DYW5jZWxJbmdlc3RKb2ISKS5yYWdtZXNoLmluZ2VzdC52MS5DYW5jZWxJbmdlc3RKb2JSZXF1ZXN0GioucmFnbWVzaC5pbmdlc3QudjEuQ2FuY2VsSW5nZXN0Sm9iUmVzcG9uc2USYgoNTGlzdERvY3VtZW50cxInLnJhZ21lc2guaW5nZXN0LnYxLkxpc3REb2N1bWVudHNSZXF1ZXN0GigucmFnbWVzaC5pbmdlc3QudjEuTGlzdERvY3VtZW50c1Jlc3BvbnNlEmUKDkRlbGV0ZURvY3VtZW50EigucmFnbWVzaC5pbmdlc3QudjEuRGVsZXRlRG9jdW1lbnRSZXF1ZXN0GikucmFnbWVzaC5pbmdlc3QudjEuRGVsZXRlRG9jdW1lbnRSZXNwb25zZRJqCg9VcGxvYWREb2N1bWVudHMSKS5yYWdtZXNoLmluZ2VzdC52MS5VcGxvYWREb2N1bWVudHNSZXF1ZXN0GioucmFnbWVzaC5pbmdlc3QudjEuVXBsb2FkRG9jdW1lbnRzUmVzcG9uc2UoAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiZyYWdtZXNoL2luZ2VzdC92MS9pbmdlc3Rfc2VydmljZS5wcm90bxIRcmFnbWVzaC5pbmdlc3QudjEifgoNSW5nZXN0T3B0aW9ucxIjChFjaHVua19zaXplX3Rva2VucxgBIAEoDUIIukgFKgMYgBASJgoUY2h1bmtfb3ZlcmxhcF90b2tlbnMYAiABKA1CCLpIBSoDGIAEEhIKCnNraXBfZ3JhcGgYAyABKAgSDAoEc3luYxgEIAEoCCJxChZDcmVhdGVJbmdlc3RKb2JSZXF1ZXN0EiQKB3NvdXJjZXMYASADKAlCE7pIEJIBDQgBEGQiB3IFEAEYgCASMQoHb3B0aW9ucxgCIAEoCzIgLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdE9wdGlvbnMiRAoXQ3JlYXRlSW5nZXN0Sm9iUmVzcG9uc2USKQoDam9iGAEgASgLMhwucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0Sm9iIjwKC0Zvcm1hdENvdW50Eg4KBmZvcm1hdBgBIAEoCRINCgVmaWxlcxgCIAEoDRIOCgZmYWlsZWQYAyABKA0i1QIKCUpvYkNvdW50cxIYChBmaWxlc19kaXNjb3ZlcmVkGAEgASgNEhcKD2ZpbGVzX3Byb2Nlc3NlZBgCIAEoDRIaChJkb2N1bWVudHNfaW5nZXN0ZWQYAyABKA0SGwoTZG9jdW1lbnRzX3VuY2hhbmdlZBgEIAEoDRIYChBkb2N1bWVudHNfZmFpbGVkGAUgASgNEhkKEWRvY3VtZW50c19kZWxldGVkGAYgASgNEhcKD2NodW5rc19lbWJlZGRlZBgHIAEoBBIWCg5wb2ludHNfd3JpdHRlbhgIIAEoBBIVCg1ub2Rlc193cml0dGVuGAkgASgEEi8KB2Zvcm1hdHMYCiADKAsyHi5yYWdtZXNoLmluZ2VzdC52MS5Gb3JtYXRDb3VudBIuCglwbGFjZW1lbnQYCyADKAsyGy5yYWdtZXNoLmluZ2VzdC52MS5Ob2RlV29yayJgCghOb2RlV29yaxINCgVzdGFnZRgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhEKCW5vZGVfbmFtZRgDIAEoCRISCgpub2RlX2dyb3VwGAQgASgJEg0KBWl0ZW1zGAUgASgEIjcKCUZpbGVFcnJvchIMCgRwYXRoGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIMCgRjb2RlGAMgASgJIocDCglJbmdlc3RKb2ISDgoGam9iX2lkGAEgASgJEioKBXN0YXRlGAIgASgOMhsucmFnbWVzaC5pbmdlc3QudjEuSm9iU3RhdGUSDwoHc291cmNlcxgDIAMoCRIxCgdvcHRpb25zGAQgASgLMiAucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0T3B0aW9ucxIsCgZjb3VudHMYBSABKAsyHC5yYWdtZXNoLmluZ2VzdC52MS5Kb2JDb3VudHMSLAoGZXJyb3JzGAYgAygLMhwucmFnbWVzaC5pbmdlc3QudjEuRmlsZUVycm9yEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZmFpbHVyZRgKIAEoCSI/ChZTdHJlYW1Jbmdlc3RKb2JSZXF1ZXN0EiUKBmpvYl9pZBgBIAEoCUIVukgSchAQARhAMgpeW15ceDAwXSokIu0BChdTdHJlYW1Jbmdlc3RKb2JSZXNwb25zZRIwCgR0eXBlGAEgASgOMiIucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0RXZlbnRUeXBlEikKA2pvYhgCIAEoCzIcLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdEpvYhIrCgVlcnJvchgDIAEoCzIcLnJhZ21lc2guaW5nZXN0LnYxLkZpbGVFcnJvchIYChBmaWxlc19wZXJfc2Vjb25kGAQgASgBEhkKEWNodW5rc19wZXJfc2Vjb25kGAUgASgBEhMKC2V0YV9zZWNvbmRzGAYgASgBIjwKE0dldEluZ2VzdEpvYlJlcXVlc3QSJQoGam9iX2lkGAEgASgJQhW6SBJyEBABGEAyCl5bXlx4MDBdKiQiQQoUR2V0SW5nZXN0Sm9iUmVzcG9uc2USKQoDam9iGAEgASgLMhwucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0Sm9iIj8KFkNhbmNlbEluZ2VzdEpvYlJlcXVlc3QSJQoGam9iX2lkGAEgASgJQhW6SBJyEBABGEAyCl5bXlx4MDBdKiQiRAoXQ2FuY2VsSW5nZXN0Sm9iUmVzcG9uc2USKQoDam9iGAEgASgLMhwucmFnbWVzaC5pbmdlc3QudjEuSW5nZXN0Sm9iIvwBCgxEb2N1bWVudEluZm8SDgoGZG9jX2lkGAEgASgJEhIKCnNvdXJjZV91cmkYAiABKAkSDQoFdGl0bGUYAyABKAkSFQoNZG9jdW1lbnRfdHlwZRgEIAEoCRIUCgxjb250ZW50X2hhc2gYBSABKAkSEwoLZG9jX3ZlcnNpb24YBiABKAQSEwoLY2h1bmtfY291bnQYByABKA0SMQoGc3RhdHVzGAggASgOMiEucmFnbWVzaC5pbmdlc3QudjEuRG9jdW1lbnRTdGF0dXMSLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn4KFExpc3REb2N1bWVudHNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQSKwoNc291cmNlX3ByZWZpeBgDIAEoCUIUukgRcg8YgCAyCl5bXlx4MDBdKiQiZAoVTGlzdERvY3VtZW50c1Jlc3BvbnNlEjIKCWRvY3VtZW50cxgBIAMoCzIfLnJhZ21lc2guaW5nZXN0LnYxLkRvY3VtZW50SW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPwoVRGVsZXRlRG9jdW1lbnRSZXF1ZXN0EiYKBmRvY19pZBgBIAEoCUIWukgTchEQARiAATIKXlteXHgwMF0qJCJHChZEZWxldGVEb2N1bWVudFJlc3BvbnNlEhYKDnBvaW50c19kZWxldGVkGAEgASgEEhUKDW5vZGVzX2RlbGV0ZWQYAiABKAQikQEKFlVwbG9hZERvY3VtZW50c1JlcXVlc3QSKwoIZmlsZW5hbWUYASABKAlCGbpIFnIUEAEY/wEyDV5bXi9cXFx4MDBdKyQSFwoEZGF0YRgCIAEoDEIJukgGegQYgIBAEjEKB29wdGlvbnMYAyABKAsyIC5yYWdtZXNoLmluZ2VzdC52MS5Jbmdlc3RPcHRpb25zIkQKF1VwbG9hZERvY3VtZW50c1Jlc3BvbnNlEikKA2pvYhgBIAEoCzIcLnJhZ21lc2guaW5nZXN0LnYxLkluZ2VzdEpvYiq5AQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQSk9CX1NUQVRFX1FVRVVFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBADEh0KGUpPQl9TVEFURV9QQVJUSUFMX1NVQ0NFU1MQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAGKpcBCg9Jbmdlc3RFdmVudFR5cGUSIQodSU5HRVNUX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIeChpJTkdFU1RfRVZFTlRfVFlQRV9QUk9HUkVTUxABEiEKHUlOR0VTVF9FVkVOVF9UWVBFX0ZJTEVfRkFJTEVEEAISHgoaSU5HRVNUX0VWRU5UX1RZUEVfRklOSVNIRUQQAyqHAQoORG9jdW1lbnRTdGF0dXMSHwobRE9DVU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRE9DVU1FTlRfU1RBVFVTX0lOREVYRUQQARIbChdET0NVTUVOVF9TVEFUVVNfUEVORElORxACEhoKFkRPQ1VNRU5UX1NUQVRVU19GQUlMRUQQAzLnBQoNSW5nZXN0U2VydmljZRJoCg9DcmVhdGVJbmdlc3RKb2ISKS5yYWdtZXNoLmluZ2VzdC52MS5DcmVhdGVJbmdlc3RKb2JSZXF1ZXN0GioucmFnbWVzaC5pbmdlc3QudjEuQ3JlYXRlSW5nZXN0Sm9iUmVzcG9uc2USagoPU3RyZWFtSW5nZXN0Sm9iEikucmFnbWVzaC5pbmdlc3QudjEuU3RyZWFtSW5nZXN0Sm9iUmVxdWVzdBoqLnJhZ21lc2guaW5nZXN0LnYxLlN0cmVhbUluZ2VzdEpvYlJlc3BvbnNlMAESXwoMR2V0SW5nZXN0Sm9iEiYucmFnbWVzaC5pbmdlc3QudjEuR2V0SW5nZXN0Sm9iUmVxdWVzdBonLnJhZ21lc2guaW5nZXN0LnYxLkdldEluZ2VzdEpvYlJlc3BvbnNlEmgKD0NhbmNlbEluZ2VzdEpvYhIpLnJhZ21lc2guaW5nZXN0LnYxLkNhbmNlbEluZ2VzdEpvYlJlcXVlc3QaKi5yYWdtZXNoLmluZ2VzdC52MS5DYW5jZWxJbmdlc3RKb2JSZXNwb25zZRJiCg1MaXN0RG9jdW1lbnRzEicucmFnbWVzaC5pbmdlc3QudjEuTGlzdERvY3VtZW50c1JlcXVlc3QaKC5yYWdtZXNoLmluZ2VzdC52MS5MaXN0RG9jdW1lbnRzUmVzcG9uc2USZQoORGVsZXRlRG9jdW1lbnQSKC5yYWdtZXNoLmluZ2VzdC52MS5EZWxldGVEb2N1bWVudFJlcXVlc3QaKS5yYWdtZXNoLmluZ2VzdC52MS5EZWxldGVEb2N1bWVudFJlc3BvbnNlEmoKD1VwbG9hZERvY3VtZW50cxIpLnJhZ21lc2guaW5nZXN0LnYxLlVwbG9hZERvY3VtZW50c1JlcXVlc3QaKi5yYWdtZXNoLmluZ2VzdC52MS5VcGxvYWREb2N1bWVudHNSZXNwb25zZSgBYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * How a job treats its sources.
@@ -216,6 +216,13 @@ export type JobCounts = Message<"ragmesh.ingest.v1.JobCounts"> & {
    * @generated from field: repeated ragmesh.ingest.v1.FormatCount formats = 10;
    */
   formats: FormatCount[];
+
+  /**
+   * Output only. Which Ray node did which pipeline stage's work, one entry per stage and node.
+   *
+   * @generated from field: repeated ragmesh.ingest.v1.NodeWork placement = 11;
+   */
+  placement: NodeWork[];
 };
 
 /**
@@ -224,6 +231,55 @@ export type JobCounts = Message<"ragmesh.ingest.v1.JobCounts"> & {
  */
 export const JobCountsSchema: GenMessage<JobCounts> = /*@__PURE__*/
   messageDesc(file_ragmesh_ingest_v1_ingest_service, 4);
+
+/**
+ * The work one Ray node did for one stage of a job's pipeline.
+ *
+ * @generated from message ragmesh.ingest.v1.NodeWork
+ */
+export type NodeWork = Message<"ragmesh.ingest.v1.NodeWork"> & {
+  /**
+   * Output only. The stage: "parse" (files parsed and chunked), "embed" or "graph" (chunks processed).
+   *
+   * @generated from field: string stage = 1;
+   */
+  stage: string;
+
+  /**
+   * Output only. The Ray node's id, hex.
+   *
+   * @generated from field: string node_id = 2;
+   */
+  nodeId: string;
+
+  /**
+   * Output only. The Ray node's name (`ray start --node-name`; Ray's default is the node's IP address).
+   *
+   * @generated from field: string node_name = 3;
+   */
+  nodeName: string;
+
+  /**
+   * Output only. The worker group the node belongs to (its `ragmesh.io/group` label), empty for none.
+   *
+   * @generated from field: string node_group = 4;
+   */
+  nodeGroup: string;
+
+  /**
+   * Output only. Files (parse) or chunks (embed, graph) this node processed for this stage.
+   *
+   * @generated from field: uint64 items = 5;
+   */
+  items: bigint;
+};
+
+/**
+ * Describes the message ragmesh.ingest.v1.NodeWork.
+ * Use `create(NodeWorkSchema)` to create a new message.
+ */
+export const NodeWorkSchema: GenMessage<NodeWork> = /*@__PURE__*/
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 5);
 
 /**
  * A file a job could not ingest.
@@ -258,7 +314,7 @@ export type FileError = Message<"ragmesh.ingest.v1.FileError"> & {
  * Use `create(FileErrorSchema)` to create a new message.
  */
 export const FileErrorSchema: GenMessage<FileError> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 5);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 6);
 
 /**
  * An ingest job.
@@ -342,7 +398,7 @@ export type IngestJob = Message<"ragmesh.ingest.v1.IngestJob"> & {
  * Use `create(IngestJobSchema)` to create a new message.
  */
 export const IngestJobSchema: GenMessage<IngestJob> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 6);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 7);
 
 /**
  * Request for StreamIngestJob.
@@ -363,7 +419,7 @@ export type StreamIngestJobRequest = Message<"ragmesh.ingest.v1.StreamIngestJobR
  * Use `create(StreamIngestJobRequestSchema)` to create a new message.
  */
 export const StreamIngestJobRequestSchema: GenMessage<StreamIngestJobRequest> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 7);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 8);
 
 /**
  * One progress event of a job.
@@ -419,7 +475,7 @@ export type StreamIngestJobResponse = Message<"ragmesh.ingest.v1.StreamIngestJob
  * Use `create(StreamIngestJobResponseSchema)` to create a new message.
  */
 export const StreamIngestJobResponseSchema: GenMessage<StreamIngestJobResponse> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 8);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 9);
 
 /**
  * Request for GetIngestJob.
@@ -440,7 +496,7 @@ export type GetIngestJobRequest = Message<"ragmesh.ingest.v1.GetIngestJobRequest
  * Use `create(GetIngestJobRequestSchema)` to create a new message.
  */
 export const GetIngestJobRequestSchema: GenMessage<GetIngestJobRequest> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 9);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 10);
 
 /**
  * Response for GetIngestJob.
@@ -461,7 +517,7 @@ export type GetIngestJobResponse = Message<"ragmesh.ingest.v1.GetIngestJobRespon
  * Use `create(GetIngestJobResponseSchema)` to create a new message.
  */
 export const GetIngestJobResponseSchema: GenMessage<GetIngestJobResponse> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 10);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 11);
 
 /**
  * Request for CancelIngestJob.
@@ -482,7 +538,7 @@ export type CancelIngestJobRequest = Message<"ragmesh.ingest.v1.CancelIngestJobR
  * Use `create(CancelIngestJobRequestSchema)` to create a new message.
  */
 export const CancelIngestJobRequestSchema: GenMessage<CancelIngestJobRequest> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 11);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 12);
 
 /**
  * Response for CancelIngestJob.
@@ -503,7 +559,7 @@ export type CancelIngestJobResponse = Message<"ragmesh.ingest.v1.CancelIngestJob
  * Use `create(CancelIngestJobResponseSchema)` to create a new message.
  */
 export const CancelIngestJobResponseSchema: GenMessage<CancelIngestJobResponse> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 12);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 13);
 
 /**
  * A document known to the index.
@@ -580,7 +636,7 @@ export type DocumentInfo = Message<"ragmesh.ingest.v1.DocumentInfo"> & {
  * Use `create(DocumentInfoSchema)` to create a new message.
  */
 export const DocumentInfoSchema: GenMessage<DocumentInfo> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 13);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 14);
 
 /**
  * Request for ListDocuments.
@@ -615,7 +671,7 @@ export type ListDocumentsRequest = Message<"ragmesh.ingest.v1.ListDocumentsReque
  * Use `create(ListDocumentsRequestSchema)` to create a new message.
  */
 export const ListDocumentsRequestSchema: GenMessage<ListDocumentsRequest> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 14);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 15);
 
 /**
  * Response for ListDocuments.
@@ -643,7 +699,7 @@ export type ListDocumentsResponse = Message<"ragmesh.ingest.v1.ListDocumentsResp
  * Use `create(ListDocumentsResponseSchema)` to create a new message.
  */
 export const ListDocumentsResponseSchema: GenMessage<ListDocumentsResponse> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 15);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 16);
 
 /**
  * Request for DeleteDocument.
@@ -664,7 +720,7 @@ export type DeleteDocumentRequest = Message<"ragmesh.ingest.v1.DeleteDocumentReq
  * Use `create(DeleteDocumentRequestSchema)` to create a new message.
  */
 export const DeleteDocumentRequestSchema: GenMessage<DeleteDocumentRequest> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 16);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 17);
 
 /**
  * Response for DeleteDocument.
@@ -692,7 +748,7 @@ export type DeleteDocumentResponse = Message<"ragmesh.ingest.v1.DeleteDocumentRe
  * Use `create(DeleteDocumentResponseSchema)` to create a new message.
  */
 export const DeleteDocumentResponseSchema: GenMessage<DeleteDocumentResponse> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 17);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 18);
 
 /**
  * One message of the UploadDocuments stream: a piece of one file. Consecutive
@@ -728,7 +784,7 @@ export type UploadDocumentsRequest = Message<"ragmesh.ingest.v1.UploadDocumentsR
  * Use `create(UploadDocumentsRequestSchema)` to create a new message.
  */
 export const UploadDocumentsRequestSchema: GenMessage<UploadDocumentsRequest> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 18);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 19);
 
 /**
  * Response for UploadDocuments.
@@ -749,7 +805,7 @@ export type UploadDocumentsResponse = Message<"ragmesh.ingest.v1.UploadDocuments
  * Use `create(UploadDocumentsResponseSchema)` to create a new message.
  */
 export const UploadDocumentsResponseSchema: GenMessage<UploadDocumentsResponse> = /*@__PURE__*/
-  messageDesc(file_ragmesh_ingest_v1_ingest_service, 19);
+  messageDesc(file_ragmesh_ingest_v1_ingest_service, 20);
 
 /**
  * The life cycle of a job.

@@ -25,6 +25,7 @@ __all__ = (
     "JobState",
     "ListDocumentsRequest",
     "ListDocumentsResponse",
+    "NodeWork",
     "StreamIngestJobRequest",
     "StreamIngestJobResponse",
     "UploadDocumentsRequest",
@@ -592,6 +593,11 @@ class JobCounts(betterproto2.Message):
     Output only. Per-format counts.
     """
 
+    placement: "list[NodeWork]" = betterproto2.field(11, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    Output only. Which Ray node did which pipeline stage's work, one entry per stage and node.
+    """
+
 
 default_message_pool.register_message("ragmesh.ingest.v1", "JobCounts", JobCounts)
 
@@ -639,6 +645,41 @@ class ListDocumentsResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("ragmesh.ingest.v1", "ListDocumentsResponse", ListDocumentsResponse)
+
+
+@dataclass(eq=False, repr=False)
+class NodeWork(betterproto2.Message):
+    """
+    The work one Ray node did for one stage of a job's pipeline.
+    """
+
+    stage: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Output only. The stage: "parse" (files parsed and chunked), "embed" or "graph" (chunks processed).
+    """
+
+    node_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Output only. The Ray node's id, hex.
+    """
+
+    node_name: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Output only. The Ray node's name (`ray start --node-name`; Ray's default is the node's IP address).
+    """
+
+    node_group: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    Output only. The worker group the node belongs to (its `ragmesh.io/group` label), empty for none.
+    """
+
+    items: "int" = betterproto2.field(5, betterproto2.TYPE_UINT64)
+    """
+    Output only. Files (parse) or chunks (embed, graph) this node processed for this stage.
+    """
+
+
+default_message_pool.register_message("ragmesh.ingest.v1", "NodeWork", NodeWork)
 
 
 @dataclass(eq=False, repr=False)
