@@ -79,6 +79,11 @@ if [[ "$runtime_only" == false || "${RAGMESH_JAEGER_BUILD:-0}" == 1 ]]; then
 else
   scripts/install-go-tools.sh ratelimit
 fi
+# ghz, the load tester ragmesh bench load drives (tests/load/), for the tests only: make demo
+# and make up never wait for it.
+if [[ "$runtime_only" == false ]]; then
+  scripts/install-go-tools.sh ghz
+fi
 
 # A real Kubernetes API server (etcd + kube-apiserver from source) and the operators' CRDs,
 # for the deploy tests' server-side dry runs; built once into ~/.cache/ragmesh/k8s.

@@ -8,6 +8,9 @@
 #               the stack's OTLP endpoint and trace query API (`ragmesh trace`). Optional:
 #               `--runtime` skips it unless RAGMESH_JAEGER_BUILD=1, and the stack runs
 #               without it with tracing off (~14 CPU-minutes, ~2 GB to link, once)
+#   ghz         the gRPC load tester `ragmesh bench load` drives (tests/load/); built only
+#               when named (make deps names it; make demo and make up never wait for it;
+#               ~3 CPU-minutes, 42 MB; `ragmesh bench load` builds it when it is missing)
 #
 #   RAGMESH_GO_HOME  cache root (default: $HOME/.cache/ragmesh/go); binaries land in
 #                    its bin/, with GOPATH, GOCACHE and GOMODCACHE beside them, so a
@@ -15,7 +18,7 @@
 #
 # Idempotent: a tool is skipped when its binary is there and was built from the pinned
 # version (bin/<name>.version); a fresh machine builds it once (~2 min on 2 cores).
-#   scripts/install-go-tools.sh            # every tool
+#   scripts/install-go-tools.sh            # every tool the stack runs (not ghz)
 #   scripts/install-go-tools.sh ratelimit  # only the named ones
 set -euo pipefail
 
@@ -97,6 +100,10 @@ build_tool() {
 jaeger_module="github.com/jaegertracing/jaeger/cmd/jaeger"
 jaeger_version="v1.75.0"
 
+# @latest resolves to the older v0.93.0, and v0.130.0 and later are refused: pin the tag.
+ghz_module="github.com/bojand/ghz/cmd/ghz"
+ghz_version="v0.121.0"
+
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
   tools=(ratelimit jaeger)
@@ -105,6 +112,7 @@ for tool in "${tools[@]}"; do
   case "$tool" in
     ratelimit) install_tool ratelimit "$ratelimit_module" "$ratelimit_version" service_cmd ;;
     jaeger) build_tool jaeger "$jaeger_module" "$jaeger_version" ;;
-    *) echo "install-go-tools: unknown tool $tool (ratelimit, jaeger)" >&2; exit 2 ;;
+    ghz) install_tool ghz "$ghz_module" "$ghz_version" ghz ;;
+    *) echo "install-go-tools: unknown tool $tool (ratelimit, jaeger, ghz)" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,102 @@
+"""Memory and open files of the stack's parts, read from /proc: each part's process and its whole tree.
+
+A part's pid is what the supervisor started (``ragmesh status --json``); most of
+a part's work can run in its children (Ray's workers and Serve replicas run
+under the ``ray`` part's raylet, PostgreSQL's backends under its postmaster),
+so each sample gives the part's own process and the sum over its process tree.
+Summed RSS counts pages shared between the processes of a tree more than once:
+it is an upper bound, and what matters here is how it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import defaultdict
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """One process's (or one tree's) resident memory and open file descriptors."""
+
+    rss_bytes: int
+    fds: int
+    processes: int
+
+
+def _rss_bytes(pid: int, proc: Path) -> int | None:
+    try:
+        for line in (proc / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return 0  # a kernel thread or a zombie: no resident memory
+
+
+def _fds(pid: int, proc: Path) -> int | None:
+    try:
+        return len(os.listdir(proc / str(pid) / "fd"))
+    except OSError:
+        return None
+
+
+def children(proc: Path = PROC) -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every process now."""
+    tree: dict[int, list[int]] = defaultdict(list)
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the fields after it are fixed.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 2:
+            tree[int(fields[1])].append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
+    """``pid`` and every process below it."""
+    out, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        stack.extend(tree.get(current, ()))
+    return out
+
+
+def usage(pids: list[int], proc: Path = PROC) -> Usage | None:
+    """Summed RSS and fds of the processes still there (None when none is)."""
+    rss = fds = alive = 0
+    for pid in pids:
+        pid_rss, pid_fds = _rss_bytes(pid, proc), _fds(pid, proc)
+        if pid_rss is None or pid_fds is None:
+            continue
+        rss, fds, alive = rss + pid_rss, fds + pid_fds, alive + 1
+    return Usage(rss, fds, alive) if alive else None
+
+
+def sample(parts: dict[str, int | None], proc: Path = PROC) -> dict[str, dict[str, int] | None]:
+    """Per part: its process's RSS and fds, and its tree's (None for a part with no live process)."""
+    tree = children(proc)
+    out: dict[str, dict[str, int] | None] = {}
+    for name, pid in parts.items():
+        own = usage([pid], proc) if pid else None
+        if own is None or pid is None:
+            out[name] = None
+            continue
+        whole = usage(descendants(pid, tree), proc) or own
+        out[name] = {
+            "rss_bytes": own.rss_bytes,
+            "fds": own.fds,
+            "tree_rss_bytes": whole.rss_bytes,
+            "tree_fds": whole.fds,
+            "tree_processes": whole.processes,
+        }
+    return out

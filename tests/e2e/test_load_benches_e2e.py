@@ -1,0 +1,94 @@
+"""``ragmesh bench load`` and ``ragmesh bench soak`` with tiny settings against the running stack.
+
+Behaviour, not speed: the ghz configs in tests/load/ run through the edge (a
+wrong field or method name would end ghz without a report), every call of every
+step is accounted for with a status code, the codes are answers or
+RESOURCE_EXHAUSTED, no SDK stream or soak call hangs past its deadline, and the
+figures have the shape the benches document (JSON-serialisable, a PNG chart).
+The figures themselves are not checked: on a loaded 2-core runner they mean little.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mesh.settings import MeshSettings
+from tests.bench import bench_load, bench_soak
+
+pytestmark = pytest.mark.e2e
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path: str) -> bool:
+    return Path(path).read_bytes()[:8] == _PNG
+
+
+def test_bench_load_accounts_for_every_call(settings: MeshSettings, tmp_path: Path) -> None:
+    del settings  # the edge is up
+    chart = tmp_path / "load.png"
+    figures = bench_load.run(
+        [
+            *("--concurrency", "1,2", "--duration-s", "1", "--corpus", "none", "--chat-timeout-s", "60"),
+            *("--drain-timeout-s", "180", "--chart", str(chart)),
+        ]
+    )
+    json.dumps(figures)
+    assert set(figures["scenarios"]) == set(bench_load.SCENARIOS)
+    for name, steps in figures["scenarios"].items():
+        assert [s["concurrency"] for s in steps] == [1, 2], name
+        for step in steps:
+            assert step["accounted"], (name, step)
+            assert step["calls"] == sum(step["codes"].values()) > 0, (name, step)
+            assert set(step["codes"]) <= {"OK", "RESOURCE_EXHAUSTED"}, (name, step["codes"], step["top_errors"])
+            assert step["rejected"]["count"] == step["codes"].get("RESOURCE_EXHAUSTED", 0)
+            assert {"p50_ms", "p95_ms", "p99_ms"} <= step["latency_ok"].keys() or "OK" not in step["codes"]
+        assert any(s["codes"].get("OK") for s in steps), (name, steps)
+    assert all("queued_jobs_drained_s" in s for s in figures["scenarios"]["create_ingest_job"])
+    sdk = figures["stream_chat_sdk"]
+    assert [s["concurrency"] for s in sdk] == [1, 2]
+    for step in sdk:
+        assert step["accounted"] and step["calls"] == sum(step["codes"].values()) > 0, step
+        assert "HUNG" not in step["codes"], step
+    judgements = figures["judgements"]
+    assert judgements["every_call_accounted"] is True
+    assert judgements["sdk_streams_hung"] == 0
+    assert set(judgements["errors_other_than_resource_exhausted"].values()) == {0}
+    assert figures["machine"]["load_average_at_end"]
+    assert _is_png(figures["chart"])
+
+
+def test_bench_soak_accounts_for_every_call_and_samples_every_part(settings: MeshSettings, tmp_path: Path) -> None:
+    del settings
+    chart = tmp_path / "soak.png"
+    figures = bench_soak.run(
+        [
+            *("--duration-s", "12", "--sample-s", "3", "--baseline-s", "3", "--poll-s", "2"),
+            *("--ingest-source", str(bench_load.tiny_folder()), "--chat-timeout-s", "60", "--chart", str(chart)),
+        ]
+    )
+    json.dumps(figures)
+    calls = figures["calls"]
+    assert calls["every_call_accounted"] is True and calls["unaccounted"] == 0, calls
+    assert calls["hung"] == 0, calls
+    assert calls["started"] == sum(calls["outcomes"].values())
+    assert {"Search", "StreamChat", "CreateIngestJob"} <= calls["per_rpc"].keys(), calls["per_rpc"].keys()
+    for rpc, row in calls["per_rpc"].items():
+        assert row["unaccounted"] == 0 and row["started"] == sum(row["outcomes"].values()), (rpc, row)
+    assert calls["per_rpc"]["Search"]["outcomes"].get("OK"), calls["per_rpc"]["Search"]
+    assert figures["ingest_job"] is not None and figures["ingest_job"]["job_id"]
+    samples = figures["samples"]
+    assert len(samples) >= 4
+    parts = bench_soak.part_pids()
+    running = {name for name, pid in parts.items() if pid}
+    assert running and running <= samples[-1]["parts"].keys()
+    for name in running:
+        usage = samples[-1]["parts"][name]
+        assert usage is not None and usage["rss_bytes"] > 0 and usage["fds"] > 0, (name, usage)
+        assert usage["tree_rss_bytes"] >= usage["rss_bytes"] and usage["tree_processes"] >= 1
+        assert figures["growth"]["parts"][name]["tree_fds"]["growth_pct"] is not None
+    assert figures["restarted_parts"] == []
+    assert _is_png(figures["chart"])

@@ -1,0 +1,153 @@
+"""The load and soak benches' bookkeeping: ghz reports read back, process trees from /proc, growth, the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.bench import bench_load, bench_soak, ghz, procs
+
+
+def _report(statuses: list[tuple[str, float]], total_s: float = 2.0) -> dict[str, Any]:
+    dist: dict[str, int] = {}
+    for status, _ in statuses:
+        dist[status] = dist.get(status, 0) + 1
+    return {
+        "count": len(statuses),
+        "total": total_s * 1e9,
+        "details": [{"status": s, "latency": ms * 1e6} for s, ms in statuses],
+        "statusCodeDistribution": dist,
+        "errorDistribution": {"rpc error: code = ResourceExhausted desc = edge rate limit exceeded": 1},
+    }
+
+
+def test_summarize_counts_every_call_and_times_refusals_apart() -> None:
+    step = ghz.summarize(_report([("OK", 10.0), ("OK", 30.0), ("ResourceExhausted", 3.0), ("Unavailable", 250.0)]), 4)
+    assert step["calls"] == 4 and step["accounted"]
+    assert step["codes"] == {"OK": 2, "RESOURCE_EXHAUSTED": 1, "UNAVAILABLE": 1}
+    assert step["rps"] == 2.0 and step["ok_rps"] == 1.0
+    assert step["latency_ok"]["p50_ms"] == 20.0 and step["latency_ok"]["max_ms"] == 30.0
+    assert step["rejected"] == {
+        "count": 1,
+        "within_100ms": 1,
+        "p50_ms": 3.0,
+        "p95_ms": 3.0,
+        "p99_ms": 3.0,
+        "max_ms": 3.0,
+    }
+    assert step["errors_other_than_resource_exhausted"] == 1
+    assert step["top_errors"][0]["count"] == 1
+
+
+def test_summarize_flags_a_report_whose_details_miss_calls() -> None:
+    report = _report([("OK", 10.0), ("OK", 12.0)])
+    report["count"] = 3
+    assert ghz.summarize(report, 1)["accounted"] is False
+
+
+def test_placeholders_are_filled_and_ghz_templates_left_alone() -> None:
+    data = {"sources": ["$folder"], "job_id": "$job_id", "query": "q {{.RequestNumber}}", "n": 3}
+    filled = ghz._fill(data, {"folder": "/x", "job_id": "j1"})
+    assert filled == {"sources": ["/x"], "job_id": "j1", "query": "q {{.RequestNumber}}", "n": 3}
+
+
+def test_every_scenario_has_a_ghz_config_naming_a_real_method() -> None:
+    from google.protobuf import descriptor_pool
+
+    from ragmesh.agent.v1 import agent_service_pb2  # noqa: F401 - loads the descriptors
+    from ragmesh.inference.v1 import inference_service_pb2  # noqa: F401
+    from ragmesh.ingest.v1 import ingest_service_pb2  # noqa: F401
+    from ragmesh.retrieval.v1 import retrieval_service_pb2  # noqa: F401
+
+    pool = descriptor_pool.Default()
+    for scenario in bench_load.SCENARIOS.values():
+        config = ghz.load_config(scenario.config)
+        service, method = config["call"].rsplit(".", 1)
+        assert pool.FindServiceByName(service).FindMethodByName(method) is not None, config["call"]
+
+
+def _fake_proc(root: Path, processes: dict[int, tuple[int, int, int]]) -> Path:
+    """pid -> (ppid, rss_kib, fds) as /proc would show them."""
+    for pid, (ppid, rss_kib, fds) in processes.items():
+        folder = root / str(pid)
+        (folder / "fd").mkdir(parents=True)
+        (folder / "stat").write_text(f"{pid} (a name) with spaces) S {ppid} 1 1 0\n")
+        (folder / "status").write_text(f"Name:\tx\nVmRSS:\t{rss_kib} kB\n")
+        for fd in range(fds):
+            (folder / "fd" / str(fd)).touch()
+    return root
+
+
+def test_sample_sums_a_part_over_its_process_tree(tmp_path: Path) -> None:
+    proc = _fake_proc(tmp_path, {10: (1, 100, 3), 11: (10, 50, 2), 12: (11, 25, 1), 20: (1, 7, 4)})
+    sample = procs.sample({"ray": 10, "envoy": 20, "stopped": None, "gone": 99}, proc)
+    assert sample["ray"] == {
+        "rss_bytes": 100 * 1024,
+        "fds": 3,
+        "tree_rss_bytes": 175 * 1024,
+        "tree_fds": 6,
+        "tree_processes": 3,
+    }
+    assert sample["envoy"] is not None and sample["envoy"]["tree_processes"] == 1
+    assert sample["stopped"] is None and sample["gone"] is None
+
+
+def _usage(rss: int, fds: int) -> dict[str, int]:
+    return {"rss_bytes": rss, "fds": fds, "tree_rss_bytes": rss * 2, "tree_fds": fds * 2, "tree_processes": 2}
+
+
+def test_growth_runs_from_the_first_sample_past_the_baseline_to_the_last() -> None:
+    samples = [
+        {"t_s": 0.0, "parts": {"a": _usage(50, 5), "b": _usage(10, 1)}},
+        {"t_s": 120.0, "parts": {"a": _usage(100, 10), "b": _usage(10, 1)}},
+        {"t_s": 600.0, "parts": {"a": _usage(105, 10), "b": None}},
+    ]
+    out = bench_soak.growth(samples, 120.0)
+    assert out["baseline_t_s"] == 120.0 and out["last_t_s"] == 600.0
+    assert out["parts"]["a"]["rss_bytes"] == {"baseline": 100, "last": 105, "growth_pct": 5.0}
+    assert out["parts"]["a"]["tree_fds"]["growth_pct"] == 0.0
+    assert out["parts"]["b"] is None
+
+
+def test_ledger_accounts_for_answers_codes_and_hung_calls() -> None:
+    ledger = bench_soak.Ledger(grace_s=0.05)
+
+    async def ok(_: float) -> str:
+        return "answer"
+
+    async def refused(_: float) -> None:
+        raise grpc.aio.AioRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+    async def hangs(_: float) -> None:
+        await asyncio.sleep(10)
+
+    async def broken(_: float) -> None:
+        raise ValueError("bad")
+
+    async def main() -> list[Any]:
+        return [
+            await ledger.call("Search", 0.05, ok),
+            await ledger.call("Search", 0.05, refused),
+            await ledger.call("StreamChat", 0.05, hangs),
+            await ledger.call("StreamChat", 0.05, broken),
+        ]
+
+    assert asyncio.run(main()) == ["answer", None, None, None]
+    report = ledger.report()
+    assert report["started"] == 4 and report["every_call_accounted"] and report["unaccounted"] == 0
+    assert report["outcomes"] == {"CLIENT_ERROR": 1, "HUNG": 1, "OK": 1, "RESOURCE_EXHAUSTED": 1}
+    assert report["hung"] == 1
+    assert report["per_rpc"]["Search"]["rejected"]["count"] == 1
+    assert "ValueError" in report["first_client_errors"][0]
+
+
+@pytest.mark.parametrize("text", ["", "0", "1,x"])
+def test_concurrency_list_is_validated(text: str) -> None:
+    import argparse
+
+    with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+        bench_load._ints(text)
