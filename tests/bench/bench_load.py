@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import os
 import sys
@@ -377,8 +376,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         figures["judgements"]["sdk_streams_hung"] = sum(s["codes"].get("HUNG", 0) for s in figures["stream_chat_sdk"])
     if args.chart:
-        with contextlib.suppress(ImportError):
+        try:
             figures["chart"] = str(chart(figures, Path(args.chart)))
+        except ImportError as exc:
+            figures["chart"] = f"not drawn: {exc}"
     return figures
 
 
