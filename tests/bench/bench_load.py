@@ -282,7 +282,7 @@ def chart(figures: Mapping[str, Any], path: Path) -> Path:
     rps_ax.set_ylabel("answered calls per second")
     host = figures["machine"]
     fig.suptitle(
-        f"ragmesh bench load: {host.get('cpu_model', '?')}, {host.get('cores_usable', '?')} cores, "
+        f"ragmesh bench load: {host.get('cpu_model', '?')}, {host.get('cpus_usable', '?')} cores, "
         f"load {host.get('load_average_at_start', ['?'])[0]} at start"
     )
     fig.tight_layout()

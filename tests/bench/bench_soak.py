@@ -280,7 +280,7 @@ def chart(figures: Mapping[str, Any], path: Path) -> Path:
     rss_ax.legend(fontsize=7, ncol=3)
     host = figures["machine"]
     fig.suptitle(
-        f"ragmesh bench soak: {figures['settings']['duration_s']:g} s, {host.get('cores_usable', '?')} cores, "
+        f"ragmesh bench soak: {figures['settings']['duration_s']:g} s, {host.get('cpus_usable', '?')} cores, "
         f"load {host.get('load_average_at_start', ['?'])[0]} at start"
     )
     fig.tight_layout()
