@@ -3,8 +3,9 @@
 Behaviour, not speed: the ghz configs in tests/load/ run through the edge (a
 wrong field or method name would end ghz without a report), every call of every
 step is accounted for with a status code, the codes are answers or
-RESOURCE_EXHAUSTED (StreamChat may also meet its short deadline), no SDK stream or soak call hangs past its deadline, and the
-figures have the shape the benches document (JSON-serialisable, a PNG chart).
+RESOURCE_EXHAUSTED (StreamChat may also meet its short deadline), no SDK stream
+or soak call hangs past its deadline, and the figures have the shape the
+benches document (JSON-serialisable, a PNG chart).
 The figures themselves are not checked: on a loaded 2-core runner they mean little.
 """
 
