@@ -27,6 +27,7 @@ import grpc
 from mesh.settings import MeshSettings
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
+from tests.bench.machine import machine
 from tests.support import faults
 
 SCENARIOS = {"ingest-mid-write": "svc_retrieval", "neo4j-mid-write": "neo4j"}
@@ -111,4 +112,5 @@ def run(argv: list[str]) -> dict[str, Any]:
         "scenarios": results,
         "faults_injected": sum(r["faults_injected"] for r in results.values()),
         "all_converged": all(r["converged"] and r["second_rerun_points_written"] == 0 for r in results.values()),
+        "machine": machine(),
     }

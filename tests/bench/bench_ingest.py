@@ -216,6 +216,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                     "chunks_per_s": round(c.chunks_embedded / wall, 1),
                     "formats": {f.format: {"files": f.files, "failed": f.failed} for f in c.formats},
                     "failures": [{"path": e.path, "code": e.code, "reason": e.reason} for e in job.errors],
+                    "job_failure": job.failure,
                 }
                 print(f"end to end: {figures['end_to_end']['chunks_per_s']} chunks/s over {wall:.0f} s", flush=True)
 

@@ -70,6 +70,16 @@ def wait_for_trace(query_url: str, trace_id: str, complete: Callable[[traces.Tra
     raise AssertionError(f"trace {trace_id} did not become complete in 60 s:\n{summary}")
 
 
+def whole(trace: traces.Trace) -> bool:
+    """Every span's parent has arrived: the only root is Envoy's server span.
+
+    Each process exports its spans in batches when they end, so a span that ends last (the edge's,
+    a server span around its store calls) may reach the backend seconds after its children.
+    """
+    roots = trace.children()[""]
+    return [(r.service, r.kind) for r in roots] == [("envoy", "server")]
+
+
 def only(trace: traces.Trace, match: Callable[[traces.Span], bool], what: str) -> traces.Span:
     found = [s for s in trace.spans if match(s)]
     assert len(found) == 1, f"expected one {what}, found {len(found)}:\n{traces.render(trace)}"
@@ -113,7 +123,7 @@ def test_an_ingest_job_shows_its_worker_spans_under_the_jobs_trace(
 
     def complete(t: traces.Trace) -> bool:
         names = {(s.service, s.name) for s in t.spans}
-        return {(WORKER, "ingest parse"), (WORKER, "ingest embed")} <= names and REPLICA in t.services
+        return {(WORKER, "ingest parse"), (WORKER, "ingest embed")} <= names and REPLICA in t.services and whole(t)
 
     trace = wait_for_trace(query_url, trace_id, complete)
     assert trace.trace_id == trace_id
@@ -154,7 +164,7 @@ def test_one_chat_is_one_trace_from_the_edge_through_every_hop_to_the_stores(
 
     def complete(t: traces.Trace) -> bool:
         needed = {"envoy", "svc_agent", "svc_retrieval", "svc_inference", REPLICA}
-        return needed <= t.services and any(s.name == CHAT for s in t.spans)
+        return needed <= t.services and any(s.name == CHAT for s in t.spans) and whole(t)
 
     trace = wait_for_trace(query_url, final.trace_id, complete)
     assert trace.trace_id == final.trace_id
