@@ -1,0 +1,37 @@
+"""A failed pipeline's reason, as the job stores and returns it: the real error, without tracebacks or paths."""
+
+from __future__ import annotations
+
+import grpc
+
+from mesh.errors import Unavailable
+from svc_ingest.jobs import _describe
+
+
+class FakeRayTaskError(Exception):
+    """Stands in for Ray's wrapper: a traceback in its message, the original error as ``cause``."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__('ray::MapWorker.submit()\nTraceback (most recent call last):\n  File "/srv/x.py", line 3\n')
+        self.cause = cause
+
+
+class FakeRpcError(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAUTHENTICATED
+
+    def details(self) -> str:
+        return "no bearer token was sent"
+
+
+def test_the_error_under_rays_wrappers_is_described() -> None:
+    assert _describe(FakeRayTaskError(FakeRpcError())) == "UNAUTHENTICATED: no bearer token was sent"
+    described = _describe(FakeRayTaskError(Unavailable("svc_inference is down", reason="X")))
+    assert described.startswith("Unavailable: svc_inference is down")
+
+
+def test_a_traceback_in_a_message_is_cut_to_its_last_line() -> None:
+    wrapped = RuntimeError('Traceback (most recent call last):\n  File "/srv/app/x.py", line 9\nValueError: bad row')
+    described = _describe(wrapped)
+    assert described == "RuntimeError: ValueError: bad row"
+    assert "/srv" not in described and "Traceback" not in described
