@@ -103,7 +103,7 @@ def test_stream_ingest_job_gives_equal_events(
 
 
 def _chat_unmeasured(message: apb.StreamChatResponse) -> apb.StreamChatResponse:
-    """A StreamChat message less what differs between two askings (ids of the new session and tool calls, timings)."""
+    """A StreamChat message less what differs between two askings (session, tool call and trace ids, timings)."""
     message.ClearField("session_id")
     message.ClearField("message_id")
     kind = message.WhichOneof("event")
@@ -114,7 +114,9 @@ def _chat_unmeasured(message: apb.StreamChatResponse) -> apb.StreamChatResponse:
     elif kind == "tool_result":
         message.tool_result.ClearField("call_id")
     elif kind == "final":
+        # Each asking is its own trace (the id differs, or is empty when the stack runs untraced).
         message.final.ClearField("latency")
+        message.final.ClearField("trace_id")
     return message
 
 
