@@ -338,7 +338,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 if scenario.max_concurrency and concurrency > scenario.max_concurrency:
                     continue
                 rps = getattr(args, scenario.rps_option) if scenario.rps_option else 0
-                print(f"bench load: {name} at concurrency {concurrency} for {args.duration_s:g} s", file=sys.stderr)
+                # A rate-capped step runs long enough for two calls at its cap: ghz at 1 call/s for 1 s
+                # may send none before the duration ends.
+                duration_s = max(args.duration_s, 2.0 / rps + 0.5) if rps else args.duration_s
+                print(f"bench load: {name} at concurrency {concurrency} for {duration_s:g} s", file=sys.stderr)
                 result = await asyncio.to_thread(
                     ghz.step,
                     ghz_bin,
@@ -347,7 +350,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                     protoset=protoset,
                     metadata=metadata,
                     concurrency=concurrency,
-                    duration_s=args.duration_s,
+                    duration_s=duration_s,
                     values=values,
                     rps=rps,
                 )
