@@ -141,6 +141,9 @@ class Part(abc.ABC):
         # Ray prefers a token in RAY_AUTH_TOKEN over RAY_AUTH_TOKEN_PATH: one left in the caller's
         # environment (by another Ray instance it started) must not stand in for the stack's own.
         env.pop("RAY_AUTH_TOKEN", None)
+        # The stack decides where its parts export spans (tracing_env): an endpoint in the caller's
+        # environment (a shell that ran `ragmesh env` of a traced stack) must not switch tracing on.
+        env.pop("RAGMESH_OTEL_ENDPOINT", None)
         return env
 
     def config_text(self) -> str:
