@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import ragmesh_client
 from mesh.cli.common import add_connection_args, client, report_error
-from mesh.cli.retrieval_cmds import eval_group, matches
+from mesh.cli.retrieval_cmds import eval_group, matches, question_rows
 
 T = TypeVar("T")
 
@@ -83,24 +83,16 @@ class AnswerQuestion:
 
 def load_questions(path: Path) -> list[AnswerQuestion]:
     """The questions of a JSONL file (the dev_questions.jsonl format); a bad line names its number."""
-    out: list[AnswerQuestion] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            out.append(
-                AnswerQuestion(
-                    id=str(raw.get("id", number)),
-                    question=str(raw["question"]),
-                    gold_paths=tuple(str(p) for p in raw.get("gold_paths", [])),
-                    must_include=tuple(str(t) for t in raw.get("must_include", [])),
-                    kind=str(raw.get("kind", "")),
-                )
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{path}:{number}: not a question: {exc}") from exc
-    return out
+    return question_rows(
+        path,
+        lambda number, raw: AnswerQuestion(
+            id=str(raw.get("id", number)),
+            question=str(raw["question"]),
+            gold_paths=tuple(str(p) for p in raw.get("gold_paths", [])),
+            must_include=tuple(str(t) for t in raw.get("must_include", [])),
+            kind=str(raw.get("kind", "")),
+        ),
+    )
 
 
 # -- scoring (pure) ---------------------------------------------------------

@@ -20,15 +20,16 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import ragmesh_client
 from mesh.cli.common import add_connection_args, client, report_error
 
+T = TypeVar("T")
 sdk_common = ragmesh_client.common
 sdk_retrieval = ragmesh_client.retrieval
 
@@ -61,25 +62,31 @@ class Question:
     kind: str
 
 
-def load_questions(path: Path) -> list[Question]:
-    """The questions of a JSONL file; blank lines are skipped, a bad line names its number."""
-    out: list[Question] = []
+def question_rows(path: Path, build: Callable[[int, dict[str, Any]], T]) -> list[T]:
+    """``build(line number, row)`` for each row of a JSONL question file; blank lines are skipped, a bad
+    line names its number."""
+    out: list[T] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            out.append(
-                Question(
-                    id=str(raw.get("id", number)),
-                    question=str(raw["question"]),
-                    gold_paths=tuple(str(p) for p in raw.get("gold_paths", [])),
-                    kind=str(raw.get("kind", "")),
-                )
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            out.append(build(number, json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}:{number}: not a question: {exc}") from exc
     return out
+
+
+def load_questions(path: Path) -> list[Question]:
+    """The questions of a JSONL file (the dev_questions.jsonl format)."""
+    return question_rows(
+        path,
+        lambda number, raw: Question(
+            id=str(raw.get("id", number)),
+            question=str(raw["question"]),
+            gold_paths=tuple(str(p) for p in raw.get("gold_paths", [])),
+            kind=str(raw.get("kind", "")),
+        ),
+    )
 
 
 def source_path(source_uri: str) -> str:
