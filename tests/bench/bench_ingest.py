@@ -36,7 +36,7 @@ from typing import Any
 
 from tests.bench import REPO, SHARED
 from tests.bench.machine import machine
-from tests.support.auth import auth_settings
+from tests.support.auth import auth_settings, use_service_token
 
 SHARED_CONCEPTS = SHARED / "corpus" / "k8s-docs" / "concepts"
 SHARED_NOISE = SHARED / "corpus" / "noise"
@@ -129,6 +129,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from tests.integration.local_inference import serve_local_inference
 
     figures: dict[str, Any] = {"machine": machine()}
+    # The pipeline's Ray workers call svc_inference with a service token, as under `ragmesh up`.
+    use_service_token()
     work = _workdir()
     corpus = work / "corpus"
     files, note = _corpus(args, corpus)
