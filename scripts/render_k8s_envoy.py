@@ -28,9 +28,6 @@ ADMIN_PORT = 9901
 ISSUER = "ragmesh"
 #: OTLP/gRPC port of the trace collector (Service ``otel-collector``, as kustomize/base/mesh.env names it).
 OTLP_PORT = 4317
-#: Share of new traces the edge samples in a cluster (the services follow its decision); mesh.env
-#: gives the services the same ratio for traces they start themselves.
-TRACE_SAMPLE_RATIO = 0.1
 
 HEADER = """\
 # Envoy edge for ragmesh on Kubernetes.
@@ -52,7 +49,6 @@ def k8s_envoy_config() -> dict[str, Any]:
         envoy_admin_port=ADMIN_PORT,
         auth_issuer=ISSUER,
         jaeger_otlp_grpc_port=OTLP_PORT,
-        trace_sample_ratio=TRACE_SAMPLE_RATIO,
     )
     bootstrap = envoy_config(config)
     for cluster in bootstrap["static_resources"]["clusters"]:

@@ -150,9 +150,20 @@ class StackConfig(EnvConfig):
     the stack then runs without a trace backend and ``ragmesh status`` says tracing is off."""
 
     trace_sample_ratio: float = 1.0
-    """Share of new traces recorded (0 to 1): Envoy samples requests at this rate and the services'
-    parent-based sampler follows the caller's decision (this ratio only for traces they start).
-    Locally every trace is kept; production sets a small ratio (kustomize mesh.env)."""
+    """Share of ordinary traces the trace backend keeps (0 to 1). Locally every trace is kept.
+
+    Below 1 the stack samples as production does (``kustomize/base/otel-collector``): Envoy and
+    the services still record and export every request, and the collector decides per whole
+    trace once it has seen it (tail sampling): a trace with an error span, or longer than
+    ``trace_keep_slower_than_ms``, is always kept; the others at this ratio."""
+
+    trace_keep_slower_than_ms: int = 2_000
+    """With tail sampling (``trace_sample_ratio`` below 1): a trace at least this long is always kept."""
+
+    trace_decision_wait_s: float = 10.0
+    """With tail sampling: how long the collector holds a trace's spans, from its first span,
+    before deciding. It should exceed the slow threshold, so a slow request's later spans are
+    seen; spans arriving after the decision follow it (the decision is remembered)."""
 
     jaeger_otlp_grpc_port: int = 54317
     """OTLP/gRPC port of the jaeger part: where Envoy and the services send their spans."""
@@ -365,6 +376,10 @@ class StackConfig(EnvConfig):
                 raise ConfigError(f"RAGMESH_{field.upper()}: must be a plain identifier (letters, digits, _)")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise ConfigError("RAGMESH_TRACE_SAMPLE_RATIO: must be between 0 and 1")
+        if self.trace_keep_slower_than_ms <= 0:
+            raise ConfigError("RAGMESH_TRACE_KEEP_SLOWER_THAN_MS: must be a positive number of milliseconds")
+        if not 0.0 < self.trace_decision_wait_s <= 600.0:
+            raise ConfigError("RAGMESH_TRACE_DECISION_WAIT_S: must be more than 0 and at most 600 seconds")
         if not 0 <= self.ray_workers <= MAX_RAY_WORKERS:
             raise ConfigError(f"RAGMESH_RAY_WORKERS: must be 0 to {MAX_RAY_WORKERS}, got {self.ray_workers}")
         if self.ray_workers and not self.ray_worker_groups:

@@ -5,10 +5,11 @@ HTTP/2, translates grpc-web, answers CORS, applies a local token bucket
 (RESOURCE_EXHAUSTED to gRPC and grpc-web clients alike), asks the rate limit
 service about each tenant's limits (mesh.stack.envoy_ratelimit) and honours the
 client's ``grpc-timeout``. With tracing on, its OpenTelemetry tracer starts each
-request's trace (or continues the caller's ``traceparent``), samples new traces at
-``trace_sample_ratio``, exports its spans over OTLP/gRPC to the jaeger part and passes
-the W3C context upstream. ``envoy/envoy.yaml`` in the repository is this rendering for
-the default config (a contract test keeps them equal).
+request's trace (or continues the caller's ``traceparent``), records every request
+(the collector samples whole traces: ``mesh.stack.jaeger_config.tail_sampling``),
+exports its spans over OTLP/gRPC to the jaeger part and passes the W3C context
+upstream. ``envoy/envoy.yaml`` in the repository is this rendering for the default
+config (a contract test keeps them equal).
 """
 
 from __future__ import annotations
@@ -240,9 +241,9 @@ def _local_reply_config() -> dict[str, Any]:
 
 def _tracing(config: StackConfig) -> dict[str, Any]:
     return {
-        # Requests without a caller's trace context are sampled at this rate; a caller's
-        # sampled flag is followed (parent-based, as the services do).
-        "random_sampling": {"value": round(config.trace_sample_ratio * 100.0, 4)},
+        # Every request is recorded: which traces are kept is decided per whole trace by the
+        # collector (tail sampling keeps failed and slow ones). A caller's sampled flag is followed.
+        "random_sampling": {"value": 100.0},
         "spawn_upstream_span": True,
         "provider": {
             "name": "envoy.tracers.opentelemetry",

@@ -12,7 +12,8 @@ This is the contract between ``ragmesh up`` and the services' ``Config.from_env(
   the head with its token;
 - ``RAGMESH_HOME``: the stack's home, for services that keep local files (embedded shards);
 - ``RAGMESH_OTEL_ENDPOINT``: the jaeger part's OTLP/gRPC address when tracing is on (absent: spans are
-  made, so trace ids reach logs and callers, but not exported), ``RAGMESH_OTEL_SAMPLE_RATIO``;
+  made, so trace ids reach logs and callers, but not exported), ``RAGMESH_OTEL_SAMPLE_RATIO`` (1: every
+  request is recorded; which traces are kept is the collector's decision, ``mesh.stack.jaeger_config``);
 - ``RAGMESH_AUTH_JWKS_FILE`` / ``_ISSUER`` / ``_AUDIENCE`` / ``_INTERNAL_AUDIENCE`` / ``_CLOCK_SKEW_S``:
   how every caller's token is verified, and ``RAGMESH_AUTH_SERVICE_TOKEN_FILE``: the service's own token.
 """
@@ -52,7 +53,9 @@ def otlp_endpoint(config: StackConfig) -> str:
 
 def tracing_env(config: StackConfig) -> dict[str, str]:
     """The tracing settings (``mesh.telemetry.TracingSettings``) every process of the stack gets."""
-    env = {"RAGMESH_OTEL_SAMPLE_RATIO": str(config.trace_sample_ratio)}
+    # Record everything at the head: the jaeger part samples whole traces (jaeger_config.tail_sampling),
+    # which keeps the failed and slow ones that a head ratio would mostly throw away.
+    env = {"RAGMESH_OTEL_SAMPLE_RATIO": "1.0"}
     endpoint = otlp_endpoint(config)
     if endpoint:
         env["RAGMESH_OTEL_ENDPOINT"] = endpoint

@@ -10,6 +10,7 @@ import yaml
 
 from mesh.cli import main
 from mesh.stack.config import StackConfig
+from mesh.stack.jaeger_config import jaeger_config, tail_sampling
 from mesh.stack.layout import StackLayout
 from mesh.stack.parts import EnvoyPart, JaegerPart, RayPart, build_parts
 from mesh.stack.service_env import otlp_endpoint, service_env
@@ -60,7 +61,8 @@ def test_every_service_envoy_and_the_ray_workers_export_where_tracing_points(tmp
     config = StackConfig(home=tmp_path / "h", go_home=_go_home_with_jaeger(tmp_path), trace_sample_ratio=0.5)
     layout = StackLayout(config.home)
     env = service_env(config, layout, "svc_agent")
-    assert (env["RAGMESH_OTEL_ENDPOINT"], env["RAGMESH_OTEL_SAMPLE_RATIO"]) == ("127.0.0.1:54317", "0.5")
+    # Services record every request; the ratio is the collector's (tail sampling), not the head's.
+    assert (env["RAGMESH_OTEL_ENDPOINT"], env["RAGMESH_OTEL_SAMPLE_RATIO"]) == ("127.0.0.1:54317", "1.0")
     assert RayPart(config, layout).launch().env["RAGMESH_OTEL_ENDPOINT"] == "127.0.0.1:54317"
     assert "envoy.tracers.opentelemetry" in EnvoyPart(config, layout).config_text()
 
@@ -103,3 +105,30 @@ def test_up_skips_a_missing_jaeger_and_says_tracing_is_off(
     assert "jaeger: not installed, skipped: tracing is off" in out
     assert "install-go-tools.sh jaeger" in out
     assert not (tmp_path / "home" / "run" / "jaeger.pid").exists()
+
+
+def test_every_trace_is_kept_locally_with_no_tail_sampler() -> None:
+    pipeline = jaeger_config(StackConfig())["service"]["pipelines"]["traces"]
+    assert pipeline["processors"] == ["batch"]
+    assert tail_sampling(StackConfig()) is None
+
+
+def test_below_ratio_one_the_collector_keeps_failed_slow_and_a_share_of_the_rest() -> None:
+    config = StackConfig(trace_sample_ratio=0.1, trace_keep_slower_than_ms=1500, trace_decision_wait_s=20)
+    rendered = jaeger_config(config)
+    assert rendered["service"]["pipelines"]["traces"]["processors"] == ["tail_sampling", "batch"]
+    tail = rendered["processors"]["tail_sampling"]
+    assert tail["decision_wait"] == "20s"
+    policies = {p["type"]: p for p in tail["policies"]}
+    assert policies["status_code"]["status_code"] == {"status_codes": ["ERROR"]}
+    assert policies["latency"]["latency"] == {"threshold_ms": 1500}
+    assert policies["probabilistic"]["probabilistic"] == {"sampling_percentage": 10.0}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("trace_sample_ratio", 1.5), ("trace_keep_slower_than_ms", 0), ("trace_decision_wait_s", 0.0)],
+)
+def test_sampling_settings_out_of_range_are_refused(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"RAGMESH_{field.upper()}"):
+        StackConfig(**{field: value})
