@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from mesh.stack.config import StackConfig
-from mesh.stack.envoy_config import envoy_config
+from mesh.stack.envoy_config import ANSWERS_CLUSTER, envoy_config
 
 OUTPUT = Path(__file__).resolve().parent.parent / "kustomize" / "base" / "envoy" / "envoy.yaml"
 LISTENER_PORT = 8080
@@ -36,8 +36,16 @@ HEADER = """\
 """
 
 
+#: StreamChat streams one Envoy replica lets through at once (the base runs 2): the production
+#: profile's vLLM replicas take 64 sequences each (svc_inference/models/llm), and answers past
+#: this are refused at once with RESOURCE_EXHAUSTED rather than queued.
+ANSWERS_IN_FLIGHT_PER_ENVOY = 128
+
+
 def service_dns(cluster: str) -> str:
     """The Kubernetes Service behind an Envoy cluster: svc_retrieval -> svc-retrieval (same namespace as Envoy)."""
+    if cluster == ANSWERS_CLUSTER:
+        cluster = "svc_agent"
     return cluster.replace("_", "-")
 
 
@@ -49,6 +57,7 @@ def k8s_envoy_config() -> dict[str, Any]:
         envoy_admin_port=ADMIN_PORT,
         auth_issuer=ISSUER,
         jaeger_otlp_grpc_port=OTLP_PORT,
+        edge_max_answers_in_flight=ANSWERS_IN_FLIGHT_PER_ENVOY,
     )
     bootstrap = envoy_config(config)
     for cluster in bootstrap["static_resources"]["clusters"]:

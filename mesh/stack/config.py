@@ -304,6 +304,15 @@ class StackConfig(EnvConfig):
     edge_retries: int = 2
     """How often Envoy retries a call that failed with UNAVAILABLE."""
 
+    edge_max_answers_in_flight: int = 6
+    """StreamChat streams the edge lets through to svc_agent at once; one more is refused at once
+    with RESOURCE_EXHAUSTED (reason ANSWERS_AT_CAPACITY) instead of queueing until its deadline.
+
+    Sized to what the answering model finishes within a caller's deadline: the local profile's
+    Gemma 3 270M runs one sequence at a time, about 4 s of generation per answer on 2 cores, so
+    about 6 answers fit in the default 30 s deadline (``ragmesh bench load`` shows the queue past
+    that: DEADLINE_EXCEEDED at 16 in flight). Per Envoy instance; 0: no cap."""
+
     edge_max_concurrent_streams: int = 100
     """Most streams (calls) one HTTP/2 connection may have open at the edge; more are refused (REFUSED_STREAM)."""
 
@@ -398,6 +407,8 @@ class StackConfig(EnvConfig):
             raise ConfigError("RAGMESH_EDGE_GLOBAL_RATE_LIMIT_TIMEOUT_S: must be positive")
         if self.edge_rate_limit_max_tokens < 1 or self.edge_rate_limit_tokens_per_fill < 1:
             raise ConfigError("RAGMESH_EDGE_RATE_LIMIT_*_TOKENS*: must be at least 1")
+        if self.edge_max_answers_in_flight < 0:
+            raise ConfigError("RAGMESH_EDGE_MAX_ANSWERS_IN_FLIGHT: must be 0 (no cap) or more")
         for name in ("edge_max_concurrent_streams", "edge_max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RAGMESH_{name.upper()}: must be at least 1")

@@ -14,14 +14,17 @@ config (a contract test keeps them equal).
 
 from __future__ import annotations
 
+import base64
 import socket
 from typing import Any
 
 import yaml
 
+from mesh.errors import ResourceExhausted
 from mesh.stack import envoy_auth, envoy_ratelimit
 from mesh.stack.config import SERVICE_NAMES, StackConfig
 from mesh.stack.ports import is_ip_literal
+from mesh.status import to_status_proto
 
 #: Public gRPC service -> the part that serves it. InferenceService and IndexService are internal
 #: (mesh.auth.INTERNAL_SERVICES): the edge does not route them, so outside callers get UNIMPLEMENTED.
@@ -38,6 +41,14 @@ HEADER_ROUTED_SERVICES: tuple[str, ...] = (
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 )
+
+#: The cluster StreamChat goes through: svc_agent again, with its own cap on streams in flight
+#: (``StackConfig.edge_max_answers_in_flight``), so questions past it are refused at the edge
+#: while svc_agent's other calls (sessions, feedback) pass.
+ANSWERS_CLUSTER = "svc_agent_answers"
+ANSWERS_PATH = "/ragmesh.agent.v1.AgentService/StreamChat"
+#: The ErrorInfo reason of the edge's refusal when answers are at capacity.
+ANSWERS_AT_CAPACITY = "ANSWERS_AT_CAPACITY"
 
 UPSTREAM_HEADER = "x-ragmesh-upstream"
 TENANT_HEADER = "x-ragmesh-tenant"
@@ -131,6 +142,17 @@ def _routes(config: StackConfig) -> list[dict[str, Any]]:
                 "route": _upstream_route(SERVICE_NAMES[-1], config),
             }
         )
+    if config.edge_max_answers_in_flight:
+        routes.append(
+            {
+                "name": "answers",
+                "match": {"path": ANSWERS_PATH},
+                "route": {
+                    **_upstream_route(ANSWERS_CLUSTER, config),
+                    "rate_limits": envoy_ratelimit.route_rate_limits("ragmesh.agent.v1.AgentService", TENANT_HEADER),
+                },
+            }
+        )
     for service, part in ROUTED_SERVICES.items():
         routes.append(
             {
@@ -201,7 +223,7 @@ def _http_filters(config: StackConfig) -> list[dict[str, Any]]:
     ]
 
 
-def _local_reply_config() -> dict[str, Any]:
+def _local_reply_config(config: StackConfig) -> dict[str, Any]:
     # Envoy answers a rate-limited gRPC call with grpc-status 8 by itself, but a
     # grpc-web call would get HTTP 429, which the grpc_web filter turns into
     # grpc-status 14 (UNAVAILABLE). Rewriting the local reply into a trailers-only
@@ -235,6 +257,7 @@ def _local_reply_config() -> dict[str, Any]:
                 ],
                 "body": {"inline_string": ""},
             },
+            *([answers_at_capacity_reply_mapper(config)] if config.edge_max_answers_in_flight else []),
         ]
     }
 
@@ -285,7 +308,7 @@ def _listener(config: StackConfig, tracing: bool) -> dict[str, Any]:
                 "typed_config": _typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"),
             }
         ],
-        local_reply_config=_local_reply_config(),
+        local_reply_config=_local_reply_config(config),
         # Hostile transports: a stalled or never-reading stream is reset, slow headers are cut off,
         # and one connection cannot open unbounded streams or make Envoy buffer without limit.
         stream_idle_timeout=_duration(config.edge_stream_idle_timeout_s),
@@ -322,10 +345,72 @@ def _listener(config: StackConfig, tracing: bool) -> dict[str, Any]:
     }
 
 
-def _cluster(config: StackConfig, part: str) -> dict[str, Any]:
-    endpoint = {"address": {"socket_address": {"address": config.host, "port_value": config.service_port(part)}}}
+def _answers_cluster(config: StackConfig) -> dict[str, Any]:
+    """svc_agent for StreamChat alone, with a circuit breaker at ``edge_max_answers_in_flight`` streams.
+
+    A stream past it is not queued: Envoy answers it at once (response flag UO), and
+    ``answers_at_capacity_reply_mapper`` makes that RESOURCE_EXHAUSTED with its reason.
+    """
+    cap = config.edge_max_answers_in_flight
+    cluster = _cluster(config, "svc_agent", name=ANSWERS_CLUSTER)
+    cluster["circuit_breakers"] = {
+        "thresholds": [
+            {
+                "priority": "DEFAULT",
+                "max_requests": cap,
+                "max_pending_requests": cap,
+                "max_connections": cap,
+                "max_retries": max(1, cap // 2),
+                "track_remaining": True,
+            }
+        ]
+    }
+    return cluster
+
+
+def answers_at_capacity_reply_mapper(config: StackConfig) -> dict[str, Any]:
+    """Envoy's overflow reply (UO, HTTP 503: UNAVAILABLE to gRPC) as RESOURCE_EXHAUSTED with a reason.
+
+    Trailers-only (HTTP 200), so grpc-web clients read grpc-status 8 as well; the ErrorInfo in
+    grpc-status-details-bin carries ANSWERS_AT_CAPACITY and the cap, as the services' refusals do.
+    """
+    cap = config.edge_max_answers_in_flight
+
+    def header(key: str, value: str) -> dict[str, Any]:
+        return {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": key, "value": value}}
+
     return {
-        "name": part,
+        "filter": {"response_flag_filter": {"flags": ["UO"]}},
+        "status_code": 200,
+        "headers_to_add": [
+            header("content-type", "application/grpc"),
+            header("grpc-status", "8"),
+            header(
+                "grpc-message",
+                f"svc_agent is answering as many questions as it can at once ({cap}); retry in a few seconds",
+            ),
+            header(
+                "grpc-status-details-bin",
+                base64.b64encode(
+                    to_status_proto(
+                        ResourceExhausted(
+                            f"svc_agent is answering as many questions as it can at once ({cap})",
+                            reason=ANSWERS_AT_CAPACITY,
+                            metadata={"refused_by": "edge", "max_answers_in_flight": str(cap)},
+                        )
+                    ).SerializeToString()
+                ).decode("ascii"),
+            ),
+        ],
+        "body": {"inline_string": ""},
+    }
+
+
+def _cluster(config: StackConfig, part: str, *, name: str | None = None) -> dict[str, Any]:
+    endpoint = {"address": {"socket_address": {"address": config.host, "port_value": config.service_port(part)}}}
+    name = name or part
+    return {
+        "name": name,
         "type": "STATIC" if is_ip_literal(config.host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "lb_policy": "ROUND_ROBIN",
@@ -335,7 +420,7 @@ def _cluster(config: StackConfig, part: str) -> dict[str, Any]:
                 explicit_http_config={"http2_protocol_options": {}},
             )
         },
-        "load_assignment": {"cluster_name": part, "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}]},
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}]},
     }
 
 
@@ -377,6 +462,8 @@ def _overload_manager(config: StackConfig) -> dict[str, Any]:
 def envoy_config(config: StackConfig, *, tracing: bool = True) -> dict[str, Any]:
     """The Envoy bootstrap for ``config`` as plain data; ``tracing`` adds the OpenTelemetry tracer."""
     clusters = [*(_cluster(config, part) for part in SERVICE_NAMES), envoy_ratelimit.ratelimit_cluster(config)]
+    if config.edge_max_answers_in_flight:
+        clusters.append(_answers_cluster(config))
     if tracing:
         clusters.append(_tracing_cluster(config))
     return {

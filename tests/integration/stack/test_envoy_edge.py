@@ -31,6 +31,8 @@ from mesh.stack import StackConfig, StackLayout, Supervisor, identity
 pytestmark = pytest.mark.integration
 
 AGENT = "ragmesh.agent.v1.AgentService"
+#: StreamChat streams the test edge lets through at once.
+ANSWERS_CAP = 2
 
 
 class Upstream:
@@ -40,6 +42,7 @@ class Upstream:
         self.calls: dict[str, int] = {}
         self.seen_deadlines: list[float | None] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()
 
     def _count(self, name: str) -> int:
         with self.lock:
@@ -70,6 +73,13 @@ class Upstream:
         time.sleep(3)
         return b"late"
 
+    def answer(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        """StreamChat: a token at once, then holds the stream until the test releases it."""
+        self._count("answer")
+        yield b"first"
+        self.release.wait(timeout=30)
+        yield b"last"
+
 
 def _raw(fn: Callable[[bytes, grpc.ServicerContext], bytes]) -> grpc.RpcMethodHandler[bytes, bytes]:
     return grpc.unary_unary_rpc_method_handler(fn)
@@ -87,6 +97,7 @@ def upstream(make_stack_config: Callable[..., StackConfig]) -> Iterator[tuple[Up
                     "GetSession": _raw(handlers.echo),
                     "ListSessions": _raw(handlers.flaky),
                     "DeleteSession": _raw(handlers.slow),
+                    "StreamChat": grpc.unary_stream_rpc_method_handler(handlers.answer),
                 },
             ),
         )
@@ -104,7 +115,9 @@ def upstream(make_stack_config: Callable[..., StackConfig]) -> Iterator[tuple[Up
 def edge(
     upstream: tuple[Upstream, int], new_home: Callable[[], Path], make_stack_config: Callable[..., StackConfig]
 ) -> Iterator[StackConfig]:
-    config = make_stack_config(new_home(), parts=("envoy",), svc_agent_port=upstream[1])
+    config = make_stack_config(
+        new_home(), parts=("envoy",), svc_agent_port=upstream[1], edge_max_answers_in_flight=ANSWERS_CAP
+    )
     supervisor = Supervisor(config)
     supervisor.up()
     yield config
@@ -350,3 +363,42 @@ def test_rate_limit_answers_resource_exhausted_to_grpc_and_grpc_web(
         assert body == b""
     finally:
         supervisor.down()
+
+
+def test_answers_past_the_cap_are_refused_at_once_and_other_calls_pass(
+    edge: StackConfig, upstream: tuple[Upstream, int]
+) -> None:
+    handlers, _ = upstream
+    handlers.release.clear()
+    with grpc.insecure_channel(f"{edge.host}:{edge.envoy_listener_port}") as channel:
+        chat = channel.unary_stream(
+            f"/{AGENT}/StreamChat", request_serializer=lambda b: b, response_deserializer=lambda b: b
+        )
+        held = [chat(b"q", metadata=_auth(edge), timeout=30) for _ in range(ANSWERS_CAP)]
+        for stream in held:
+            assert next(stream) == b"first"
+        # The streams in flight are at the cap: one more is refused by the edge, while they still run.
+        with pytest.raises(grpc.RpcError) as refused:
+            list(chat(b"q", metadata=_auth(edge), timeout=30))
+        error = refused.value
+        assert isinstance(error, grpc.Call)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+        assert f"({ANSWERS_CAP})" in (error.details() or "")
+        details = dict(error.trailing_metadata() or ())["grpc-status-details-bin"]
+        assert _details_reason(details) == "ANSWERS_AT_CAPACITY"
+        assert all(s.is_active() for s in held), "the refusal waited for an admitted answer to end"
+        # svc_agent's other calls do not count against the answers' cap.
+        assert _call(edge, f"/{AGENT}/GetSession", b"still-served")[0] == b"still-served"
+        # grpc-web callers get the same code in the headers of a trailers-only reply.
+        status, headers, _ = _grpc_web(edge, f"/{AGENT}/StreamChat", b"q")
+        assert (status, headers.get("grpc-status")) == (200, "8")
+
+        handlers.release.set()
+        for stream in held:
+            assert list(stream) == [b"last"]
+        # Once they ended, a new question is let through.
+        handlers.release.clear()
+        again = chat(b"q", metadata=_auth(edge), timeout=30)
+        assert next(again) == b"first"
+        handlers.release.set()
+        assert list(again) == [b"last"]

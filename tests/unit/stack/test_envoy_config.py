@@ -45,7 +45,8 @@ def test_listener_and_admin_follow_the_config() -> None:
 
 
 def test_public_services_are_routed_by_prefix_to_their_cluster() -> None:
-    routes = {r["match"]["prefix"]: r for r in _routes(envoy_config(StackConfig())) if "headers" not in r["match"]}
+    all_routes = _routes(envoy_config(StackConfig()))
+    routes = {r["match"]["prefix"]: r for r in all_routes if "headers" not in r["match"] and "prefix" in r["match"]}
     assert routes.keys() == {f"/{service}/" for service in ROUTED_SERVICES}
     assert routes["/ragmesh.retrieval.v1.RetrievalService/"]["route"]["cluster"] == "svc_retrieval"
     assert routes["/ragmesh.ingest.v1.IngestService/"]["route"]["cluster"] == "svc_ingest"
@@ -58,7 +59,7 @@ def test_internal_services_are_not_routed() -> None:
     for internal in ("ragmesh.retrieval.v1.IndexService", "ragmesh.inference.v1.InferenceService"):
         assert internal not in text
         for route in _routes(envoy_config(StackConfig())):
-            assert not f"/{internal}/".startswith(route["match"]["prefix"])
+            assert not f"/{internal}/".startswith(route["match"].get("prefix", route["match"].get("path")))
 
 
 def test_health_and_reflection_are_routed_by_upstream_header() -> None:
@@ -146,7 +147,7 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
     assert typed["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "0.5s"}
     assert typed["rate_limited_as_resource_exhausted"] is True
     # The global limit's mapper comes first; the local bucket's matches any other 429.
-    *_, mapper = manager["local_reply_config"]["mappers"]
+    *_, mapper, _answers = manager["local_reply_config"]["mappers"]
     assert "status_code_filter" in mapper["filter"]
     headers = {h["header"]["key"]: h["header"]["value"] for h in mapper["headers_to_add"]}
     assert headers["grpc-status"] == "8"
@@ -156,7 +157,7 @@ def test_rate_limit_comes_from_the_config_and_says_resource_exhausted() -> None:
 def test_clusters_speak_http2_to_each_service() -> None:
     config = StackConfig(svc_agent_port=60055)
     clusters = {c["name"]: c for c in envoy_config(config)["static_resources"]["clusters"]}
-    assert clusters.keys() == {*SERVICE_NAMES, "ratelimit", TRACING_CLUSTER}
+    assert clusters.keys() == {*SERVICE_NAMES, "ratelimit", TRACING_CLUSTER, "svc_agent_answers"}
     agent = clusters["svc_agent"]
     assert agent["type"] == "STATIC"
     options = agent["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
@@ -260,3 +261,30 @@ def test_overload_manager_caps_connections_and_heap() -> None:
         "envoy.overload_actions.shrink_heap": 0.9,
         "envoy.overload_actions.stop_accepting_requests": 0.95,
     }
+
+
+def test_answers_go_through_their_own_capped_cluster_before_the_agent_prefix() -> None:
+    config = StackConfig(edge_max_answers_in_flight=5)
+    bootstrap = envoy_config(config)
+    routes = _routes(bootstrap)
+    names = [r["name"] for r in routes]
+    assert names.index("answers") < names.index("ragmesh.agent.v1.AgentService")
+    answers = routes[names.index("answers")]
+    assert answers["match"] == {"path": "/ragmesh.agent.v1.AgentService/StreamChat"}
+    assert answers["route"]["cluster"] == "svc_agent_answers"
+    assert answers["route"]["rate_limits"], "the tenant's chat limit still applies to answers"
+    clusters = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
+    (threshold,) = clusters["svc_agent_answers"]["circuit_breakers"]["thresholds"]
+    assert threshold["max_requests"] == 5
+    assert (
+        clusters["svc_agent_answers"]["load_assignment"]["endpoints"]
+        == clusters["svc_agent"]["load_assignment"]["endpoints"]
+    )
+    mappers = _manager(bootstrap)["local_reply_config"]["mappers"]
+    assert mappers[-1]["filter"] == {"response_flag_filter": {"flags": ["UO"]}}
+
+
+def test_no_answers_cap_when_set_to_zero() -> None:
+    bootstrap = envoy_config(StackConfig(edge_max_answers_in_flight=0))
+    assert "answers" not in [r["name"] for r in _routes(bootstrap)]
+    assert "svc_agent_answers" not in [c["name"] for c in bootstrap["static_resources"]["clusters"]]
