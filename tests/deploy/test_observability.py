@@ -163,6 +163,37 @@ def test_every_dashboard_is_in_a_grafana_configmap(rendered_objects: dict[str, l
     assert all(len(m["data"]) == 1 and len(json.dumps(m["data"])) < 200_000 for m in maps)
 
 
+def test_every_alert_says_how_long_how_bad_what_and_where_to_look(
+    rendered_objects: dict[str, list[dict[str, Any]]],
+) -> None:
+    anchors = {
+        re.sub(r"[^a-z0-9-]", "", line.lstrip("#").strip().lower().replace(" ", "-"))
+        for line in RUNBOOK.read_text().splitlines()
+        if line.startswith("#")
+    }
+    rules = _rules(rendered_objects)
+    for rule in rules:
+        name = rule["alert"]
+        assert re.fullmatch(r"\d+[mh]", rule["for"]), name
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], name
+        page, _, anchor = annotations["runbook_url"].partition("#")
+        assert page == "docs/OBSERVABILITY.md" and anchor in anchors, f"{name}: no section {anchor} in {page}"
+    # What the on-call person needs (issue 15): error ratio, p99 latency, TTFT, degraded legs,
+    # ingest stalled, idle GPUs.
+    names = {r["alert"] for r in rules}
+    assert {
+        "RagmeshServerErrors",
+        "RagmeshSlowUnaryRPCs",
+        "RagmeshInferenceSlowFirstToken",
+        "RagmeshAgentSlowFirstToken",
+        "RagmeshRetrievalDegraded",
+        "RagmeshIngestStalled",
+        "RagmeshModelGPUIdle",
+    } <= names
+
+
 @pytest.mark.parametrize("job", ["svc-inference", "svc-agent"])
 def test_service_monitor_jobs_are_service_names(rendered_objects: dict[str, list[dict[str, Any]]], job: str) -> None:
     monitors = [o for o in rendered_objects["prod"] if o["kind"] == "ServiceMonitor"]
