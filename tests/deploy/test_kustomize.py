@@ -23,15 +23,14 @@ from svc_agent.config import Config as AgentConfig
 from svc_inference.config import Config as InferenceConfig
 from svc_ingest.config import Config as IngestConfig
 from svc_retrieval.config import Config as RetrievalConfig
-from svc_sandbox.config import Config as SandboxServerConfig
-from svc_sandbox.config import SandboxConfig
+from svc_sandbox.config import Config as SandboxConfig
 from tests.deploy.kube import COMPONENTS, KUSTOMIZE, OVERLAYS, documents, kustomize_build, pod_specs
 
 SERVICES: dict[str, tuple[type[EnvConfig], ...]] = {
     "svc-inference": (InferenceConfig,),
     "svc-retrieval": (RetrievalConfig,),
     "svc-ingest": (IngestConfig,),
-    "svc-sandbox": (SandboxServerConfig, SandboxConfig),
+    "svc-sandbox": (SandboxConfig,),
     "svc-agent": (AgentConfig,),
 }
 STATEFUL = {"svc-ingest"}
@@ -156,7 +155,7 @@ def test_config_maps_are_settings_the_service_reads(
     known = {f"{MeshSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(MeshSettings)}
     known |= {f"{TracingSettings.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(TracingSettings)}
     for cls in SERVICES[service]:
-        known |= {f"{cls.env_prefix}_{f.name.upper()}" for f in dataclasses.fields(cls) if f.init}
+        known |= set(cls.env_names())
     unknown = sorted(k for k in {**mesh, **own} if k not in known)
     assert not unknown, f"{service} reads no setting named {unknown}"
     env = {**mesh, **own}

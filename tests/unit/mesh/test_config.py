@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,41 @@ def test_bad_values_name_the_variable(key: str, value: str) -> None:
 def test_env_vars_round_trip() -> None:
     cfg = SampleConfig(port=3, enabled=True, tags=("a", "b"))
     assert SampleConfig.from_env(cfg.env_vars()) == cfg
+
+
+class Mode(enum.Enum):
+    FAST = "fast"
+    SLOW = "slow"
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    low: float
+    high: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    mode: Mode = Mode.FAST
+    depth: int = 2
+    band: Inner = dataclasses.field(default_factory=lambda: Inner(0.1, 0.9))
+
+
+@dataclasses.dataclass(frozen=True)
+class NestedConfig(EnvConfig):
+    env_prefix = "N"
+
+    port: int = 1
+    tuning: Tuning = dataclasses.field(default_factory=Tuning)
+
+
+def test_nested_settings_read_flat_names_under_the_same_prefix() -> None:
+    cfg = NestedConfig.from_env({"N_PORT": "2", "N_MODE": "slow", "N_HIGH": "0.5"}, depth=7)
+    assert cfg == NestedConfig(port=2, tuning=Tuning(mode=Mode.SLOW, depth=7, band=Inner(0.1, 0.5)))
+    assert NestedConfig.env_names() == ["N_PORT", "N_MODE", "N_DEPTH", "N_LOW", "N_HIGH"]
+    assert NestedConfig.from_env(cfg.env_vars()) == cfg
+
+
+def test_a_bad_enum_value_names_the_variable_and_the_choices() -> None:
+    with pytest.raises(ConfigError, match="N_MODE must be one of fast, slow"):
+        NestedConfig.from_env({"N_MODE": "medium"})
