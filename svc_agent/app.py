@@ -94,4 +94,4 @@ async def open_components(config: Config, settings: MeshSettings) -> AsyncIterat
             answer_cache=answer_cache,
             semantic_cache=semantic_cache,
         )
-        yield Components(agent=Agent(deps, config.agent_settings()), memory=memory)
+        yield Components(agent=Agent(deps, config.settings), memory=memory)

@@ -1,4 +1,4 @@
-"""The answer loop's tuning, as plain values (svc_agent.config builds it from the environment)."""
+"""The answer loop's tuning, as plain values (svc_agent.config nests it and fills it from the environment)."""
 
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def _steps(events: Sequence[apb.StreamChatResponse]) -> list[str]:
 async def measure_ttft(mesh: Mesh, questions: Sequence[str], rounds: int, config: AgentConfig) -> dict[str, Any]:
     """StreamChat TTFT against search time plus backend TTFT for the same prompt; and a cache hit's TTFT."""
     reset = GenerationRequest(
-        prompt=prompts.answer_prompt("What is a Pod?", [], config.source_chars), max_tokens=1, temperature=0.0
+        prompt=prompts.answer_prompt("What is a Pod?", [], config.settings.source_chars), max_tokens=1, temperature=0.0
     )
     agent_ttft: list[float] = []
     search_ms: list[float] = []
@@ -186,13 +186,13 @@ async def measure_ttft(mesh: Mesh, questions: Sequence[str], rounds: int, config
                 # The direct replay below rebuilds the prompt from one search: only comparable without more searches.
                 skipped.append(question)
                 continue
-            searched_ms, response = await mesh.search(final.rewritten_query, config.default_top_k)
+            searched_ms, response = await mesh.search(final.rewritten_query, config.settings.default_top_k)
             sources = [source_from_hit(hit) for hit in response.hits]
             request = GenerationRequest(
-                prompt=prompts.answer_prompt(final.rewritten_query, sources, config.source_chars),
-                max_tokens=config.answer_max_tokens,
-                temperature=config.temperature,
-                repeat_penalty=config.repeat_penalty,
+                prompt=prompts.answer_prompt(final.rewritten_query, sources, config.settings.source_chars),
+                max_tokens=config.settings.answer_max_tokens,
+                temperature=config.settings.temperature,
+                repeat_penalty=config.settings.repeat_penalty,
                 stop=prompts.RESPONDER_STOPS,
             )
             await mesh.generate(reset)

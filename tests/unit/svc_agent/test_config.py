@@ -13,10 +13,10 @@ from svc_agent.domain.settings import PlannerMode
 
 def test_defaults_build_loop_settings() -> None:
     config = Config.from_env({})
-    settings = config.agent_settings()
+    settings = config.settings
     assert config.port == 50055
     assert settings.planner_mode is PlannerMode.AUTO
-    assert settings.thresholds.min_relevance == config.min_relevance
+    assert settings.thresholds.min_relevance == 0.3
     assert config.semantic_cache_dir(Path("/h")) == Path("/h/data/svc_agent/semantic_cache")
 
 
@@ -29,9 +29,9 @@ def test_environment_overrides() -> None:
             "RAGMESH_AGENT_MIN_RELEVANCE": "0.25",
         }
     )
-    assert config.agent_settings().planner_mode is PlannerMode.MODEL
+    assert config.settings.planner_mode is PlannerMode.MODEL
     assert config.semantic_cache_dir(Path("/h")) == Path("/tmp/sc")
-    assert not config.exact_cache_enabled and config.min_relevance == 0.25
+    assert not config.exact_cache_enabled and config.settings.thresholds.min_relevance == 0.25
 
 
 @pytest.mark.parametrize(
