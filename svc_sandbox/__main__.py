@@ -7,13 +7,13 @@ import asyncio
 from mesh.server import ServiceBinding, serve
 from ragmesh.sandbox.v1 import sandbox_service_pb2, sandbox_service_pb2_grpc
 from svc_sandbox import servicer
-from svc_sandbox.config import Config, SandboxConfig
+from svc_sandbox.config import Config
 from svc_sandbox.domain import Sandbox
 
 
-async def bindings() -> list[ServiceBinding]:
+async def bindings(config: Config) -> list[ServiceBinding]:
     """Starts the sandbox (refusing to run without isolation unless told) and binds the servicer."""
-    sandbox = await Sandbox.start(SandboxConfig.from_env())
+    sandbox = await Sandbox.start(config.settings)
     return [
         ServiceBinding(
             full_name=sandbox_service_pb2.DESCRIPTOR.services_by_name["SandboxService"].full_name,
@@ -24,7 +24,8 @@ async def bindings() -> list[ServiceBinding]:
 
 
 def main() -> None:
-    asyncio.run(serve("svc_sandbox", bindings, Config.from_env()))
+    config = Config.from_env()
+    asyncio.run(serve("svc_sandbox", lambda: bindings(config), config))
 
 
 if __name__ == "__main__":

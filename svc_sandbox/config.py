@@ -1,143 +1,34 @@
-"""Configuration of svc_sandbox: the only module that reads its environment.
+"""Configuration of svc_sandbox: the only module that reads its environment (prefix ``RAGMESH_SANDBOX``).
 
-``Config`` holds the gRPC server's settings and ``SandboxConfig`` the sandbox's; both
-read ``RAGMESH_SANDBOX_<FIELD_NAME_UPPER>`` in ``from_env()`` (their field names do not
-overlap). Limits a caller may request are bounded by the ``max_*`` fields; the
-``default_*`` fields apply when a request leaves a limit out.
+``Config`` holds the gRPC server's settings and nests the sandbox's own
+(``domain/settings.py``), which keep their flat names:
+``RAGMESH_SANDBOX_MAX_WALL_TIMEOUT_MS`` sets ``settings.max_wall_timeout_ms``.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+import dataclasses
 
-from mesh.config import ConfigError, EnvConfig
+from mesh.config import ConfigError
 from mesh.server import ServerConfig
-
-_KIB = 1024
-_MIB = 1024 * _KIB
+from svc_sandbox.domain.settings import SandboxSettings
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Config(ServerConfig):
-    """Settings of svc_sandbox's gRPC server; env prefix ``RAGMESH_SANDBOX``."""
+    """Settings of svc_sandbox; env prefix ``RAGMESH_SANDBOX``."""
 
     env_prefix = "RAGMESH_SANDBOX"
 
     port: int = 50054
     """Port of the gRPC server."""
-
-
-@dataclass(frozen=True)
-class SandboxConfig(EnvConfig):
-    """Settings of the sandbox: isolation, per-execution limits and fair use."""
-
-    env_prefix: ClassVar[str] = "RAGMESH_SANDBOX"
-
-    # --- isolation -----------------------------------------------------------------
-    bwrap_path: str = "bwrap"
-    """bubblewrap executable: an absolute path, or a name looked up on PATH at startup."""
-
-    python_path: Path = Path("/usr/bin/python3")
-    """Interpreter that runs the code inside the sandbox (the system one; run with -I)."""
-
-    allow_insecure_no_isolation: bool = False
-    """Development only: start without bubblewrap and run code with rlimits alone.
-
-    Without it, a missing bwrap is a startup error. With it, every start logs a loud
-    warning; code then sees the host's files, network and processes.
-    """
-
-    run_as_uid: int = 65534
-    """Unprivileged host uid that bwrap runs as when the service itself runs as root.
-
-    RLIMIT_NPROC is not enforced for uid 0, and code must never run as host root.
-    Ignored when the service is not root (it then keeps its own uid).
-    """
-
-    run_as_gid: int = 65534
-    """Host gid that goes with ``run_as_uid``."""
-
-    # --- per-execution limits a caller may ask for ------------------------------------
-    default_wall_timeout_ms: int = 5_000
-    """Wall-clock limit when the request sets none, in milliseconds."""
-
-    max_wall_timeout_ms: int = 30_000
-    """Largest wall-clock limit a request may ask for, in milliseconds."""
-
-    default_cpu_time_ms: int = 5_000
-    """CPU-time limit per process when the request sets none, in milliseconds.
-
-    Enforced with RLIMIT_CPU, which counts whole seconds: the limit is rounded up.
-    """
-
-    max_cpu_time_ms: int = 30_000
-    """Largest CPU-time limit a request may ask for, in milliseconds."""
-
-    default_memory_bytes: int = 256 * _MIB
-    """Address-space limit (RLIMIT_AS) per process when the request sets none, in bytes."""
-
-    min_memory_bytes: int = 64 * _MIB
-    """Smallest address-space limit a request may ask for (the interpreter needs ~30 MiB)."""
-
-    max_memory_bytes: int = 1024 * _MIB
-    """Largest address-space limit a request may ask for, in bytes."""
-
-    default_output_bytes: int = 64 * _KIB
-    """Cap on stdout plus stderr when the request sets none, in bytes."""
-
-    max_output_bytes: int = 1 * _MIB
-    """Largest cap on stdout plus stderr a request may ask for, in bytes."""
-
-    # --- request size --------------------------------------------------------------
-    max_code_bytes: int = 64 * _KIB
-    """Largest source code accepted, in bytes of UTF-8."""
-
-    max_stdin_bytes: int = 1 * _MIB
-    """Largest stdin accepted, in bytes."""
-
-    max_input_files: int = 16
-    """Most input files one request may carry."""
-
-    max_input_file_bytes: int = 1 * _MIB
-    """Largest single input file, in bytes."""
-
-    max_input_total_bytes: int = 4 * _MIB
-    """Largest total size of all input files of one request, in bytes."""
-
-    # --- fixed sandbox resources (not requestable) ---------------------------------------
-    work_dir_bytes: int = 32 * _MIB
-    """Size of the private tmpfs mounted on /work (code, inputs, outputs), in bytes."""
-
-    scratch_dir_bytes: int = 8 * _MIB
-    """Size of each private tmpfs on /tmp and /dev/shm, in bytes."""
-
-    max_file_size_bytes: int = 16 * _MIB
-    """RLIMIT_FSIZE: largest file a sandboxed process may write, in bytes."""
-
-    max_processes: int = 32
-    """RLIMIT_NPROC inside the sandbox: processes and threads, the sandbox's init included."""
-
-    max_open_files: int = 64
-    """RLIMIT_NOFILE: open file descriptors per sandboxed process."""
-
-    # --- fair use ------------------------------------------------------------------
-    max_concurrent_executions: int = 0
-    """Executions running at once across all tenants; 0 means the machine's CPU count."""
-
-    max_queued_executions: int = 16
-    """Executions that may wait for a free slot; beyond it requests get SANDBOX_QUEUE_FULL."""
-
-    max_executions_per_tenant: int = 4
-    """Executions (running or queued) one tenant may have at once."""
-
-    queue_timeout_s: float = 30.0
-    """Longest wait for a free slot before giving up with SANDBOX_QUEUE_TIMEOUT, in seconds."""
+    settings: SandboxSettings = dataclasses.field(default_factory=SandboxSettings)
+    """Isolation, per-execution limits and fair use (``domain/settings.py``); each field is
+    read as ``RAGMESH_SANDBOX_<FIELD>``."""
 
     def __post_init__(self) -> None:
-        """Reject settings that contradict each other, so a bad deploy fails at startup."""
+        """Reject sandbox settings that contradict each other, so a bad deploy fails at startup."""
+        sandbox = self.settings
         pairs = (
             ("default_wall_timeout_ms", "max_wall_timeout_ms"),
             ("default_cpu_time_ms", "max_cpu_time_ms"),
@@ -147,7 +38,7 @@ class SandboxConfig(EnvConfig):
             ("max_input_file_bytes", "max_input_total_bytes"),
         )
         for low, high in pairs:
-            if getattr(self, low) > getattr(self, high):
+            if getattr(sandbox, low) > getattr(sandbox, high):
                 raise ConfigError(f"{self.env_prefix}_{low.upper()} must not exceed {self.env_prefix}_{high.upper()}")
         positive = (
             "default_wall_timeout_ms",
@@ -164,15 +55,8 @@ class SandboxConfig(EnvConfig):
             "queue_timeout_s",
         )
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(sandbox, name) <= 0:
                 raise ConfigError(f"{self.env_prefix}_{name.upper()} must be positive")
         for name in ("max_concurrent_executions", "max_queued_executions", "max_input_files"):
-            if getattr(self, name) < 0:
+            if getattr(sandbox, name) < 0:
                 raise ConfigError(f"{self.env_prefix}_{name.upper()} must not be negative")
-
-    @property
-    def effective_concurrency(self) -> int:
-        """Executions allowed to run at once: the configured value, or the CPU count for 0."""
-        if self.max_concurrent_executions > 0:
-            return self.max_concurrent_executions
-        return os.cpu_count() or 1

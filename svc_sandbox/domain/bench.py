@@ -16,7 +16,7 @@ from svc_sandbox.domain.model import ExecutionRequest, StopReason
 from svc_sandbox.domain.sandbox import Sandbox
 
 if TYPE_CHECKING:
-    from svc_sandbox.config import SandboxConfig
+    from svc_sandbox.domain.settings import SandboxSettings
 
 _TENANT = "bench"
 
@@ -54,7 +54,7 @@ def _summary(prefix: str, values: list[float]) -> dict[str, float]:
     }
 
 
-async def run_benchmark(config: SandboxConfig, *, iterations: int = 100, rounds: int = 5) -> dict[str, Any]:
+async def run_benchmark(config: SandboxSettings, *, iterations: int = 100, rounds: int = 5) -> dict[str, Any]:
     """Measure ``iterations`` empty executions and as many bare interpreter starts.
 
     Returns figures in milliseconds: ``sandbox_p50_ms``/``sandbox_p99_ms`` (an empty

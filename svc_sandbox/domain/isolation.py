@@ -58,7 +58,7 @@ from mesh.errors import FailedPrecondition
 from svc_sandbox.domain.model import WORK_DIR
 
 if TYPE_CHECKING:
-    from svc_sandbox.config import SandboxConfig
+    from svc_sandbox.domain.settings import SandboxSettings
 
 _log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Isolation:
 
 
 def decide_isolation(
-    config: SandboxConfig,
+    config: SandboxSettings,
     *,
     which: Callable[[str], str | None] = shutil.which,
     euid: int | None = None,

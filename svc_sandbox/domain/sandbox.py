@@ -2,7 +2,7 @@
 
 ``Sandbox`` is what the gRPC servicer calls::
 
-    sandbox = await Sandbox.start(SandboxConfig.from_env())      # at server startup
+    sandbox = await Sandbox.start(Config.from_env().settings)   # at server startup
     result = await sandbox.execute(request, tenant=tenant)        # Execute
     async for event in sandbox.stream_execute(request, tenant=tenant):  # StreamExecute
         ...  # OutputChunk..., then one ExecutionResult
@@ -41,7 +41,7 @@ from svc_sandbox.domain.process import OutputSink, SandboxRun
 from svc_sandbox.domain.validation import VALIDATION_FAILED, resolve
 
 if TYPE_CHECKING:
-    from svc_sandbox.config import SandboxConfig
+    from svc_sandbox.domain.settings import SandboxSettings
 
 
 class Runner(Protocol):
@@ -87,7 +87,7 @@ class Sandbox:
 
     def __init__(
         self,
-        config: SandboxConfig,
+        config: SandboxSettings,
         isolation: Isolation,
         *,
         runner: Runner | None = None,
@@ -107,7 +107,7 @@ class Sandbox:
         )
 
     @classmethod
-    async def start(cls, config: SandboxConfig, *, self_test: bool = True) -> Sandbox:
+    async def start(cls, config: SandboxSettings, *, self_test: bool = True) -> Sandbox:
         """Decide the isolation, prove it works with one trivial execution, and return the sandbox.
 
         Raises FailedPrecondition when bwrap is missing (naming the apt package

@@ -15,7 +15,7 @@ from mesh.errors import FieldViolation, InvalidArgument
 from svc_sandbox.domain.model import CODE_FILE_NAME, EffectiveLimits, ExecutionRequest
 
 if TYPE_CHECKING:
-    from svc_sandbox.config import SandboxConfig
+    from svc_sandbox.domain.settings import SandboxSettings
 
 VALIDATION_FAILED = "VALIDATION_FAILED"
 """ErrorInfo reason of every InvalidArgument raised here (as in ``mesh.validation``)."""
@@ -61,7 +61,7 @@ def _bounded(
     return requested
 
 
-def resolve(request: ExecutionRequest, config: SandboxConfig) -> EffectiveLimits:
+def resolve(request: ExecutionRequest, config: SandboxSettings) -> EffectiveLimits:
     """Validate ``request`` and return the limits it will run under.
 
     Raises InvalidArgument (reason ``VALIDATION_FAILED``) with one violation per broken

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from svc_sandbox.config import SandboxConfig
+from svc_sandbox.config import Config
 from svc_sandbox.domain import run_benchmark
 from tests.bench.machine import machine
 
@@ -16,5 +16,5 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    figures = asyncio.run(run_benchmark(SandboxConfig.from_env(), iterations=args.iterations, rounds=args.rounds))
+    figures = asyncio.run(run_benchmark(Config.from_env().settings, iterations=args.iterations, rounds=args.rounds))
     return {**figures, "machine": machine()}

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from mesh.errors import FailedPrecondition
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import (
     ExecutionRequest,
     ExecutionResult,
@@ -29,11 +28,12 @@ from svc_sandbox.domain import (
     Sandbox,
     decide_isolation,
 )
+from svc_sandbox.domain.settings import SandboxSettings
 
 MIB = 1024 * 1024
 
 # Small limits keep the suite fast on 2 cores; tests that need others override them.
-TEST_CONFIG = SandboxConfig(
+TEST_CONFIG = SandboxSettings(
     default_wall_timeout_ms=3_000,
     max_wall_timeout_ms=10_000,
     default_cpu_time_ms=2_000,
@@ -69,18 +69,18 @@ def isolation() -> Isolation:
 
 
 @pytest.fixture
-def config() -> SandboxConfig:
+def config() -> SandboxSettings:
     """The test config; tests needing other limits use ``dataclasses.replace``."""
     return TEST_CONFIG
 
 
 @pytest.fixture
-async def sandbox(isolation: Isolation, config: SandboxConfig) -> AsyncIterator[Sandbox]:
+async def sandbox(isolation: Isolation, config: SandboxSettings) -> AsyncIterator[Sandbox]:
     """A sandbox on this test's event loop (self-tested once per session, not per test)."""
     yield Sandbox(config, decide_isolation(config))
 
 
-def make_sandbox(config: SandboxConfig, **changes: Any) -> Sandbox:
+def make_sandbox(config: SandboxSettings, **changes: Any) -> Sandbox:
     """A sandbox with ``changes`` applied to ``config``."""
     changed = replace(config, **changes)
     return Sandbox(changed, decide_isolation(changed))

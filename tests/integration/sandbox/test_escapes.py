@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import Sandbox, StopReason
+from svc_sandbox.domain.settings import SandboxSettings
 
 from .conftest import MIB, make_sandbox, processes_with, run, wait_until_gone
 
@@ -240,7 +240,7 @@ print("work dir writable")
 # --- resource exhaustion -----------------------------------------------------------------
 
 
-async def test_fork_bomb_is_contained(sandbox: Sandbox, config: SandboxConfig) -> None:
+async def test_fork_bomb_is_contained(sandbox: Sandbox, config: SandboxSettings) -> None:
     code = """
 import os, sys
 forks = 0
@@ -324,7 +324,7 @@ async def test_endless_output_hits_the_output_limit(sandbox: Sandbox, stream: st
     assert getattr(result, f"{stream}_truncated")
 
 
-async def test_filling_the_disk_stops_at_the_limits(sandbox: Sandbox, config: SandboxConfig) -> None:
+async def test_filling_the_disk_stops_at_the_limits(sandbox: Sandbox, config: SandboxSettings) -> None:
     free_before = shutil.disk_usage("/").free
     code = """
 import errno, os
@@ -444,7 +444,7 @@ print("CapEff", status["CapEff"], "NoNewPrivs", status["NoNewPrivs"])
     assert lines[3] == "CapEff 0000000000000000 NoNewPrivs 1"
 
 
-async def test_fork_bomb_in_one_sandbox_does_not_starve_another(config: SandboxConfig) -> None:
+async def test_fork_bomb_in_one_sandbox_does_not_starve_another(config: SandboxSettings) -> None:
     # Both run as the same host uid: RLIMIT_NPROC must be counted per sandbox.
     sandbox = make_sandbox(config, max_concurrent_executions=2)
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from mesh.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import (
     SANDBOX_QUEUE_FULL,
     TENANT_CONCURRENCY_LIMIT,
@@ -26,6 +25,7 @@ from svc_sandbox.domain import (
     Sandbox,
     StopReason,
 )
+from svc_sandbox.domain.settings import SandboxSettings
 
 from .conftest import MIB, make_sandbox, processes_with, run, wait_until_gone
 
@@ -189,7 +189,7 @@ async def test_cancelling_execute_kills_the_execution(sandbox: Sandbox, marker: 
     assert not wait_until_gone(lambda: processes_with(marker))
 
 
-async def test_tenant_and_global_limits_give_resource_exhausted(config: SandboxConfig) -> None:
+async def test_tenant_and_global_limits_give_resource_exhausted(config: SandboxSettings) -> None:
     sandbox = make_sandbox(config, max_concurrent_executions=2, max_queued_executions=1, max_executions_per_tenant=2)
     slow = "import time\ntime.sleep(1)"
     a1 = asyncio.create_task(run(sandbox, slow, tenant="a"))
@@ -208,7 +208,7 @@ async def test_tenant_and_global_limits_give_resource_exhausted(config: SandboxC
     assert [r.stop_reason for r in results] == [StopReason.COMPLETED] * 3
 
 
-async def test_bad_input_gives_invalid_argument(sandbox: Sandbox, config: SandboxConfig) -> None:
+async def test_bad_input_gives_invalid_argument(sandbox: Sandbox, config: SandboxSettings) -> None:
     request = ExecutionRequest(
         code="x" * (config.max_code_bytes + 1),
         files={"../escape": b"", "a/b": b"", "big.bin": b"0" * (config.max_input_file_bytes + 1)},
@@ -228,16 +228,16 @@ async def test_bad_input_gives_invalid_argument(sandbox: Sandbox, config: Sandbo
     assert sandbox.admission_stats().running == 0
 
 
-async def test_missing_bwrap_refuses_to_start(config: SandboxConfig) -> None:
-    missing = SandboxConfig(**{**config.__dict__, "bwrap_path": "/nonexistent/bwrap"})
+async def test_missing_bwrap_refuses_to_start(config: SandboxSettings) -> None:
+    missing = SandboxSettings(**{**config.__dict__, "bwrap_path": "/nonexistent/bwrap"})
     with pytest.raises(FailedPrecondition) as error:
         await Sandbox.start(missing)
     assert "bubblewrap" in str(error.value)
     assert error.value.metadata["package"] == "bubblewrap"
 
 
-async def test_insecure_mode_runs_with_rlimits_only(config: SandboxConfig, caplog: pytest.LogCaptureFixture) -> None:
-    insecure = SandboxConfig(
+async def test_insecure_mode_runs_with_rlimits_only(config: SandboxSettings, caplog: pytest.LogCaptureFixture) -> None:
+    insecure = SandboxSettings(
         **{**config.__dict__, "bwrap_path": "/nonexistent/bwrap", "allow_insecure_no_isolation": True}
     )
     with caplog.at_level(logging.WARNING):

@@ -12,8 +12,8 @@ from mesh import status
 from mesh.server import MeshServer, ServerConfig, ServiceBinding, start_server
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as pb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as pb_grpc
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import Sandbox
+from svc_sandbox.domain.settings import SandboxSettings
 from svc_sandbox.servicer import SandboxServiceServicer
 from tests.support.auth import auth_settings, bearer
 
@@ -26,7 +26,7 @@ def _md(tenant: str = "acme") -> tuple[tuple[str, str], ...]:
 
 @pytest.fixture
 async def stub() -> AsyncIterator[pb_grpc.SandboxServiceStub]:
-    sandbox = await Sandbox.start(SandboxConfig(max_executions_per_tenant=1, max_concurrent_executions=2))
+    sandbox = await Sandbox.start(SandboxSettings(max_executions_per_tenant=1, max_concurrent_executions=2))
     binding = ServiceBinding(
         "ragmesh.sandbox.v1.SandboxService",
         pb_grpc.add_SandboxServiceServicer_to_server,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mesh.errors import FailedPrecondition
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import BWRAP_MISSING, PYTHON_MISSING, Isolation, IsolationMode, decide_isolation
 from svc_sandbox.domain.isolation import SandboxFds, bwrap_argv, etc_files
+from svc_sandbox.domain.settings import SandboxSettings
 
 
 def fake_which_found(name: str) -> str | None:
@@ -22,19 +22,19 @@ def fake_which_missing(name: str) -> str | None:
 
 
 def test_bwrap_present_is_used_and_root_drops_to_the_configured_uid() -> None:
-    config = SandboxConfig(run_as_uid=4242, run_as_gid=4343)
+    config = SandboxSettings(run_as_uid=4242, run_as_gid=4343)
     isolation = decide_isolation(config, which=fake_which_found, euid=0)
     assert isolation == Isolation(IsolationMode.BUBBLEWRAP, "/usr/bin/python3", "/usr/bin/bwrap", 4242, 4343)
 
 
 def test_non_root_service_keeps_its_uid() -> None:
-    isolation = decide_isolation(SandboxConfig(), which=fake_which_found, euid=1000)
+    isolation = decide_isolation(SandboxSettings(), which=fake_which_found, euid=1000)
     assert (isolation.host_uid, isolation.host_gid) == (None, None)
 
 
 def test_missing_bwrap_refuses_to_start_and_names_the_package() -> None:
     with pytest.raises(FailedPrecondition) as error:
-        decide_isolation(SandboxConfig(), which=fake_which_missing, euid=0)
+        decide_isolation(SandboxSettings(), which=fake_which_missing, euid=0)
     assert error.value.reason == BWRAP_MISSING
     assert error.value.metadata["package"] == "bubblewrap"
     assert "apt-get install bubblewrap" in str(error.value)
@@ -42,7 +42,7 @@ def test_missing_bwrap_refuses_to_start_and_names_the_package() -> None:
 
 
 def test_insecure_flag_warns_loudly_on_every_start(caplog: pytest.LogCaptureFixture) -> None:
-    config = SandboxConfig(allow_insecure_no_isolation=True)
+    config = SandboxSettings(allow_insecure_no_isolation=True)
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
             isolation = decide_isolation(config, which=fake_which_missing, euid=0)
@@ -53,13 +53,13 @@ def test_insecure_flag_warns_loudly_on_every_start(caplog: pytest.LogCaptureFixt
 
 
 def test_insecure_flag_does_not_bypass_an_installed_bwrap() -> None:
-    config = SandboxConfig(allow_insecure_no_isolation=True)
+    config = SandboxSettings(allow_insecure_no_isolation=True)
     assert decide_isolation(config, which=fake_which_found, euid=0).mode is IsolationMode.BUBBLEWRAP
 
 
 def test_missing_interpreter_refuses_to_start() -> None:
     with pytest.raises(FailedPrecondition) as error:
-        decide_isolation(SandboxConfig(python_path=Path("/nonexistent/python3")), which=fake_which_found)
+        decide_isolation(SandboxSettings(python_path=Path("/nonexistent/python3")), which=fake_which_found)
     assert error.value.reason == PYTHON_MISSING
 
 

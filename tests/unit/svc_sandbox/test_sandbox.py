@@ -8,7 +8,6 @@ from collections.abc import Callable
 import pytest
 
 from mesh.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import (
     SELF_TEST_FAILED,
     TENANT_CONCURRENCY_LIMIT,
@@ -23,6 +22,7 @@ from svc_sandbox.domain import (
     Sandbox,
     StopReason,
 )
+from svc_sandbox.domain.settings import SandboxSettings
 
 ISOLATION = Isolation(IsolationMode.BUBBLEWRAP, "/usr/bin/python3", "/usr/bin/bwrap", 65534, 65534)
 
@@ -59,7 +59,7 @@ class FakeRunner:
 
 
 def sandbox(runner: FakeRunner, **config: int) -> Sandbox:
-    return Sandbox(SandboxConfig(**config), ISOLATION, runner=runner)  # type: ignore[arg-type]
+    return Sandbox(SandboxSettings(**config), ISOLATION, runner=runner)  # type: ignore[arg-type]
 
 
 async def test_execute_passes_resolved_limits_to_the_runner() -> None:

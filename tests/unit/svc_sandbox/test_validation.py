@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mesh.errors import InvalidArgument
-from svc_sandbox.config import SandboxConfig
 from svc_sandbox.domain import ExecutionRequest, ResourceLimits, resolve
+from svc_sandbox.domain.settings import SandboxSettings
 from svc_sandbox.domain.validation import VALIDATION_FAILED
 
-CONFIG = SandboxConfig(
+CONFIG = SandboxSettings(
     max_wall_timeout_ms=10_000,
     default_wall_timeout_ms=2_000,
     max_code_bytes=100,
