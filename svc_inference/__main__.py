@@ -10,7 +10,7 @@ from mesh.server import ServiceBinding, serve_opened
 from mesh.settings import MeshSettings
 from ragmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 from svc_inference import servicer
-from svc_inference.bootstrap import open_runtime
+from svc_inference.app import open_runtime
 from svc_inference.config import Config
 from svc_inference.domain.runtime import ModelRuntime
 

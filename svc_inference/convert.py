@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from mesh.priority import priority_of
 from ragmesh.common.v1 import common_pb2
 from ragmesh.inference.v1 import inference_service_pb2 as pb
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     ChatMessage,
     ChatRole,
     EmbedMode,

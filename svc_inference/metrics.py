@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from svc_inference.domain.types import GenerationSummary, Priority
+from svc_inference.domain.model import GenerationSummary, Priority
 
 TOKENS_GENERATED = Counter(
     "ragmesh_inference_tokens_generated_total",

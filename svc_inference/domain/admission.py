@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from mesh.errors import ResourceExhausted
-from svc_inference.domain.types import Priority
+from svc_inference.domain.model import Priority
 
 
 class PrioritySlots:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from mesh.errors import FieldViolation, InvalidArgument
-from svc_inference.domain.types import ChatMessage, ChatRole
+from svc_inference.domain.model import ChatMessage, ChatRole
 
 
 @dataclasses.dataclass(frozen=True)

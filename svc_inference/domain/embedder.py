@@ -18,11 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mesh.errors import FieldViolation, InvalidArgument
-from svc_inference.domain.model_config import EmbedderConfig
-from svc_inference.domain.ranking import rank
-from svc_inference.domain.sources import ModelNotAvailable, SourceSettings, offline_hub, resolve
-from svc_inference.domain.sparse import SparseHead
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedMode,
     EmbedRequest,
     EmbedResult,
@@ -32,6 +28,10 @@ from svc_inference.domain.types import (
     RerankResult,
     SparseVector,
 )
+from svc_inference.domain.model_config import EmbedderConfig
+from svc_inference.domain.ranking import rank
+from svc_inference.domain.sources import ModelNotAvailable, SourceSettings, offline_hub, resolve
+from svc_inference.domain.sparse import SparseHead
 
 _MAX_REPORTED_VIOLATIONS = 10
 

@@ -6,9 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from svc_inference.domain.model_config import RerankerConfig
-from svc_inference.domain.scheduler import SchedulerStats
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     GenerateRequest,
@@ -19,6 +17,8 @@ from svc_inference.domain.types import (
     RerankRequest,
     RerankResult,
 )
+from svc_inference.domain.model_config import RerankerConfig
+from svc_inference.domain.scheduler import SchedulerStats
 
 
 class LLMEndpoint(Protocol):

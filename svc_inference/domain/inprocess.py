@@ -17,13 +17,7 @@ from svc_inference.domain.admission import AdmissionGate
 from svc_inference.domain.embedder import Embedder
 from svc_inference.domain.endpoints import CosineReranker, EmbedderEndpoint, LLMEndpoint, RerankerEndpoint
 from svc_inference.domain.llm import LLM
-from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, Profile, RerankerConfig, ServingConfig
-from svc_inference.domain.reranker import CrossEncoderReranker
-from svc_inference.domain.runtime import Defaults, ModelRuntime
-from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
-from svc_inference.domain.scheduler import SchedulerStats
-from svc_inference.domain.sources import SourceSettings
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     GenerateRequest,
@@ -33,6 +27,12 @@ from svc_inference.domain.types import (
     RerankRequest,
     RerankResult,
 )
+from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, Profile, RerankerConfig, ServingConfig
+from svc_inference.domain.reranker import CrossEncoderReranker
+from svc_inference.domain.runtime import Defaults, ModelRuntime
+from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
+from svc_inference.domain.scheduler import SchedulerStats
+from svc_inference.domain.sources import SourceSettings
 
 HOSTING = "inprocess"
 

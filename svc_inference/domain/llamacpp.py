@@ -36,13 +36,13 @@ import numpy as np
 from mesh.errors import FieldViolation, InvalidArgument, Unavailable
 from svc_inference.domain.admission import PrioritySlots
 from svc_inference.domain.chat_templates import Segment
+from svc_inference.domain.model import FinishReason, GenerationChunk, GenerationSummary
 from svc_inference.domain.model_config import LLMConfig
 from svc_inference.domain.plan import GenerationPlan
 from svc_inference.domain.stats import GenerationCounters
 from svc_inference.domain.stop import StopMatcher
 from svc_inference.domain.structured import FIELD as SCHEMA_FIELD
 from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE, JsonSchema
-from svc_inference.domain.types import FinishReason, GenerationChunk, GenerationSummary
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from mesh.errors import MeshError
-from svc_inference.domain.model_config import LLMConfig
-from svc_inference.domain.plan import GenerationPlan, make_plan
-from svc_inference.domain.sources import SourceSettings, resolve
-from svc_inference.domain.stats import GenerationCounters
-from svc_inference.domain.structured import validation_error
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     FinishReason,
     GenerateRequest,
     GenerationChunk,
@@ -19,6 +14,11 @@ from svc_inference.domain.types import (
     ModelInfo,
     ModelRole,
 )
+from svc_inference.domain.model_config import LLMConfig
+from svc_inference.domain.plan import GenerationPlan, make_plan
+from svc_inference.domain.sources import SourceSettings, resolve
+from svc_inference.domain.stats import GenerationCounters
+from svc_inference.domain.structured import validation_error
 
 
 class GenerationBackend(Protocol):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 import yaml
 
-from svc_inference.domain.types import ModelRole
+from svc_inference.domain.model import ModelRole
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from svc_inference.domain.types import GenerationSummary, Priority
+from svc_inference.domain.model import GenerationSummary, Priority
 
 
 class InferenceObserver(Protocol):

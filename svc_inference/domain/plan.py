@@ -6,9 +6,9 @@ import dataclasses
 import time
 
 from svc_inference.domain.chat_templates import Segment, check_not_empty, raw_prompt, render
+from svc_inference.domain.model import GenerateRequest, Priority
 from svc_inference.domain.model_config import LLMConfig
 from svc_inference.domain.structured import JsonSchema, check_enforceable, parse_schema
-from svc_inference.domain.types import GenerateRequest, Priority
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

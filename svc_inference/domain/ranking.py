@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from svc_inference.domain.types import ScoredDocument
+from svc_inference.domain.model import ScoredDocument
 
 
 def rank(scores: Sequence[float], top_n: int) -> tuple[ScoredDocument, ...]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from svc_inference.domain.model import ModelInfo, ModelRole, RerankRequest, RerankResult
 from svc_inference.domain.model_config import RerankerConfig
 from svc_inference.domain.ranking import rank
 from svc_inference.domain.sources import SourceSettings, offline_hub, resolve
-from svc_inference.domain.types import ModelInfo, ModelRole, RerankRequest, RerankResult
 
 
 class CrossEncoderReranker:

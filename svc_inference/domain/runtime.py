@@ -16,10 +16,7 @@ from typing import TypeVar
 from mesh.errors import MeshError, NotFound, ResourceExhausted
 from svc_inference.domain.chat_templates import check_not_empty
 from svc_inference.domain.endpoints import EmbedderEndpoint, LLMEndpoint, RerankerEndpoint
-from svc_inference.domain.observer import InferenceObserver, NullObserver
-from svc_inference.domain.scheduler import SchedulerStats
-from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE, check_enforceable, parse_schema
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     GenerateRequest,
@@ -30,6 +27,9 @@ from svc_inference.domain.types import (
     RerankRequest,
     RerankResult,
 )
+from svc_inference.domain.observer import InferenceObserver, NullObserver
+from svc_inference.domain.scheduler import SchedulerStats
+from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE, check_enforceable, parse_schema
 from svc_inference.domain.vllm_backend import VLLM_UNENFORCEABLE
 
 E = TypeVar("E", LLMEndpoint, EmbedderEndpoint, RerankerEndpoint)

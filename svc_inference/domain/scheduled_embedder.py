@@ -16,9 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from svc_inference.domain.embedder import PreparedEmbed
+from svc_inference.domain.model import EmbedRequest, EmbedResult, Priority, RerankRequest, RerankResult
 from svc_inference.domain.model_config import EmbedderConfig
 from svc_inference.domain.scheduler import Lane, PriorityScheduler, SchedulerLimits, SchedulerStats, slices_of
-from svc_inference.domain.types import EmbedRequest, EmbedResult, Priority, RerankRequest, RerankResult
 
 
 class EmbeddingModel(Protocol):

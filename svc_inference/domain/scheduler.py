@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 from typing import Any, Generic, TypeVar
 
 from mesh.errors import ResourceExhausted, Unavailable
-from svc_inference.domain.types import Priority
+from svc_inference.domain.model import Priority
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

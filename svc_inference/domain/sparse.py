@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from svc_inference.domain.types import SparseVector
+from svc_inference.domain.model import SparseVector
 
 SPARSE_HEAD_FILE = "sparse_linear.pt"
 

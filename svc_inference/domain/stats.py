@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from svc_inference.domain.types import FinishReason, GenerationStats
+from svc_inference.domain.model import FinishReason, GenerationStats
 
 
 class GenerationCounters:

@@ -19,10 +19,10 @@ from typing import Any
 
 from mesh.errors import FieldViolation, InvalidArgument, Unavailable
 from svc_inference.domain.chat_templates import Segment
+from svc_inference.domain.model import FinishReason, GenerationChunk, GenerationSummary
 from svc_inference.domain.model_config import LLMConfig
 from svc_inference.domain.plan import GenerationPlan
 from svc_inference.domain.stats import GenerationCounters
-from svc_inference.domain.types import FinishReason, GenerationChunk, GenerationSummary
 
 # Keywords vLLM's structured-output backends (xgrammar, guidance) do not enforce.
 VLLM_UNENFORCEABLE = frozenset(

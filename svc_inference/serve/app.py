@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from svc_inference.domain.endpoints import CosineReranker, EmbedderEndpoint, LLMEndpoint, RerankerEndpoint
+from svc_inference.domain.model import ModelInfo
 from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelConfig, Profile, RerankerConfig
 from svc_inference.domain.runtime import Defaults, ModelRuntime
 from svc_inference.domain.sources import SourceSettings
-from svc_inference.domain.types import ModelInfo
 from svc_inference.serve.cluster import RayConnection, RaySetup, connect
 from svc_inference.serve.endpoints import ServeEmbedder, ServeLLM, ServeReranker
 

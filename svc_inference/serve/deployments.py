@@ -29,12 +29,7 @@ from ray.serve.deployment import Application
 from mesh import telemetry
 from svc_inference.domain.embedder import Embedder
 from svc_inference.domain.llm import LLM
-from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelConfig, RerankerConfig
-from svc_inference.domain.reranker import CrossEncoderReranker
-from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
-from svc_inference.domain.scheduler import SchedulerStats
-from svc_inference.domain.sources import SourceSettings
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     GenerateRequest,
@@ -42,6 +37,11 @@ from svc_inference.domain.types import (
     RerankRequest,
     RerankResult,
 )
+from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelConfig, RerankerConfig
+from svc_inference.domain.reranker import CrossEncoderReranker
+from svc_inference.domain.scheduled_embedder import ScheduledEmbedder
+from svc_inference.domain.scheduler import SchedulerStats
+from svc_inference.domain.sources import SourceSettings
 
 log = logging.getLogger(__name__)
 

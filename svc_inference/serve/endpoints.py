@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mesh import telemetry
-from svc_inference.domain.scheduler import SchedulerStats
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     GenerateRequest,
@@ -25,6 +24,7 @@ from svc_inference.domain.types import (
     RerankRequest,
     RerankResult,
 )
+from svc_inference.domain.scheduler import SchedulerStats
 from svc_inference.serve.errors import to_mesh_error
 
 HOSTING = "serve"

@@ -42,9 +42,9 @@ from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.embedder import Embedder
 from svc_inference.domain.llm import LLM
+from svc_inference.domain.model import EmbedRequest, GenerateRequest, Sampling
 from svc_inference.domain.model_config import load_profile
 from svc_inference.domain.sources import SourceSettings
-from svc_inference.domain.types import EmbedRequest, GenerateRequest, Sampling
 from tests.bench.machine import machine
 from tests.support import auth as test_auth
 

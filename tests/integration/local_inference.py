@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from mesh.server import ServerConfig, ServiceBinding, start_server
 from svc_inference.__main__ import bindings
-from svc_inference.bootstrap import open_runtime
+from svc_inference.app import open_runtime
 from svc_inference.config import Config
 from svc_inference.domain.runtime import ModelRuntime
 from tests.support.auth import auth_settings

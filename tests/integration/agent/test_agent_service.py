@@ -20,8 +20,8 @@ from ragmesh.agent.v1 import agent_service_pb2 as pb
 from ragmesh.inference.v1 import inference_service_pb2 as infpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_inference import convert as inference_convert
+from svc_inference.domain.model import GenerateRequest, GenerationStats
 from svc_inference.domain.runtime import ModelRuntime
-from svc_inference.domain.types import GenerateRequest, GenerationStats
 from tests.integration.agent.conftest import new_tenant
 from tests.integration.agent.harness import AgentMesh
 

@@ -24,7 +24,7 @@ import pytest_asyncio
 from mesh.server import MeshServer, ServerConfig, start_server
 from ragmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from svc_inference.__main__ import bindings
-from svc_inference.bootstrap import open_runtime
+from svc_inference.app import open_runtime
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.model_config import ModelSource, Profile, RerankerConfig, ServingConfig, load_profile
 from svc_inference.domain.runtime import ModelRuntime

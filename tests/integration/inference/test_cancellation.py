@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
-from svc_inference.domain.types import GenerationStats
+from svc_inference.domain.model import GenerationStats
 from tests.integration.inference.conftest import Stack
 from tests.integration.inference.support import ENDLESS_PROMPT, generate
 

@@ -108,11 +108,11 @@ async def test_the_cross_encoder_path_scores_like_the_model_itself(stack: Stack,
 async def test_query_and_document_prefixes_come_from_the_model_config() -> None:
     import dataclasses
 
-    from svc_inference.bootstrap import source_settings
+    from svc_inference.app import source_settings
     from svc_inference.config import MODELS_DIR, Config
     from svc_inference.domain.embedder import Embedder
+    from svc_inference.domain.model import EmbedMode, EmbedRequest
     from svc_inference.domain.model_config import load_profile
-    from svc_inference.domain.types import EmbedMode, EmbedRequest
 
     config = dataclasses.replace(load_profile(MODELS_DIR, "local").embedders[0], query_prefix="query: ")
     embedder = Embedder(config, source_settings(Config()))

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
-from svc_inference.bootstrap import open_runtime
+from svc_inference.app import open_runtime
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.model_config import ModelSource, load_profile
 from tests.integration.inference.conftest import Stack, _serve

@@ -6,7 +6,7 @@ import pytest
 
 from mesh.errors import ResourceExhausted
 from svc_inference.domain.admission import AdmissionGate, PrioritySlots
-from svc_inference.domain.types import Priority
+from svc_inference.domain.model import Priority
 
 
 async def test_waiting_beyond_the_bound_is_refused_at_once() -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from mesh.errors import InvalidArgument
 from svc_inference.domain.chat_templates import Segment, check_not_empty, prompt_text, raw_prompt, render
-from svc_inference.domain.types import ChatMessage, ChatRole
+from svc_inference.domain.model import ChatMessage, ChatRole
 
 SYSTEM = ChatMessage(ChatRole.SYSTEM, "Be brief.")
 USER = ChatMessage(ChatRole.USER, "What is a Pod?")

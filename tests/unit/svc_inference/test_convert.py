@@ -4,7 +4,7 @@ import numpy as np
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference import convert
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     ChatRole,
     EmbedMode,
     EmbedResult,

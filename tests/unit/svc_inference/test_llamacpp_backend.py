@@ -9,12 +9,12 @@ import pytest
 from mesh.errors import InvalidArgument, Unavailable
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.llamacpp import LlamaCppBackend
+from svc_inference.domain.model import GenerateRequest, Sampling
 from svc_inference.domain.model_config import load_profile
 from svc_inference.domain.plan import make_plan
 from svc_inference.domain.sources import SourceSettings, resolve
 from svc_inference.domain.stats import GenerationCounters
 from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE
-from svc_inference.domain.types import GenerateRequest, Sampling
 
 GEMMA = load_profile(MODELS_DIR, "local").llms[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from svc_inference import metrics
-from svc_inference.domain.types import FinishReason, GenerationSummary, Priority
+from svc_inference.domain.model import FinishReason, GenerationSummary, Priority
 
 
 def test_requests_move_the_queue_gauges_and_refusals_are_counted() -> None:

@@ -6,10 +6,10 @@ import pytest
 
 from mesh.errors import InvalidArgument
 from svc_inference.config import MODELS_DIR
+from svc_inference.domain.model import ChatMessage, ChatRole, GenerateRequest, Sampling
 from svc_inference.domain.model_config import load_profile
 from svc_inference.domain.plan import make_plan
 from svc_inference.domain.structured import LLAMACPP_UNENFORCEABLE
-from svc_inference.domain.types import ChatMessage, ChatRole, GenerateRequest, Sampling
 
 GEMMA = load_profile(MODELS_DIR, "local").llms[0]
 

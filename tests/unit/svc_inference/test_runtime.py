@@ -8,9 +8,7 @@ import pytest
 
 from mesh.errors import InvalidArgument, NotFound, ResourceExhausted
 from svc_inference.domain.endpoints import CosineReranker
-from svc_inference.domain.model_config import RerankerConfig
-from svc_inference.domain.runtime import Defaults, ModelRuntime
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     FinishReason,
@@ -25,6 +23,8 @@ from svc_inference.domain.types import (
     RerankResult,
     ScoredDocument,
 )
+from svc_inference.domain.model_config import RerankerConfig
+from svc_inference.domain.runtime import Defaults, ModelRuntime
 
 
 class FakeLLM:

@@ -10,9 +10,7 @@ import pytest
 
 from mesh.errors import ResourceExhausted
 from svc_inference.domain.embedder import PreparedEmbed
-from svc_inference.domain.model_config import EmbedderConfig, ModelSource, SchedulingConfig, ServingConfig
-from svc_inference.domain.scheduled_embedder import ScheduledEmbedder, join, split
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedMode,
     EmbedRequest,
     EmbedResult,
@@ -21,6 +19,8 @@ from svc_inference.domain.types import (
     RerankResult,
     SparseVector,
 )
+from svc_inference.domain.model_config import EmbedderConfig, ModelSource, SchedulingConfig, ServingConfig
+from svc_inference.domain.scheduled_embedder import ScheduledEmbedder, join, split
 
 CONFIG = EmbedderConfig(
     name="fake-embedder",

@@ -7,9 +7,7 @@ import numpy as np
 from mesh.priority import BATCH_METADATA
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.domain.endpoints import CosineReranker
-from svc_inference.domain.model_config import RerankerConfig
-from svc_inference.domain.runtime import Defaults, ModelRuntime
-from svc_inference.domain.types import (
+from svc_inference.domain.model import (
     EmbedRequest,
     EmbedResult,
     ModelInfo,
@@ -19,6 +17,8 @@ from svc_inference.domain.types import (
     RerankResult,
     ScoredDocument,
 )
+from svc_inference.domain.model_config import RerankerConfig
+from svc_inference.domain.runtime import Defaults, ModelRuntime
 from svc_inference.servicer import InferenceServiceServicer
 
 

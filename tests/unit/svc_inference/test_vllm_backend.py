@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from svc_inference.config import MODELS_DIR
+from svc_inference.domain.model import GenerateRequest, Sampling
 from svc_inference.domain.model_config import load_profile
 from svc_inference.domain.plan import make_plan
-from svc_inference.domain.types import GenerateRequest, Sampling
 from svc_inference.domain.vllm_backend import (
     VLLM_UNENFORCEABLE,
     VLLMNotAvailable,
