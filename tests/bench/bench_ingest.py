@@ -29,7 +29,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from tests.bench import REPO, SHARED
 from tests.bench.machine import machine
 from tests.support.auth import auth_settings, use_service_token
+from tests.support.tenants import new_tenant
 
 SHARED_CONCEPTS = SHARED / "corpus" / "k8s-docs" / "concepts"
 SHARED_NOISE = SHARED / "corpus" / "noise"
@@ -125,8 +125,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from svc_retrieval.__main__ import bindings as retrieval_bindings
     from svc_retrieval.app import open_components
     from svc_retrieval.config import Config as RetrievalConfig
-    from tests.integration.ingest.conftest import Retrieval, free_ports, ingest_config, serve_ingest
     from tests.integration.local_inference import serve_local_inference
+    from tests.support.ingest import Retrieval, ingest_config, serve_ingest
+    from tests.support.stores import free_ports
 
     figures: dict[str, Any] = {"machine": machine()}
     # The pipeline's Ray workers call svc_inference with a service token, as under `ragmesh up`.
@@ -200,7 +201,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 figures["cold_start_job_s"] = round(time.perf_counter() - t1, 1)
                 print(f"startup {figures['startup_s']} s, cold-start job {figures['cold_start_job_s']} s", flush=True)
 
-                ingest.tenant = "bench-" + uuid.uuid4().hex[:8]
+                ingest.tenant = new_tenant("bench")
                 recorder.enabled = True
                 t2 = time.perf_counter()
                 job = await ingest.run([str(corpus)], skip_graph=True)
@@ -255,11 +256,11 @@ async def _graph(
     from dataclasses import replace
 
     from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-    from tests.integration.ingest.conftest import serve_ingest
+    from tests.support.ingest import serve_ingest
 
     subset = _graph_subset(work, corpus, args.graph_files)
     async with serve_ingest(replace(config, graph_enabled=True), dsn, retrieval, inference_addr) as ingest:
-        ingest.tenant = "bench-graph-" + uuid.uuid4().hex[:8]
+        ingest.tenant = new_tenant("bench-graph")
         started = time.perf_counter()
         job = await ingest.run([str(subset)], skip_graph=False)
         wall = time.perf_counter() - started

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -34,9 +33,10 @@ from svc_inference.domain.runtime import ModelRuntime
 from svc_retrieval.__main__ import bindings as retrieval_bindings
 from svc_retrieval.app import open_components as open_retrieval
 from svc_retrieval.config import Config as RetrievalConfig
-from tests.integration.agent.conftest import SAMPLE_DOCS, SAMPLES, chunk_markdown
 from tests.integration.local_inference import Inference
+from tests.support.agent import SAMPLE_DOCS, SAMPLES, chunk_markdown
 from tests.support.auth import as_service, auth_settings, bearer, service_channel
+from tests.support.tenants import new_tenant
 
 
 @dataclasses.dataclass
@@ -145,7 +145,7 @@ async def serve(
             index=ipb_grpc.IndexServiceStub(retrieval_channel),  # type: ignore[no-untyped-call]
             inference=infpb_grpc.InferenceServiceStub(inference_channel),  # type: ignore[no-untyped-call]
             models=inference.runtime,
-            tenant="t-" + uuid.uuid4().hex[:12],
+            tenant=new_tenant(),
             channels=channels,
         )
         try:

@@ -22,8 +22,8 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_inference import convert as inference_convert
 from svc_inference.domain.model import GenerateRequest, GenerationStats
 from svc_inference.domain.runtime import ModelRuntime
-from tests.integration.agent.conftest import new_tenant
 from tests.integration.agent.harness import AgentMesh
+from tests.support.tenants import new_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 

@@ -15,7 +15,7 @@ from svc_agent.clients.answer_cache import RedisAnswerCache, cache_key
 from svc_agent.clients.semantic_cache import EdgeSemanticCache, QdrantSemanticCache
 from svc_agent.domain.model import CachedAnswer, Citation
 from svc_agent.domain.ports import CacheScope, SemanticCache
-from tests.integration.agent.conftest import new_tenant
+from tests.support.tenants import new_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Payload indexes have no effect")]
 

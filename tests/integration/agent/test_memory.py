@@ -13,7 +13,7 @@ from mesh.errors import InvalidArgument, NotFound, PermissionDenied
 from svc_agent.clients.memory import PostgresChatMemory
 from svc_agent.domain.model import Citation, Role
 from svc_agent.domain.ports import CompletedTurn
-from tests.integration.agent.conftest import new_tenant
+from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.integration
 

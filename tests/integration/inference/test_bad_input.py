@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
-from tests.integration.inference.conftest import TIGHT, TIGHT_CONTEXT, Stack
 from tests.integration.inference.support import generate, reason, violation_fields
+from tests.support.inference import TIGHT, TIGHT_CONTEXT, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

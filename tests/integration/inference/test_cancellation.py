@@ -11,8 +11,8 @@ import pytest
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.domain.model import GenerationStats
-from tests.integration.inference.conftest import Stack
 from tests.integration.inference.support import ENDLESS_PROMPT, generate
+from tests.support.inference import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -10,7 +10,7 @@ import pytest
 
 from mesh.sparse import default_encoder
 from ragmesh.inference.v1 import inference_service_pb2 as pb
-from tests.integration.inference.conftest import CROSS, Stack
+from tests.support.inference import CROSS, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

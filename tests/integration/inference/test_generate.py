@@ -6,8 +6,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
-from tests.integration.inference.conftest import Stack
 from tests.integration.inference.support import generate
+from tests.support.inference import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

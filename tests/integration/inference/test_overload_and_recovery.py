@@ -13,8 +13,8 @@ import pytest
 
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.serve.endpoints import ServeLLM
-from tests.integration.inference.conftest import TIGHT, Stack
 from tests.integration.inference.support import ENDLESS_PROMPT, generate, reason
+from tests.support.inference import TIGHT, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

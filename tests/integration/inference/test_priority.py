@@ -18,8 +18,8 @@ import pytest
 from mesh.priority import BATCH_METADATA
 from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.domain.scheduler import SchedulerStats
-from tests.integration.inference.conftest import Stack
 from tests.integration.inference.support import reason
+from tests.support.inference import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

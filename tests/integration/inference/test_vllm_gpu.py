@@ -22,8 +22,8 @@ from ragmesh.inference.v1 import inference_service_pb2 as pb
 from svc_inference.app import open_runtime
 from svc_inference.config import MODELS_DIR, Config
 from svc_inference.domain.model_config import ModelSource, load_profile
-from tests.integration.inference.conftest import Stack, _serve
 from tests.integration.inference.support import generate
+from tests.support.inference import Stack, open_stack
 
 
 def _skip_reason() -> str | None:
@@ -65,7 +65,7 @@ async def vllm_stack(ray_cluster: None) -> AsyncIterator[Stack]:
         "127.0.0.1:1",
         profile=profile,
     )
-    stack = await _serve("serve", runtime)
+    stack = await open_stack("serve", runtime)
     yield stack
     await stack.close()
 

@@ -23,7 +23,7 @@ import pytest_asyncio
 
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from tests.fixtures.hostile.attacks import deep_html, pdf_bomb, zip_bomb_docx
-from tests.integration.ingest.conftest import SAMPLES, Ingest, Retrieval, ingest_config, serve_ingest
+from tests.support.ingest import SAMPLES, Ingest, Retrieval, ingest_config, serve_ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

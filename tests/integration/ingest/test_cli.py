@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ingest.conftest import REPO, SAMPLES, Ingest
 from tests.support import auth as test_auth
+from tests.support.ingest import REPO, SAMPLES, Ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

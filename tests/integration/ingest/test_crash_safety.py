@@ -15,9 +15,10 @@ import pytest
 from mesh.stack import StackConfig
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
-from tests.integration.ingest.conftest import SAMPLES, Retrieval, free_ports, ingest_subprocess, table_rows
 from tests.support.auth import bearer
-from tests.support.stores import started_stores
+from tests.support.ingest import SAMPLES, Retrieval, ingest_subprocess, table_rows
+from tests.support.stores import free_ports, started_stores
+from tests.support.tenants import new_tenant
 
 pytestmark = [
     pytest.mark.integration,
@@ -67,7 +68,7 @@ async def test_killed_job_rerun_matches_clean_run(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(page, target)
     corpus = str(tmp_path / "corpus")
-    crashed, clean = "t-crash-" + uuid.uuid4().hex[:8], "t-clean-" + uuid.uuid4().hex[:8]
+    crashed, clean = new_tenant("t-crash"), new_tenant("t-clean")
     instance = "crash-test-" + uuid.uuid4().hex[:8]
 
     async with ingest_subprocess(tmp_path, migrated, retrieval, inference_addr, instance, ray_head) as (proc, stub):

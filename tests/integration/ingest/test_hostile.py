@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from tests.fixtures.hostile import make_hostile_files
-from tests.integration.ingest.conftest import SAMPLES, Ingest
+from tests.support.ingest import SAMPLES, Ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-from tests.integration.ingest.conftest import SAMPLES, Ingest, table_rows
+from tests.support.ingest import SAMPLES, Ingest, table_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

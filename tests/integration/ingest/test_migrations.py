@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from mesh import migrations
-from tests.integration.ingest.conftest import Stores
+from tests.support.ingest import Stores
 
 pytestmark = [pytest.mark.integration]
 

@@ -24,9 +24,10 @@ from mesh.stack import StackConfig, Supervisor
 from mesh.stack.process import running_record
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
-from tests.integration.ingest.conftest import SAMPLES, Retrieval, ingest_subprocess, table_rows
 from tests.support.auth import bearer
+from tests.support.ingest import SAMPLES, Retrieval, ingest_subprocess, table_rows
 from tests.support.stores import free_ports, started_stores
+from tests.support.tenants import new_tenant
 
 pytestmark = [
     pytest.mark.integration,
@@ -124,7 +125,7 @@ async def test_stages_on_worker_groups_and_killed_node_rerun_matches_clean_run(
     ray_cluster: StackConfig, tmp_path: Path, migrated: str, retrieval: Retrieval, inference_addr: str
 ) -> None:
     corpus = _corpus(tmp_path)
-    clean, killed = "t-clean-" + uuid.uuid4().hex[:8], "t-killed-" + uuid.uuid4().hex[:8]
+    clean, killed = new_tenant("t-clean"), new_tenant("t-killed")
     env = {
         "RAGMESH_INGEST_RAY_GROUP_LOST_TIMEOUT_S": str(LOST_TIMEOUT_S),
         "RAGMESH_INGEST_EMBED_BATCH_SIZE": "16",

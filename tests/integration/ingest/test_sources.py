@@ -13,7 +13,8 @@ import pytest_asyncio
 from moto.server import ThreadedMotoServer
 
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-from tests.integration.ingest.conftest import (
+from tests.support import auth as test_auth
+from tests.support.ingest import (
     SAMPLES,
     Ingest,
     Retrieval,
@@ -21,7 +22,6 @@ from tests.integration.ingest.conftest import (
     ingest_config,
     serve_ingest,
 )
-from tests.support import auth as test_auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.retrieval.conftest import DocumentEmbedder, Served, ingest, new_tenant, upsert_requests
 from tests.support import auth as test_auth
+from tests.support.retrieval import DocumentEmbedder, Served, ingest, upsert_requests
+from tests.support.tenants import new_tenant
 
 # The session's svc_inference answers on the session's event loop.
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

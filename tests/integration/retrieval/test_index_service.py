@@ -11,15 +11,8 @@ from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import index_service_pb2 as ipb
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_retrieval.config import Config
-from tests.integration.retrieval.conftest import (
-    CORPUS,
-    DocumentEmbedder,
-    Served,
-    ingest,
-    new_tenant,
-    serve_retrieval,
-    upsert_requests,
-)
+from tests.support.retrieval import CORPUS, DocumentEmbedder, Served, ingest, serve_retrieval, upsert_requests
+from tests.support.tenants import new_tenant
 
 # The session's svc_inference answers on the session's event loop.
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

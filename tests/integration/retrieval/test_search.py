@@ -9,7 +9,8 @@ from google.protobuf import timestamp_pb2
 
 from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
-from tests.integration.retrieval.conftest import DocumentEmbedder, Served, ingest, new_tenant, upsert_requests
+from tests.support.retrieval import DocumentEmbedder, Served, ingest, upsert_requests
+from tests.support.tenants import new_tenant
 
 # The session's svc_inference answers on the session's event loop.
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

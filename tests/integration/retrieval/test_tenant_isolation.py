@@ -29,7 +29,7 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from svc_retrieval.config import Config
 from svc_retrieval.domain.ids import chunk_hash, normalize_entity, point_id
 from svc_retrieval.domain.model import ChunkInput, DocumentMeta
-from tests.integration.retrieval.conftest import DocumentEmbedder, Served, serve_retrieval
+from tests.support.retrieval import DocumentEmbedder, Served, serve_retrieval
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

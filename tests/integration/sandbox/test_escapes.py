@@ -18,8 +18,7 @@ import pytest
 
 from svc_sandbox.domain import Sandbox, StopReason
 from svc_sandbox.domain.settings import SandboxSettings
-
-from .conftest import MIB, make_sandbox, processes_with, run, wait_until_gone
+from tests.support.sandbox import MIB, make_sandbox, processes_with, run, wait_until_gone
 
 pytestmark = pytest.mark.integration
 

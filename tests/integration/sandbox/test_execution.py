@@ -26,8 +26,7 @@ from svc_sandbox.domain import (
     StopReason,
 )
 from svc_sandbox.domain.settings import SandboxSettings
-
-from .conftest import MIB, make_sandbox, processes_with, run, wait_until_gone
+from tests.support.sandbox import MIB, make_sandbox, processes_with, run, wait_until_gone
 
 pytestmark = pytest.mark.integration
 
