@@ -29,6 +29,7 @@ from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from tests.bench.machine import machine
 from tests.support import faults
+from tests.support.tenants import new_tenant
 
 SCENARIOS = {"ingest-mid-write": "svc_retrieval", "neo4j-mid-write": "neo4j"}
 
@@ -49,7 +50,7 @@ def _kill_after_first_write(channel: grpc.Channel, tenant: str, job_id: str, par
 
 def _scenario(settings: MeshSettings, name: str, documents: int, folder: Path) -> dict[str, Any]:
     part = SCENARIOS[name]
-    clean, faulted = faults.new_tenant("bench-clean"), faults.new_tenant("bench-killed")
+    clean, faulted = new_tenant("faults-bench-clean"), new_tenant("faults-bench-killed")
     seconds: dict[str, float] = {}
     with grpc.insecure_channel(settings.edge_addr) as channel:
         started = time.perf_counter()

@@ -36,6 +36,7 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as spb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as spb_grpc
 from tests.support.auth import stack_bearer
+from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +127,7 @@ def calls(
 ) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """The scrapes (by part) before and after one call of each public service through the edge."""
     before = scrape()
-    tenant = f"e2e-metrics-{uuid.uuid4().hex[:8]}"
+    tenant = new_tenant("e2e-metrics")
     md = stack_bearer(tenant)
     with grpc.insecure_channel(settings.edge_addr) as channel:
         # A query never asked before, so no cache stands in for the embedding hop.

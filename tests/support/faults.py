@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,11 +44,6 @@ FINISHED_JOB_STATES = (
     gpb.JOB_STATE_FAILED,
     gpb.JOB_STATE_CANCELLED,
 )
-
-
-def new_tenant(label: str) -> str:
-    """A tenant of one test run: its stores start empty, so counts compare with a clean run's."""
-    return f"faults-{label}-{uuid.uuid4().hex[:8]}"
 
 
 def ragmesh(*args: str, timeout_s: float = HEAL_TIMEOUT_S) -> subprocess.CompletedProcess[str]:

@@ -10,11 +10,12 @@ import pytest
 from mesh.settings import MeshSettings
 from tests.support import faults
 from tests.support.faults import Corpus
+from tests.support.tenants import new_tenant
 
 
 @pytest.fixture(scope="session")
 def corpus(settings: MeshSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
-    tenant = faults.new_tenant("chat")
+    tenant = new_tenant("faults-chat")
     folder = faults.write_corpus(tmp_path_factory.mktemp("relays"), 6)
     with grpc.insecure_channel(settings.edge_addr) as channel:
         faults.ingest(channel, tenant, folder)

@@ -18,6 +18,7 @@ from mesh.settings import MeshSettings
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from tests.support import faults as harness
 from tests.support.faults import Corpus
+from tests.support.tenants import new_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,7 +30,7 @@ def test_a_job_whose_index_dies_fails_and_a_rerun_converges_to_a_clean_runs_coun
     expected = harness.index_counts(settings, corpus.tenant)
     expected_records = harness.document_records(channel, corpus.tenant)
     assert expected["points"] > 0 and expected["documents"] == len(expected_records)
-    tenant = harness.new_tenant("killed")
+    tenant = new_tenant("faults-killed")
 
     victim = harness.pid_of("svc_retrieval")
     with harness.healed_after():

@@ -25,6 +25,7 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from tests.support import faults as harness
 from tests.support.faults import Corpus
+from tests.support.tenants import new_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -60,7 +61,7 @@ def test_with_postgres_down_chat_answers_degraded_and_ingest_refuses_new_jobs(
     opened = _chat(channel, tenant, "What does Zephyrine relay 1 forward?", options=apb.ChatOptions(bypass_cache=True))
     session = opened[-1].session_id
     sessions_before = harness.session_ids(channel, tenant)
-    newcomer = harness.new_tenant("refused")  # a tenant whose first job comes while the store is down
+    newcomer = new_tenant("faults-refused")  # a tenant whose first job comes while the store is down
     cached_before = harness.answer_cache_keys(settings, tenant)
 
     with harness.healed_after():

@@ -15,6 +15,7 @@ from mesh.settings import MeshSettings
 from ragmesh.sandbox.v1 import sandbox_service_pb2 as spb
 from ragmesh.sandbox.v1 import sandbox_service_pb2_grpc as spb_grpc
 from tests.support import faults as harness
+from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +30,7 @@ def _run(channel: grpc.Channel, tenant: str) -> spb.ExecuteResponse:
 
 
 def test_up_restarts_a_killed_part_alone_and_status_shows_the_restart(settings: MeshSettings) -> None:
-    tenant = harness.new_tenant("supervisor")
+    tenant = new_tenant("faults-supervisor")
     before = harness.status()
     assert all(p["healthy"] for p in before.values()), {n: p["detail"] for n, p in before.items() if not p["healthy"]}
     restarts_before = int(before[VICTIM]["restarts"])  # type: ignore[call-overload]

@@ -9,7 +9,6 @@ small limits file this module writes (per hour, so no window ends mid-test).
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -24,6 +23,7 @@ from mesh.cli import main
 from mesh.stack import StackConfig, StackLayout, Supervisor, identity
 from mesh.stack.envoy_ratelimit import global_limit_report, read_edge_limit_counters
 from tests.support import grpcweb
+from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -114,11 +114,6 @@ def _auth(config: StackConfig, tenant: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-def _tenant(name: str) -> str:
-    # Counters live in Redis for the hour: a name of its own per test keeps tests apart.
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
 def _unary(config: StackConfig, path: str, tenant: str) -> grpc.StatusCode:
     with grpc.insecure_channel(f"{config.host}:{config.envoy_listener_port}") as channel:
         method = channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
@@ -179,7 +174,8 @@ EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 def test_a_tenant_past_its_limit_is_refused_while_another_keeps_every_call(stack: Supervisor) -> None:
     config = stack.config
-    noisy, quiet = _tenant("noisy"), _tenant("quiet")
+    # Counters live in Redis for the hour: a tenant of its own per test keeps tests apart.
+    noisy, quiet = new_tenant("noisy"), new_tenant("quiet")
     noisy_codes: list[grpc.StatusCode] = []
     quiet_codes: list[grpc.StatusCode] = []
     # Interleaved: the quiet tenant calls as often as its own limit allows, the noisy one
@@ -200,7 +196,7 @@ def test_a_tenant_past_its_limit_is_refused_while_another_keeps_every_call(stack
 
 def test_the_refusal_says_whose_limit_and_when_to_retry(stack: Supervisor) -> None:
     config = stack.config
-    tenant = _tenant("hint")
+    tenant = new_tenant("hint")
     assert [_unary(config, SEARCH, tenant) for _ in range(SEARCH_LIMIT)] == [OK] * SEARCH_LIMIT
     error = _limited_call(config, SEARCH, tenant)
     assert error.code() == EXHAUSTED
@@ -214,7 +210,7 @@ def test_the_refusal_says_whose_limit_and_when_to_retry(stack: Supervisor) -> No
 
 def test_families_are_counted_apart_and_health_checks_are_not_limited(stack: Supervisor) -> None:
     config = stack.config
-    tenant = _tenant("families")
+    tenant = new_tenant("families")
     assert [_chat(config, tenant) for _ in range(CHAT_LIMIT + 1)] == [OK] * CHAT_LIMIT + [EXHAUSTED]
     # Over its chat limit, the tenant still searches, reads sessions and passes health checks.
     assert _unary(config, SEARCH, tenant) == OK
@@ -237,7 +233,7 @@ def test_the_edge_fails_open_and_counts_it_when_the_service_is_down(
     stack: Supervisor, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = stack.config
-    tenant = _tenant("open")
+    tenant = new_tenant("open")
     assert [_unary(config, SEARCH, tenant) for _ in range(SEARCH_LIMIT + 1)] == [OK] * SEARCH_LIMIT + [EXHAUSTED]
     before = read_edge_limit_counters(config)
     assert before is not None and before.over_limit >= 1
@@ -264,7 +260,7 @@ def test_the_edge_fails_open_and_counts_it_when_the_service_is_down(
 
 def test_the_edge_fails_open_when_redis_is_down(stack: Supervisor) -> None:
     config = stack.config
-    tenant = _tenant("noredis")
+    tenant = new_tenant("noredis")
     before = read_edge_limit_counters(config)
     assert before is not None
     stack.down(["redis"])
