@@ -18,7 +18,6 @@ import os
 import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from tests.support.auth import stack_bearer
+from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +83,7 @@ def web_origin() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def tenant(settings: MeshSettings) -> Iterator[str]:
     """A tenant of this test's own with the two pages ingested (graph skipped)."""
-    name = f"web-{uuid.uuid4().hex[:8]}"
+    name = new_tenant("web")
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     folder.chmod(0o755)
     for file, text in PAGES.items():
