@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from ragmesh.common.v1 import common_pb2
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
-from ragmesh.retrieval.v1 import index_service_pb2 as index_pb
-from svc_ingest.domain.assembly import DocumentResult
 from svc_ingest.domain.model import DocStatus, DocumentRecord, FileError, Job, JobOptions, JobState
+from svc_ingest.jobs import ProgressEvent, UploadPiece
 
-# Chunks per UpsertChunks message (the contract allows 512).
-CHUNKS_PER_MESSAGE = 128
+_EVENT_TYPES = {
+    "progress": pb.INGEST_EVENT_TYPE_PROGRESS,
+    "file_failed": pb.INGEST_EVENT_TYPE_FILE_FAILED,
+    "finished": pb.INGEST_EVENT_TYPE_FINISHED,
+}
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -29,6 +29,16 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
 def options_to_proto(options: JobOptions) -> pb.IngestOptions:
     """Job options as sent back to callers (defaults filled in)."""
     return pb.IngestOptions(
+        chunk_size_tokens=options.chunk_size_tokens,
+        chunk_overlap_tokens=options.chunk_overlap_tokens,
+        skip_graph=options.skip_graph,
+        sync=options.sync,
+    )
+
+
+def options_from_proto(options: pb.IngestOptions) -> JobOptions:
+    """Job options as a caller asked for them (zero sizes: the service's defaults)."""
+    return JobOptions(
         chunk_size_tokens=options.chunk_size_tokens,
         chunk_overlap_tokens=options.chunk_overlap_tokens,
         skip_graph=options.skip_graph,
@@ -112,67 +122,21 @@ def document_to_proto(record: DocumentRecord) -> pb.DocumentInfo:
     return info
 
 
-def page_token(source_uri: str, doc_id: str) -> str:
-    """An opaque token that resumes a listing after (source_uri, doc_id)."""
-    return base64.urlsafe_b64encode(f"{source_uri}\x00{doc_id}".encode()).decode()
-
-
-def parse_page_token(token: str) -> tuple[str, str]:
-    """Inverse of ``page_token``; raises ValueError for a token it did not make."""
-    raw = base64.urlsafe_b64decode(token.encode()).decode()
-    uri, sep, doc_id = raw.partition("\x00")
-    if not sep or "\x00" in doc_id:
-        raise ValueError("not a page token")
-    return uri, doc_id
-
-
-def upsert_requests(
-    doc: DocumentResult,
-    *,
-    source_uri: str,
-    content_hash: str,
-    doc_version: int,
-    links_to: list[str],
-) -> Iterator[index_pb.UpsertChunksRequest]:
-    """The UpsertChunks messages of one document; the last one says the document is complete."""
-    document = index_pb.IndexedDocument(
-        doc_id=doc.doc_id,
-        source_uri=source_uri,
-        title=doc.title[:1024],
-        document_type=doc.document_type[:32],
-        doc_version=doc_version,
-        content_hash=content_hash,
-        links_to=links_to[:1000],
+def event_to_proto(event: ProgressEvent) -> pb.StreamIngestJobResponse:
+    """A progress event as the contract's StreamIngestJobResponse."""
+    message = pb.StreamIngestJobResponse(
+        type=_EVENT_TYPES[event.kind],
+        job=job_to_proto(event.job),
+        files_per_second=event.files_per_second,
+        chunks_per_second=event.chunks_per_second,
+        eta_seconds=event.eta_seconds,
     )
-    total = len(doc.chunks)
-    for start in range(0, max(total, 1), CHUNKS_PER_MESSAGE):
-        part = doc.chunks[start : start + CHUNKS_PER_MESSAGE]
-        entities: dict[tuple[str, str], index_pb.GraphEntity] = {}
-        relations: dict[tuple[str, str, str], index_pb.GraphRelation] = {}
-        chunks = []
-        for chunk in part:
-            for e in chunk.entities:
-                entities.setdefault((e.name, e.label), index_pb.GraphEntity(name=e.name, label=e.label))
-            for r in chunk.relations:
-                relations.setdefault(
-                    (r.source, r.target, r.type), index_pb.GraphRelation(source=r.source, target=r.target, type=r.type)
-                )
-            chunks.append(
-                index_pb.IndexedChunk(
-                    chunk_index=chunk.index,
-                    text=chunk.text[:65536],
-                    section=chunk.section[:2048],
-                    dense=list(chunk.dense),
-                    sparse=common_pb2.SparseVector(
-                        indices=list(chunk.sparse_indices), values=list(chunk.sparse_values)
-                    ),
-                    mentions=list(dict.fromkeys(e.name for e in chunk.entities))[:256],
-                )
-            )
-        yield index_pb.UpsertChunksRequest(
-            document=document,
-            chunks=chunks,
-            entities=list(entities.values())[:4096],
-            relations=list(relations.values())[:4096],
-            document_complete=start + CHUNKS_PER_MESSAGE >= total,
-        )
+    if event.error is not None:
+        message.error.CopyFrom(error_to_proto(event.error))
+    return message
+
+
+async def upload_pieces(requests: AsyncIterator[pb.UploadDocumentsRequest]) -> AsyncIterator[UploadPiece]:
+    """The messages of an UploadDocuments stream as upload pieces."""
+    async for message in requests:
+        yield UploadPiece(message.filename, message.data, options_from_proto(message.options))

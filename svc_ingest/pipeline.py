@@ -17,7 +17,7 @@ CPUs, so the stages land on their own nodes (``place``). Every row carries the
 id of the node that parsed it and of the one that embedded it; the job counts
 them per stage and node (``JobCounts.placement``). Each row is one chunk, or one per-document row that
 carries the document's metadata or its parse failure; rows of a document may
-arrive in any order, and the driver (``svc_ingest.jobs``) waits for all of them.
+arrive in any order, and the driver (``svc_ingest.jobs.feed``) waits for all of them.
 
 Workers read files from paths, one file per task, so memory follows the
 largest file, never the corpus. Each stage call opens a span under the job's

@@ -1,13 +1,15 @@
 """IndexService client: svc_ingest writes and deletes only through svc_retrieval.
 
-Calls run inside a job (or an RPC) whose request context carries the tenant;
-the mesh channel passes it on and caps every timeout at the caller's deadline.
-Failed calls raise the mesh's domain errors (``mesh.downstream``).
+The only module of svc_ingest that knows IndexService's messages: it implements
+the ``IndexWriter`` port and answers in domain values. Calls run inside a job (or
+an RPC) whose request context carries the tenant; the mesh channel passes it on
+and caps every timeout at the caller's deadline. Failed calls raise the mesh's
+domain errors (``mesh.downstream``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
 import grpc
 
@@ -15,11 +17,16 @@ from mesh.channels import open_channel
 from mesh.downstream import downstream_error
 from mesh.errors import DeadlineExceeded, Unavailable
 from mesh.validation import max_items
+from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import index_service_pb2, index_service_pb2_grpc
+from svc_ingest.domain.assembly import DocumentResult
+from svc_ingest.domain.ports import DocumentWrite, IndexRemoval, IndexWrite, PreparedWrite
 
 SERVICE = "ragmesh.retrieval.v1.IndexService"
 DELETE_BATCH = max_items(index_service_pb2.DeleteDocumentsRequest, "doc_ids")
 """Most doc ids one DeleteDocuments request may carry (the contract's rule)."""
+CHUNKS_PER_MESSAGE = 128
+"""Chunks per UpsertChunks message (the contract allows 512)."""
 
 
 class IndexClient:
@@ -35,21 +42,31 @@ class IndexClient:
         """Closes the channel."""
         await self._channel.close(None)
 
-    async def upsert(
-        self, requests: Iterable[index_service_pb2.UpsertChunksRequest]
-    ) -> index_service_pb2.UpsertChunksResponse:
-        """Streams the requests in one UpsertChunks call and returns its totals."""
+    def prepare(self, write: DocumentWrite) -> PreparedWrite:
+        """The document's UpsertChunks messages; raises when they cannot be built."""
+        messages = upsert_requests(
+            write.document,
+            source_uri=write.source_uri,
+            content_hash=write.content_hash,
+            doc_version=write.doc_version,
+            links_to=write.links_to,
+        )
+        return PreparedWrite(write.document.doc_id, tuple(messages))
+
+    async def upsert(self, prepared: Sequence[PreparedWrite]) -> IndexWrite:
+        """Streams the prepared documents in one UpsertChunks call and returns its totals."""
+        requests = [m for p in prepared for m in p.messages if isinstance(m, index_service_pb2.UpsertChunksRequest)]
         try:
             response: index_service_pb2.UpsertChunksResponse = await self._stub.UpsertChunks(
-                iter(list(requests)), timeout=self._upsert_timeout_s
+                iter(requests), timeout=self._upsert_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             raise downstream_error(exc, "writing to the index") from exc
-        return response
+        return IndexWrite(points_written=int(response.points_written), nodes_created=int(response.nodes_created))
 
-    async def delete(self, doc_ids: Sequence[str]) -> index_service_pb2.DeleteDocumentsResponse:
+    async def delete(self, doc_ids: Sequence[str]) -> IndexRemoval:
         """Deletes documents (any number, in batches); returns the summed totals."""
-        total = index_service_pb2.DeleteDocumentsResponse()
+        points = nodes = 0
         for start in range(0, len(doc_ids), DELETE_BATCH):
             request = index_service_pb2.DeleteDocumentsRequest(doc_ids=list(doc_ids[start : start + DELETE_BATCH]))
             try:
@@ -58,22 +75,64 @@ class IndexClient:
                 )
             except grpc.aio.AioRpcError as exc:
                 raise downstream_error(exc, "deleting from the index") from exc
-            total.points_deleted += response.points_deleted
-            total.nodes_deleted += response.nodes_deleted
-            total.corpus_version = response.corpus_version
-        return total
-
-    async def stats(self) -> index_service_pb2.GetIndexStatsResponse:
-        """The caller tenant's index counts."""
-        try:
-            response: index_service_pb2.GetIndexStatsResponse = await self._stub.GetIndexStats(
-                index_service_pb2.GetIndexStatsRequest(), timeout=10.0
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise downstream_error(exc, "reading the index's counts") from exc
-        return response
+            points += int(response.points_deleted)
+            nodes += int(response.nodes_deleted)
+        return IndexRemoval(points_deleted=points, nodes_deleted=nodes)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for index failures worth retrying later (the index restarting, a deadline)."""
     return isinstance(exc, (Unavailable, DeadlineExceeded))
+
+
+def upsert_requests(
+    doc: DocumentResult,
+    *,
+    source_uri: str,
+    content_hash: str,
+    doc_version: int,
+    links_to: list[str],
+) -> Iterator[index_service_pb2.UpsertChunksRequest]:
+    """The UpsertChunks messages of one document; the last one says the document is complete."""
+    document = index_service_pb2.IndexedDocument(
+        doc_id=doc.doc_id,
+        source_uri=source_uri,
+        title=doc.title[:1024],
+        document_type=doc.document_type[:32],
+        doc_version=doc_version,
+        content_hash=content_hash,
+        links_to=links_to[:1000],
+    )
+    total = len(doc.chunks)
+    for start in range(0, max(total, 1), CHUNKS_PER_MESSAGE):
+        part = doc.chunks[start : start + CHUNKS_PER_MESSAGE]
+        entities: dict[tuple[str, str], index_service_pb2.GraphEntity] = {}
+        relations: dict[tuple[str, str, str], index_service_pb2.GraphRelation] = {}
+        chunks = []
+        for chunk in part:
+            for e in chunk.entities:
+                entities.setdefault((e.name, e.label), index_service_pb2.GraphEntity(name=e.name, label=e.label))
+            for r in chunk.relations:
+                relations.setdefault(
+                    (r.source, r.target, r.type),
+                    index_service_pb2.GraphRelation(source=r.source, target=r.target, type=r.type),
+                )
+            chunks.append(
+                index_service_pb2.IndexedChunk(
+                    chunk_index=chunk.index,
+                    text=chunk.text[:65536],
+                    section=chunk.section[:2048],
+                    dense=list(chunk.dense),
+                    sparse=common_pb2.SparseVector(
+                        indices=list(chunk.sparse_indices), values=list(chunk.sparse_values)
+                    ),
+                    mentions=list(dict.fromkeys(e.name for e in chunk.entities))[:256],
+                )
+            )
+        yield index_service_pb2.UpsertChunksRequest(
+            document=document,
+            chunks=chunks,
+            entities=list(entities.values())[:4096],
+            relations=list(relations.values())[:4096],
+            document_complete=start + CHUNKS_PER_MESSAGE >= total,
+        )

@@ -44,3 +44,28 @@ class FileFailure(Exception):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception underneath Ray's wrappers (RayTaskError, UserCodeException keep it as ``cause``)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, in one line a caller may read: no traceback, no file path of this host."""
+    exc = root_cause(exc)
+    details = getattr(exc, "details", None)
+    code = getattr(exc, "code", None)
+    if callable(details) and callable(code):
+        return f"{code().name}: {details()}"[:500]
+    lines = str(exc).strip().splitlines()
+    # Ray's wrappers print a traceback into their message; its last line names the error.
+    message = lines[-1].strip() if lines and "Traceback" in str(exc) else (lines[0].strip() if lines else "")
+    return f"{type(exc).__name__}: {message}"[:500]

@@ -37,7 +37,7 @@ class DocStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class JobOptions:
-    """A job's options with defaults filled in."""
+    """A job's options: as stored and run, with defaults filled in; as requested, zero sizes mean the defaults."""
 
     chunk_size_tokens: int
     chunk_overlap_tokens: int

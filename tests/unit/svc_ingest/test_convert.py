@@ -1,62 +1,12 @@
-"""Proto mappings: upsert batching, page tokens, job and document messages."""
+"""Proto mappings: job and document messages."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
-
-import pytest
 
 from ragmesh.ingest.v1 import ingest_service_pb2 as pb
 from svc_ingest import convert
-from svc_ingest.domain.assembly import ChunkResult, DocumentResult
-from svc_ingest.domain.graph import Entity, Relation
 from svc_ingest.domain.model import DocStatus, DocumentRecord, FileError, Job, JobOptions, JobState
-
-
-def _doc(chunks: int) -> DocumentResult:
-    return DocumentResult(
-        doc_id="d1",
-        title="Pods",
-        document_type="markdown",
-        links=[],
-        ocr_pages=0,
-        chunks=[
-            ChunkResult(
-                index=i,
-                text=f"chunk {i}",
-                section="S",
-                dense=(0.5, 0.5),
-                sparse_indices=(1, 2),
-                sparse_values=(0.1, 0.2),
-                entities=(Entity("Pod", "Resource"), Entity("kubelet", "Component")),
-                relations=(Relation("kubelet", "Pod", "MANAGES"),),
-            )
-            for i in range(chunks)
-        ],
-    )
-
-
-def test_a_document_streams_in_batches_and_only_the_last_completes_it() -> None:
-    requests = list(
-        convert.upsert_requests(_doc(300), source_uri="file:///p.md", content_hash="h", doc_version=2, links_to=["x"])
-    )
-    assert [len(r.chunks) for r in requests] == [128, 128, 44]
-    assert [r.document_complete for r in requests] == [False, False, True]
-    first = requests[0]
-    assert first.document.doc_version == 2 and first.document.links_to == ["x"]
-    assert {(e.name, e.label) for e in first.entities} == {("Pod", "Resource"), ("kubelet", "Component")}
-    assert [(r.source, r.type, r.target) for r in first.relations] == [("kubelet", "MANAGES", "Pod")]
-    assert list(first.chunks[0].mentions) == ["Pod", "kubelet"]
-
-
-def test_page_tokens_round_trip_and_reject_garbage() -> None:
-    token = convert.page_token("file:///a b.md", "d1")
-    assert convert.parse_page_token(token) == ("file:///a b.md", "d1")
-    two_nuls = base64.urlsafe_b64encode(b"file:///a.md\x00d\x001").decode()  # text columns cannot hold NUL
-    for garbage in ("bogus!", "YWJj", "_w==", two_nuls):
-        with pytest.raises(ValueError):
-            convert.parse_page_token(garbage)
 
 
 def test_job_and_document_messages() -> None:

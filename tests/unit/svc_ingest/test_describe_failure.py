@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from mesh.errors import Unavailable
-from svc_ingest.jobs import _describe
+from svc_ingest.domain.failures import describe
 
 
 class FakeRayTaskError(Exception):
@@ -25,13 +25,13 @@ class FakeRpcError(grpc.RpcError):
 
 
 def test_the_error_under_rays_wrappers_is_described() -> None:
-    assert _describe(FakeRayTaskError(FakeRpcError())) == "UNAUTHENTICATED: no bearer token was sent"
-    described = _describe(FakeRayTaskError(Unavailable("svc_inference is down", reason="X")))
+    assert describe(FakeRayTaskError(FakeRpcError())) == "UNAUTHENTICATED: no bearer token was sent"
+    described = describe(FakeRayTaskError(Unavailable("svc_inference is down", reason="X")))
     assert described.startswith("Unavailable: svc_inference is down")
 
 
 def test_a_traceback_in_a_message_is_cut_to_its_last_line() -> None:
     wrapped = RuntimeError('Traceback (most recent call last):\n  File "/srv/app/x.py", line 9\nValueError: bad row')
-    described = _describe(wrapped)
+    described = describe(wrapped)
     assert described == "RuntimeError: ValueError: bad row"
     assert "/srv" not in described and "Traceback" not in described
