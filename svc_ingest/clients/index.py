@@ -55,7 +55,12 @@ class IndexClient:
 
     async def upsert(self, prepared: Sequence[PreparedWrite]) -> IndexWrite:
         """Streams the prepared documents in one UpsertChunks call and returns its totals."""
-        requests = [m for p in prepared for m in p.messages if isinstance(m, index_service_pb2.UpsertChunksRequest)]
+        requests: list[index_service_pb2.UpsertChunksRequest] = []
+        for document in prepared:
+            for message in document.messages:
+                if not isinstance(message, index_service_pb2.UpsertChunksRequest):
+                    raise TypeError(f"document {document.doc_id} was not prepared by IndexClient.prepare")
+                requests.append(message)
         try:
             response: index_service_pb2.UpsertChunksResponse = await self._stub.UpsertChunks(
                 iter(requests), timeout=self._upsert_timeout_s
