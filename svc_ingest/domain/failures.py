@@ -7,6 +7,7 @@ the file's path (``FileError`` in the contract) and ends PARTIAL_SUCCESS.
 from __future__ import annotations
 
 import enum
+import re
 
 
 class FailureCode(enum.StrEnum):
@@ -58,9 +59,35 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+#: An exception line of a printed traceback: "module.Type: message".
+_EXCEPTION_LINE = re.compile(
+    r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exceeded|Exhausted|Unavailable|Denied|Invalid\w*|NotFound|Timeout))"
+    r": (?P<message>.+)$"
+)
+
+
+def _under_ray(text: str) -> str | None:
+    """The innermost error a Ray wrapper printed that is not Ray's own ("UDF failed to process a data block").
+
+    Ray Data raises UserCodeException from the stage's error; the driver gets it without the
+    ``__cause__`` (lost in pickling), but the wrapper's text still prints the chain.
+    """
+    found = None
+    for line in text.splitlines():
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match and not match["type"].startswith("ray."):
+            found = f"{match['type'].rsplit('.', 1)[-1]}: {match['message'].strip()}"
+    return found
+
+
 def describe(exc: BaseException) -> str:
     """What went wrong, in one line a caller may read: no traceback, no file path of this host."""
+    printed = str(exc)
     exc = root_cause(exc)
+    if type(exc).__name__ == "UserCodeException":
+        inner = _under_ray(printed)
+        if inner:
+            return inner[:500]
     details = getattr(exc, "details", None)
     code = getattr(exc, "code", None)
     if callable(details) and callable(code):

@@ -35,3 +35,24 @@ def test_a_traceback_in_a_message_is_cut_to_its_last_line() -> None:
     described = describe(wrapped)
     assert described == "RuntimeError: ValueError: bad row"
     assert "/srv" not in described and "Traceback" not in described
+
+
+class UserCodeException(Exception):
+    """Named as Ray Data's wrapper of a stage's error (a fake: the driver gets it with no ``__cause__``)."""
+
+
+def test_the_stage_error_ray_data_printed_is_described_not_its_wrapper() -> None:
+    printed = (
+        "ray::MapWorker(MapBatches(EmbedStage)).submit()\n"
+        "grpc._channel._InactiveRpcError: <_InactiveRpcError of RPC that terminated with:\n"
+        "\tstatus = StatusCode.DEADLINE_EXCEEDED\n"
+        "The above exception was the direct cause of the following exception:\n"
+        "mesh.errors.DeadlineExceeded: embedding document texts failed: DEADLINE_EXCEEDED: Deadline Exceeded\n"
+        "The above exception was the direct cause of the following exception:\n"
+        "ray.exceptions.UserCodeException: UDF failed to process a data block.\n"
+    )
+    wrapper = FakeRayTaskError(UserCodeException("UDF failed to process a data block."))
+    wrapper.args = (printed,)
+    assert (
+        describe(wrapper) == "DeadlineExceeded: embedding document texts failed: DEADLINE_EXCEEDED: Deadline Exceeded"
+    )
