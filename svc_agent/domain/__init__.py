@@ -11,13 +11,15 @@ from svc_agent.domain.events import (
     ToolResultEvent,
 )
 from svc_agent.domain.loop import TRANSITIONS, Agent, Dependencies, State
-from svc_agent.domain.settings import AgentSettings, PlannerMode
+from svc_agent.domain.settings import AgentSettings, AnswerMode, PlannerMode
+from svc_agent.domain.stitch import StitchParams
 
 __all__ = [
     "TRANSITIONS",
     "Agent",
     "AgentEvent",
     "AgentSettings",
+    "AnswerMode",
     "CitationsEvent",
     "Dependencies",
     "Envelope",
@@ -25,6 +27,7 @@ __all__ = [
     "PlannerMode",
     "State",
     "StepEvent",
+    "StitchParams",
     "TokenEvent",
     "ToolCallEvent",
     "ToolResultEvent",

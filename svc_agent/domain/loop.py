@@ -6,9 +6,14 @@ work and names the next state. The machine refuses a transition the table
 does not allow, so this is the whole flow:
 
     LOAD -> REWRITE -> PLAN -> RETRIEVE -> CACHE_LOOKUP -> CORRECT -> RESPOND -> FINISH
+                         |                     |              +-----> STITCH ----^
                          |                     |              +-----> DECLINE ---^
                          |                     +-> REPLAY (a cache hit) ---------^
                          +-> TOOL | DIRECT ----------------------------------------^
+
+RESPOND has the model write the answer from the sources; STITCH (answer mode
+``stitch``, for models that cannot be trusted to) quotes the sources' own
+sentences that answer the question, and goes to DECLINE when none does.
 
 The caches are consulted after the first search because the search response
 carries the corpus version they are keyed by (GetIndexStats counts the whole
@@ -74,7 +79,8 @@ from svc_agent.domain.ports import (
     SemanticCache,
     SemanticHit,
 )
-from svc_agent.domain.settings import AgentSettings, PlannerMode
+from svc_agent.domain.settings import AgentSettings, AnswerMode, PlannerMode
+from svc_agent.domain.stitch import deltas, stitch
 from svc_agent.domain.text import (
     clean_source_text,
     content_terms,
@@ -100,6 +106,7 @@ class State(enum.Enum):
     TOOL = "tool"
     DIRECT = "direct"
     RESPOND = "respond"
+    STITCH = "stitch"
     DECLINE = "decline"
     REPLAY = "replay"
     FINISH = "finish"
@@ -112,10 +119,11 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.PLAN: frozenset({State.RETRIEVE, State.TOOL, State.DIRECT}),
     State.RETRIEVE: frozenset({State.CACHE_LOOKUP, State.CORRECT}),
     State.CACHE_LOOKUP: frozenset({State.REPLAY, State.CORRECT}),
-    State.CORRECT: frozenset({State.RESPOND, State.DECLINE}),
+    State.CORRECT: frozenset({State.RESPOND, State.STITCH, State.DECLINE}),
     State.TOOL: frozenset({State.FINISH}),
     State.DIRECT: frozenset({State.FINISH}),
     State.RESPOND: frozenset({State.FINISH}),
+    State.STITCH: frozenset({State.FINISH, State.DECLINE}),
     State.DECLINE: frozenset({State.FINISH}),
     State.REPLAY: frozenset({State.FINISH}),
     State.FINISH: frozenset({State.DONE}),
@@ -186,6 +194,8 @@ class _Run:
     scope: CacheScope | None = None
     normalized: str = ""
     query_vector: list[float] | None = None
+    decline_reason: str = ""
+    """Why the answer declines, when a later step than the evidence check decided it."""
     tried: set[str] = dataclasses.field(default_factory=set)
     """Normalised queries already searched."""
     pool: list[Source] = dataclasses.field(default_factory=list)
@@ -220,6 +230,7 @@ class Agent:
             State.TOOL: self._tool,
             State.DIRECT: self._direct,
             State.RESPOND: self._respond,
+            State.STITCH: self._stitch,
             State.DECLINE: self._decline,
             State.REPLAY: self._replay,
             State.FINISH: self._finish,
@@ -468,7 +479,9 @@ class Agent:
         return f"miss (corpus version {version})"
 
     def _variant(self, run: _Run) -> str:
-        return f"k{run.top_k}{'-hyde' if run.request.options.hyde else ''}"
+        # The answer mode is part of it: a stitched answer and a generated one differ for the same question.
+        mode = "" if self._settings.answer_mode is AnswerMode.GENERATE else f"-{self._settings.answer_mode.value}"
+        return f"k{run.top_k}{'-hyde' if run.request.options.hyde else ''}{mode}"
 
     # -- CORRECT: corrective searches while the evidence is weak, then answer or decline.
 
@@ -505,7 +518,10 @@ class Agent:
                     yield event
             evidence = self._assess(run)
             level = evidence.level(self._settings.thresholds)
-        self._goto(run, State.DECLINE if level is Level.INSUFFICIENT else State.RESPOND)
+        if level is Level.INSUFFICIENT:
+            self._goto(run, State.DECLINE)
+        else:
+            self._goto(run, State.STITCH if self._settings.answer_mode is AnswerMode.STITCH else State.RESPOND)
 
     def _assess(self, run: _Run) -> Evidence:
         run.evidence = assess(run.query, run.sources, pool=run.pool, known=run.known_terms)
@@ -668,11 +684,47 @@ class Agent:
             best_sentence = clean_source_text(run.sources[0].text)
         return f"{shorten(best_sentence, 400)} [{best_marker}]", best_marker
 
+    # -- STITCH: the sources' own sentences that answer the question, each cited; no generation.
+
+    async def _stitch(self, run: _Run) -> AsyncGenerator[AgentEvent, None]:
+        started = self._deps.clock()
+        params = self._settings.stitch
+        note = ""
+        try:
+            stitched = await stitch(run.query, run.sources, self._deps.embedder, params)
+        except MeshError as exc:
+            # Without the embedder the question's terms still find the sentences that hold them.
+            note = f"; embedder failed ({exc.message}), chosen by word overlap"
+            stitched = await stitch(run.query, run.sources, None, params)
+        if stitched.declined:
+            run.decline_reason = (
+                f"no sentence of the {len(run.sources)} sources answers the question "
+                f"(best similarity {stitched.best_similarity:.2f} < {params.min_similarity:.2f}, "
+                f"{stitched.candidates} sentences){note}"
+            )
+            self._goto(run, State.DECLINE)
+            return
+        yield StepEvent(
+            Step.RESPOND,
+            StepStatus.STARTED,
+            f"quoting the sources: {stitched.candidates} sentences of {len(run.sources)}",
+        )
+        for text in deltas(stitched.answer(), self._settings.replay_words_per_delta):
+            run.answer_parts.append(text)
+            yield TokenEvent(text)
+        run.citations = cite.make_citations(stitched.markers, run.sources, run.answer)
+        run.answered_from_documents = True
+        yield CitationsEvent(run.citations)
+        scores = ", ".join(f"[{s.candidate.marker}] {s.similarity:.2f}" for s in stitched.chosen)
+        detail = f"quoted {len(stitched.chosen)} sentences (similarity {scores}){note}"
+        yield StepEvent(Step.RESPOND, StepStatus.FINISHED, detail, _ms(self._deps.clock() - started))
+        self._goto(run, State.FINISH)
+
     # -- DECLINE: the documents do not hold the answer.
 
     async def _decline(self, run: _Run) -> AsyncGenerator[AgentEvent, None]:
         started = self._deps.clock()
-        evidence = run.evidence.describe() if run.evidence else "no sources"
+        evidence = run.decline_reason or (run.evidence.describe() if run.evidence else "no sources")
         yield StepEvent(Step.RESPOND, StepStatus.STARTED, f"declining: {evidence}")
         run.answer_parts = [prompts.DECLINE_ANSWER]
         yield TokenEvent(prompts.DECLINE_ANSWER)

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 
 from svc_agent.domain.evidence import Thresholds
+from svc_agent.domain.stitch import StitchParams
 
 
 class PlannerMode(enum.Enum):
@@ -17,6 +18,16 @@ class PlannerMode(enum.Enum):
     """Only when the rules are not sure (not a tool, not plainly a question)."""
     MODEL = "model"
     """Always; the rules are the backstop for unusable output."""
+
+
+class AnswerMode(enum.Enum):
+    """How the responder writes an answer from the evidence."""
+
+    STITCH = "stitch"
+    """Quote and stitch: the sources' own sentences that answer the question, each cited; no generation.
+    For models that cannot be trusted to write a grounded answer (the local 270M one)."""
+    GENERATE = "generate"
+    """The model writes the answer from the numbered sources (the GPU profile's large model)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +42,10 @@ class AgentSettings:
     """Characters of each source in the responder prompt."""
     history_messages: int = 6
     """Messages of the session the rewrite step reads."""
+    answer_mode: AnswerMode = AnswerMode.STITCH
+    """Stitch the sources' sentences or generate; the local default is stitch, chosen with ``ragmesh eval answers``."""
+    stitch: StitchParams = dataclasses.field(default_factory=StitchParams)
+    """How stitch mode picks sentences and when it declines."""
     answer_max_tokens: int = 160
     """Most tokens of an answer."""
     temperature: float = 0.0

@@ -25,7 +25,7 @@ from svc_agent.domain.evidence import Thresholds
 from svc_agent.domain.loop import TRANSITIONS, Agent, State
 from svc_agent.domain.model import CacheHit, ChatOptions, ChatRequest, Step, StepStatus
 from svc_agent.domain.ports import CodeResult, GenerationRequest
-from svc_agent.domain.settings import AgentSettings, PlannerMode
+from svc_agent.domain.settings import AgentSettings, AnswerMode, PlannerMode
 from tests.unit.svc_agent.fakes import Rig, graph_of, rig, source
 
 CORPUS = [
@@ -54,7 +54,9 @@ CORPUS = [
         "Disruptions",
     ),
 ]
+# These tests drive the model-writes-it responder; test_stitch.py covers the stitch mode.
 SETTINGS = AgentSettings(
+    answer_mode=AnswerMode.GENERATE,
     thresholds=Thresholds(min_relevance=0.2, strong_relevance=0.35, min_coverage=0.5),
     attribution_min_similarity=0.3,
     semantic_cache_min_similarity=0.9,

@@ -1,0 +1,289 @@
+"""Quote-and-stitch: an answer made of the retrieved chunks' own sentences, each cited.
+
+A small local model cannot be trusted to write a grounded answer, but the
+evidence usually holds one verbatim. This picks the sentences of the sources
+that answer the question and strings them together, each followed by its
+chunk's ``[n]`` marker, so no sentence of the answer lacks a source.
+
+Candidates are the sources' sentences (list items and prose lines cut at
+sentence ends, headings and table rules dropped); a short fenced code block is
+kept with the sentence that introduces it, as inline code spans, one per line,
+and inline code spans are never cut. Each candidate is scored by
+
+    cosine(question, sentence)                      the embedder, query vs document
+    + lexical_weight * share of the question's terms the sentence holds
+    + code_weight    if it carries a command, flag, field path or code span
+    + standing_weight * 1 / (1 + i)                  its chunk's place i in retrieval's order
+
+and the best are taken greedily, skipping near-duplicates of those already
+taken. The answer declines when the best sentence's cosine is under
+``min_similarity``: then no sentence of the evidence is about the question.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Sequence
+
+from svc_agent.domain.model import Source
+from svc_agent.domain.ports import Embedder
+from svc_agent.domain.text import clean_source_text, content_terms, sentences, shorten, term_overlap, words
+
+
+@dataclasses.dataclass(frozen=True)
+class StitchParams:
+    """How sentences are chosen (AgentSettings holds the configured values)."""
+
+    max_sentences: int = 3
+    """Most sentences in an answer."""
+    max_chars: int = 700
+    """Most characters of the answer's sentences together (the first sentence is always taken)."""
+    min_similarity: float = 0.35
+    """Best question-sentence cosine below which the evidence holds no answer (the answer declines)."""
+    min_share_of_best: float = 0.75
+    """A sentence after the first is taken only when its score is at least this share of the best one's."""
+    lexical_weight: float = 0.3
+    """Weight of the share of the question's terms a sentence holds."""
+    code_weight: float = 0.1
+    """Bonus of a sentence that carries a command, flag, field path or code span."""
+    standing_weight: float = 0.05
+    """Weight of the chunk's place in retrieval's order."""
+    duplicate_similarity: float = 0.9
+    """Two sentences at or above this cosine (or sharing this share of terms) say the same thing: one is kept."""
+    max_candidates: int = 120
+    """Most sentences embedded for one answer (the first sources' first sentences)."""
+    max_sentence_chars: int = 400
+    """Longest sentence quoted whole; longer ones are cut at a word boundary."""
+    max_code_lines: int = 3
+    """Most lines of a code block kept with the sentence that introduces it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A sentence of a source, with the code block it introduces, if any."""
+
+    marker: int
+    """1-based number of its source."""
+    position: int
+    """Its place in the source, from 0."""
+    text: str
+    code: tuple[str, ...] = ()
+
+    def quoted(self) -> str:
+        """The sentence as the answer shows it, marker before the final stop, code lines as inline spans."""
+        body = self.text
+        end = ""
+        if not self.code and body[-1:] in ".!?":
+            body, end = body[:-1], body[-1]
+        elif not self.code:
+            end = "."
+        spans = " ".join(f"`{line}`" for line in self.code)
+        if spans:
+            return f"{body} {spans} [{self.marker}]."
+        return f"{body} [{self.marker}]{end}"
+
+    def embed_text(self) -> str:
+        return " ".join([self.text, *self.code])
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    candidate: Candidate
+    similarity: float
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Stitched:
+    """The chosen sentences, in answer order, and what the choice was based on."""
+
+    chosen: tuple[Scored, ...]
+    best_similarity: float
+    candidates: int
+    embedded: bool
+    """False when the embedder failed and only lexical overlap scored the sentences."""
+
+    @property
+    def declined(self) -> bool:
+        return not self.chosen
+
+    @property
+    def markers(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(s.candidate.marker for s in self.chosen))
+
+    def answer(self) -> str:
+        return " ".join(s.candidate.quoted() for s in self.chosen)
+
+
+_FENCE_RE = re.compile(r"^\s*(```|~~~)")
+_HEADING_RE = re.compile(r"^\s*#{1,6}\s")
+_BULLET_RE = re.compile(r"^\s*(?:[-*+]|\d{1,2}[.)])\s+")
+_TABLE_RULE_RE = re.compile(r"^\s*\|?\s*:?-{3,}")
+_CODE_SPAN_RE = re.compile(r"`[^`\n]+`")
+# A command, a flag, a dotted field path or a CamelCase field: what a how-to or config answer names.
+_TECHNICAL_RE = re.compile(
+    r"`[^`]+`|(?<![\w-])--[a-z][\w-]+|\b[a-z]+[A-Z]\w*\.\w+|\b[a-z]\w*\.[a-z]\w*\.[a-z]\w*\b"
+    r"|\b(?:kubectl|kubeadm|kubelet|etcdctl|crictl|helm|minikube|systemctl)\s+[a-z]"
+)
+_PLACEHOLDER = "\x00{}\x00"
+
+
+def _split_prose(line: str) -> list[str]:
+    """Sentences of a prose line; inline code spans are kept whole (a ``.`` inside one ends nothing)."""
+    spans: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return _PLACEHOLDER.format(len(spans) - 1)
+
+    hidden = _CODE_SPAN_RE.sub(hide, line)
+    out = []
+    for part in sentences(hidden):
+        out.append(re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], part))
+    return out
+
+
+def _pick_code(lines: Sequence[str], question: str, limit: int) -> tuple[str, ...]:
+    """Up to ``limit`` lines of a code block, in order: all of a short one, else those closest to the question."""
+    kept = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if len(kept) <= limit:
+        return tuple(kept)
+    ranked = sorted(range(len(kept)), key=lambda i: (-term_overlap(question, kept[i]), i))[:limit]
+    return tuple(kept[i] for i in sorted(ranked))
+
+
+def candidates(sources: Sequence[Source], question: str, params: StitchParams) -> list[Candidate]:
+    """The quotable sentences of ``sources``, numbered by source, in order."""
+    out: list[Candidate] = []
+    for marker, source in enumerate(sources, start=1):
+        position = 0
+        fence: list[str] | None = None
+        for raw in clean_source_text(source.text).split("\n"):
+            if _FENCE_RE.match(raw):
+                if fence is None:
+                    fence = []
+                    continue
+                # A short block goes with the sentence before it, when that sentence introduces it.
+                last = out[-1] if out and out[-1].marker == marker else None
+                if last is not None and not last.code and last.text.rstrip().endswith(":") and fence:
+                    code = _pick_code(fence, question, params.max_code_lines)
+                    if sum(len(c) for c in code) <= params.max_sentence_chars:
+                        out[-1] = dataclasses.replace(last, code=code)
+                fence = None
+                continue
+            if fence is not None:
+                fence.append(raw)
+                continue
+            line = raw.strip()
+            if not line or _HEADING_RE.match(line) or _TABLE_RULE_RE.match(line) or line.startswith("|"):
+                continue
+            line = _BULLET_RE.sub("", line)
+            for sentence in _split_prose(line):
+                if len(words(sentence)) < 4 and not _TECHNICAL_RE.search(sentence):
+                    continue
+                out.append(Candidate(marker, position, _cut(sentence, params.max_sentence_chars)))
+                position += 1
+    return out[: params.max_candidates]
+
+
+def _cut(sentence: str, limit: int) -> str:
+    if len(sentence) <= limit:
+        return sentence
+    # Never end inside a code span: cut before the span that the limit falls in.
+    cut = shorten(sentence, limit)
+    if cut.count("`") % 2:
+        cut = cut[: cut.rfind("`")].rstrip() + "…"
+    return cut
+
+
+def technical(text: str) -> bool:
+    """Whether ``text`` carries a command, a flag, a field path or a code span."""
+    return _TECHNICAL_RE.search(text) is not None
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def _same(a: Candidate, b: Candidate) -> float:
+    """Share of the shorter sentence's terms the other holds."""
+    ta, tb = set(content_terms(a.embed_text())), set(content_terms(b.embed_text()))
+    if not ta or not tb:
+        return 0.0
+    return len(ta & tb) / min(len(ta), len(tb))
+
+
+async def stitch(question: str, sources: Sequence[Source], embedder: Embedder | None, params: StitchParams) -> Stitched:
+    """The sentences of ``sources`` that answer ``question``, best first; none when the evidence holds no answer.
+
+    ``embedder`` None scores by lexical overlap alone (the embedder failed):
+    then the decline threshold applies to that overlap.
+    """
+    pool = candidates(sources, question, params)
+    if not pool:
+        return Stitched((), 0.0, 0, embedder is not None)
+    vectors: list[list[float]] = []
+    if embedder is not None:
+        limit = await embedder.max_input_chars()
+        # One call: the question and the sentences are short texts alike, and a second round trip costs TTFT.
+        texts = [shorten(" ".join(question.split()), limit), *(shorten(c.embed_text(), limit) for c in pool)]
+        vectors = await embedder.embed(texts, query=False)
+    scored: list[Scored] = []
+    for index, candidate in enumerate(pool):
+        lexical = term_overlap(question, candidate.embed_text())
+        similarity = _cosine(vectors[0], vectors[index + 1]) if vectors else lexical
+        score = (
+            similarity
+            + params.lexical_weight * lexical
+            + (params.code_weight if technical(candidate.embed_text()) else 0.0)
+            + params.standing_weight / candidate.marker
+        )
+        scored.append(Scored(candidate, similarity, score))
+    best_similarity = max(s.similarity for s in scored)
+    if best_similarity < params.min_similarity:
+        return Stitched((), best_similarity, len(pool), bool(vectors))
+    ranked = sorted(range(len(scored)), key=lambda i: -scored[i].score)
+    chosen: list[int] = []
+    length = 0
+    for index in ranked:
+        item = scored[index]
+        if chosen and (
+            len(chosen) >= params.max_sentences
+            or item.score < params.min_share_of_best * scored[chosen[0]].score
+            or length + len(item.candidate.text) > params.max_chars
+        ):
+            continue
+        duplicate = any(
+            _same(item.candidate, scored[j].candidate) >= params.duplicate_similarity
+            or (vectors and _cosine(vectors[index + 1], vectors[j + 1]) >= params.duplicate_similarity)
+            for j in chosen
+        )
+        if duplicate:
+            continue
+        chosen.append(index)
+        length += len(item.candidate.text)
+    # The best sentence leads; the others follow in the order their sources give them, so steps stay in order.
+    lead, rest = chosen[0], sorted(chosen[1:], key=lambda i: (pool[i].marker, pool[i].position))
+    ordered = tuple(scored[i] for i in (lead, *rest))
+    return Stitched(ordered, best_similarity, len(pool), bool(vectors))
+
+
+def deltas(text: str, words_per_delta: int) -> list[str]:
+    """``text`` as the token deltas it is streamed in: a few words each, code spans never cut."""
+    pieces: list[str] = []
+    size = max(1, words_per_delta)
+    current: list[str] = []
+    open_span = False
+    for word in text.split(" "):
+        current.append(word)
+        open_span ^= word.count("`") % 2 == 1
+        if len(current) >= size and not open_span:
+            pieces.append(" ".join(current))
+            current = []
+    if current:
+        pieces.append(" ".join(current))
+    return [piece if i == 0 else " " + piece for i, piece in enumerate(pieces)]
