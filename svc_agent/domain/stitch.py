@@ -125,7 +125,7 @@ _CODE_SPAN_RE = re.compile(r"`[^`\n]+`")
 # A command, a flag, a dotted field path or a CamelCase field: what a how-to or config answer names.
 _TECHNICAL_RE = re.compile(
     r"`[^`]+`|(?<![\w-])--[a-z][\w-]+|\b[a-z]+[A-Z]\w*\.\w+|\b[a-z]\w*\.[a-z]\w*\.[a-z]\w*\b"
-    r"|\b(?:kubectl|kubeadm|kubelet|etcdctl|crictl|helm|minikube|systemctl)\s+[a-z]"
+    r"|\b(?:kubectl|kubeadm|etcdctl|crictl|helm|minikube|systemctl)\s+[a-z]"
 )
 _PLACEHOLDER = "\x00{}\x00"
 

@@ -8,7 +8,7 @@ subset keeps what makes answering hard (the gold pages among other pages of the
 same sections, and noise files) at a size a 2-core machine ingests in minutes.
 
     python -m tests.bench.answer_sets split --out DIR          # DIR/tune.jsonl, DIR/check.jsonl
-    python -m tests.bench.answer_sets corpus --out DIR [--other 150] [--noise 25]   # symlinks
+    python -m tests.bench.answer_sets corpus --out DIR [--other 150] [--noise 25]   # copies
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from tests.bench import DEV_QUESTIONS, SHARED
@@ -51,7 +52,7 @@ def split(questions: Path, out: Path) -> dict[str, int]:
 
 
 def corpus(questions: Path, out: Path, other: int, noise: int) -> dict[str, int]:
-    """Links the gold pages, ``other`` further pages of the same sections and ``noise`` noise files into ``out``."""
+    """Copies the gold pages, ``other`` further pages of the same sections and ``noise`` noise files into ``out``."""
     docs = CORPUS / "k8s-docs"
     gold = sorted(
         {p for line in questions.read_text().splitlines() if line.strip() for p in json.loads(line)["gold_paths"]}
@@ -69,12 +70,12 @@ def corpus(questions: Path, out: Path, other: int, noise: int) -> dict[str, int]
         target = out / "k8s-docs" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            target.symlink_to(docs / rel)
+            shutil.copyfile(docs / rel, target)
     for rel in picked_noise:
         target = out / "noise" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            target.symlink_to(noise_root / rel)
+            shutil.copyfile(noise_root / rel, target)
     return {"gold": len(gold), "other": len(others), "noise": len(picked_noise)}
 
 

@@ -1,0 +1,204 @@
+"""Quote-and-stitch answers over fakes: sentence choice, citations, declining, code spans, streaming."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from svc_agent.domain import prompts
+from svc_agent.domain.events import CitationsEvent, Envelope, FinalEvent, StepEvent, TokenEvent
+from svc_agent.domain.evidence import Thresholds
+from svc_agent.domain.loop import Agent
+from svc_agent.domain.model import ChatOptions, ChatRequest, Step
+from svc_agent.domain.ports import GenerationRequest
+from svc_agent.domain.settings import AgentSettings, AnswerMode, PlannerMode
+from svc_agent.domain.stitch import Candidate, StitchParams, candidates, deltas, stitch, technical
+from tests.unit.svc_agent.fakes import FakeEmbedder, rig, source
+
+DEPLOYMENT = source(
+    "deploy",
+    "A Deployment provides declarative updates for Pods and ReplicaSets.\n"
+    "A Deployment's rollout is triggered if and only if the Deployment's Pod template (that is, "
+    "`.spec.template`) is changed, for example if the labels or container images of the template are updated. "
+    "Other updates, such as scaling the Deployment, do not trigger a rollout.\n"
+    "To roll back to the previous revision, run:\n"
+    "```shell\n"
+    "kubectl rollout undo deployment/nginx-deployment\n"
+    "```\n"
+    "The output is similar to this:",
+    "Deployments",
+)
+DRAIN = source(
+    "drain",
+    "## Use kubectl drain to remove a node from service\n"
+    "You can use `kubectl drain` to safely evict all of your pods from a node before you perform maintenance. "
+    "Safe evictions allow the pod's containers to gracefully terminate.",
+    "Safely Drain a Node",
+)
+LIMITS = source(
+    "limits",
+    "Each container of a Pod can specify a CPU limit with `resources.limits.cpu`. "
+    "The CPU limit defines a hard ceiling on how much CPU time the container can use.",
+    "Resource Management for Pods and Containers",
+)
+NOISE = source(
+    "noise",
+    "The harvest festival takes place in the autumn. Farmers bring pumpkins and apples to the market square.",
+    "Village Chronicle",
+)
+CORPUS = [DEPLOYMENT, DRAIN, LIMITS, NOISE]
+PARAMS = StitchParams(min_similarity=0.2)
+SETTINGS = AgentSettings(
+    answer_mode=AnswerMode.STITCH,
+    stitch=PARAMS,
+    planner_mode=PlannerMode.RULES,
+    thresholds=Thresholds(min_relevance=0.1, strong_relevance=0.2, min_coverage=0.5),
+)
+
+
+def no_model(request: GenerationRequest) -> list[str]:
+    raise AssertionError(f"stitch mode generated: {request.prompt[:80]!r}")
+
+
+async def ask(agent: Agent, message: str) -> list[Envelope]:
+    request = ChatRequest(tenant="acme", message=message, options=ChatOptions(bypass_cache=True))
+    return [envelope async for envelope in agent.run(request)]
+
+
+def final(envelopes: list[Envelope]) -> FinalEvent:
+    last = envelopes[-1].event
+    assert isinstance(last, FinalEvent)
+    return last
+
+
+def answer_sentences(answer: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", answer) if s.strip()]
+
+
+async def test_the_sentence_that_answers_is_quoted_and_cited_with_its_chunks_marker() -> None:
+    stitched = await stitch(
+        "What does a Deployment do when you update its Pod template?", CORPUS, FakeEmbedder(), PARAMS
+    )
+
+    assert not stitched.declined
+    lead = stitched.chosen[0].candidate
+    assert lead.marker == 1
+    assert "Pod template" in lead.text
+    assert "rollout is triggered" in stitched.answer()
+    assert stitched.answer().split(".")[0] in DEPLOYMENT.text
+
+
+async def test_every_sentence_of_the_answer_carries_a_marker_of_a_given_source() -> None:
+    stitched = await stitch("How do I limit the CPU a container can use?", CORPUS, FakeEmbedder(), PARAMS)
+
+    for sentence in answer_sentences(stitched.answer()):
+        markers = [int(m) for m in re.findall(r"\[(\d+)\]", sentence)]
+        assert markers, sentence
+        assert all(1 <= m <= len(CORPUS) for m in markers)
+    assert 3 in stitched.markers
+    assert "`resources.limits.cpu`" in stitched.answer()
+
+
+async def test_an_unrelated_question_declines() -> None:
+    stitched = await stitch("Which wine goes with grilled salmon?", CORPUS, FakeEmbedder(), StitchParams())
+
+    assert stitched.declined
+    assert stitched.answer() == ""
+
+
+async def test_near_identical_sentences_are_quoted_once() -> None:
+    copy = source("copy", DRAIN.text, "Drain (copy)")
+    stitched = await stitch("How do I use kubectl drain before maintenance?", [DRAIN, copy], FakeEmbedder(), PARAMS)
+
+    texts = [s.candidate.text for s in stitched.chosen]
+    assert len(texts) == len(set(texts))
+    assert stitched.answer().count("safely evict") == 1
+
+
+async def test_a_command_is_preferred_and_its_code_block_kept_whole() -> None:
+    stitched = await stitch("How do I roll back a Deployment to the previous revision?", CORPUS, FakeEmbedder(), PARAMS)
+
+    assert "`kubectl rollout undo deployment/nginx-deployment` [1]." in stitched.answer()
+
+
+def test_inline_code_spans_are_never_cut_when_splitting_sentences() -> None:
+    text = source("x", "Set `spec.containers[0]. resources. Limits` to a value. Then apply it with kubectl apply -f.")
+    found = candidates([text], "limits", StitchParams())
+
+    assert found[0].text == "Set `spec.containers[0]. resources. Limits` to a value."
+    assert (
+        technical("run `kubectl drain` now")
+        and technical("set --service-node-port-range")
+        and technical("resources.limits.cpu")
+    )
+    assert not technical("The kubelet restarts the container.")
+
+
+def test_a_quoted_sentence_ends_with_its_marker_before_the_stop() -> None:
+    assert Candidate(2, 0, "Pods are evicted.").quoted() == "Pods are evicted [2]."
+    assert Candidate(1, 0, "Run this:", ("kubectl get pods",)).quoted() == "Run this: `kubectl get pods` [1]."
+
+
+def test_deltas_join_to_the_text_and_do_not_split_a_code_span() -> None:
+    text = "Use `kubectl rollout undo deployment/nginx --to-revision=2` to go back [1]."
+    pieces = deltas(text, 2)
+
+    assert "".join(pieces) == text
+    assert any("`kubectl rollout undo deployment/nginx --to-revision=2`" in p for p in pieces)
+
+
+async def test_the_loop_streams_a_stitched_answer_as_tokens_with_citations_and_no_generation() -> None:
+    r = rig(CORPUS, no_model, SETTINGS)
+    out = await ask(r.agent, "What does a Deployment do when you update its Pod template?")
+
+    tokens = [e.event.text for e in out if isinstance(e.event, TokenEvent)]
+    citations = [e.event for e in out if isinstance(e.event, CitationsEvent)]
+    last = final(out)
+    assert len(tokens) > 1
+    assert "".join(tokens).strip() == last.answer
+    assert last.answered_from_documents
+    assert "[1]" in last.answer and "rollout is triggered" in last.answer
+    assert citations and citations[0].citations[0].chunk_id == "deploy"
+    assert {c.marker for c in last.citations} == {int(m) for m in re.findall(r"\[(\d+)\]", last.answer)}
+    assert r.generator.requests == []
+
+
+async def test_the_loop_declines_when_no_sentence_answers() -> None:
+    strict = AgentSettings(
+        answer_mode=AnswerMode.STITCH,
+        stitch=StitchParams(min_similarity=0.99),
+        planner_mode=PlannerMode.RULES,
+        thresholds=SETTINGS.thresholds,
+    )
+    r = rig(CORPUS, no_model, strict)
+    out = await ask(r.agent, "What does a Deployment do when you update its Pod template?")
+
+    last = final(out)
+    assert not last.answered_from_documents
+    assert last.answer == prompts.DECLINE_ANSWER
+    assert last.citations == ()
+    details = [e.event.detail for e in out if isinstance(e.event, StepEvent) and e.event.step is Step.RESPOND]
+    assert any("no sentence" in d for d in details)
+
+
+async def test_the_loop_quotes_by_word_overlap_when_the_embedder_fails() -> None:
+    r = rig(CORPUS, no_model, SETTINGS, caches=False)
+    r.embedder.fail = True
+    out = await ask(r.agent, "How do I use kubectl drain before maintenance?")
+
+    last = final(out)
+    assert last.answered_from_documents
+    assert "`kubectl drain`" in last.answer
+    details = [e.event.detail for e in out if isinstance(e.event, StepEvent) and e.event.step is Step.RESPOND]
+    assert any("embedder failed" in d for d in details)
+
+
+@pytest.mark.parametrize("mode", list(AnswerMode))
+async def test_the_answer_mode_picks_the_responder(mode: AnswerMode) -> None:
+    settings = AgentSettings(answer_mode=mode, planner_mode=PlannerMode.RULES, thresholds=SETTINGS.thresholds)
+    r = rig(CORPUS, lambda request: ["Rollouts start [1]."], settings, caches=False)
+    await ask(r.agent, "What does a Deployment do when you update its Pod template?")
+
+    answered_by_model = any("numbered sources" in request.prompt for request in r.generator.requests)
+    assert answered_by_model is (mode is AnswerMode.GENERATE)
