@@ -699,7 +699,7 @@ class Agent:
         if stitched.declined:
             run.decline_reason = (
                 f"no sentence of the {len(run.sources)} sources answers the question "
-                f"(best similarity {stitched.best_similarity:.2f} < {params.min_similarity:.2f}, "
+                f"(best similarity {stitched.best_similarity:.3f} < {params.min_similarity:.3f}, "
                 f"{stitched.candidates} sentences){note}"
             )
             self._goto(run, State.DECLINE)
@@ -716,7 +716,10 @@ class Agent:
         run.answered_from_documents = True
         yield CitationsEvent(run.citations)
         scores = ", ".join(f"[{s.candidate.marker}] {s.similarity:.2f}" for s in stitched.chosen)
-        detail = f"quoted {len(stitched.chosen)} sentences (similarity {scores}){note}"
+        detail = (
+            f"quoted {len(stitched.chosen)} sentences (similarity {scores}; "
+            f"best similarity {stitched.best_similarity:.3f}){note}"
+        )
         yield StepEvent(Step.RESPOND, StepStatus.FINISHED, detail, _ms(self._deps.clock() - started))
         self._goto(run, State.FINISH)
 

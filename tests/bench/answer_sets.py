@@ -9,16 +9,24 @@ same sections, and noise files) at a size a 2-core machine ingests in minutes.
 
     python -m tests.bench.answer_sets split --out DIR          # DIR/tune.jsonl, DIR/check.jsonl
     python -m tests.bench.answer_sets corpus --out DIR [--other 150] [--noise 25]   # copies
+    python -m tests.bench.answer_sets scores --questions DIR/tune.jsonl [--tenant T]
+
+``scores`` asks each question through the edge (caches bypassed) and prints the
+stitch responder's best question-sentence similarity beside the question's kind:
+the figures the decline threshold (``StitchParams.min_similarity``) is set from.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
+import ragmesh_client
 from tests.bench import DEV_QUESTIONS, SHARED
 
 CORPUS = SHARED / "corpus"
@@ -79,18 +87,51 @@ def corpus(questions: Path, out: Path, other: int, noise: int) -> dict[str, int]
     return {"gold": len(gold), "other": len(others), "noise": len(picked_noise)}
 
 
+def _rows(questions: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in questions.read_text().splitlines() if line.strip()]
+
+
+_BEST_RE = re.compile(r"best similarity (\d+\.\d+)")
+
+
+async def scores(rows: list[dict[str, str]], tenant: str) -> list[dict[str, object]]:
+    """Per question: its id, kind, the best sentence similarity the responder saw, and whether it answered."""
+    from mesh.cli.common import dev_token
+    from mesh.settings import MeshSettings
+
+    token = dev_token(tenant)
+    out: list[dict[str, object]] = []
+    async with ragmesh_client.AsyncClient(MeshSettings.from_env().edge_addr, lambda: token) as sdk:
+        for row in rows:
+            best: float | None = None
+            answered = False
+            async for event in sdk.ask(row["question"], bypass_cache=True, timeout_s=300):
+                if isinstance(event, ragmesh_client.events.Step):
+                    found = _BEST_RE.search(event.detail)
+                    if found and "sentence" in event.detail:
+                        best = float(found.group(1))
+                elif isinstance(event, ragmesh_client.events.Final):
+                    answered = event.answered_from_documents
+            out.append({"id": row["id"], "kind": row["kind"], "best_similarity": best, "answered": answered})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("split", "corpus"))
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("what", choices=("split", "corpus", "scores"))
+    parser.add_argument("--out", type=Path, default=Path(".bench/answer_sets"))
+    parser.add_argument("--tenant", default="default", help="tenant whose corpus scores asks (default: default)")
     parser.add_argument("--questions", type=Path, default=DEV_QUESTIONS)
     parser.add_argument("--other", type=int, default=150, help="k8s-docs pages beside the gold pages")
     parser.add_argument("--noise", type=int, default=25, help="noise files")
     args = parser.parse_args()
     if args.what == "split":
         print(json.dumps(split(args.questions, args.out)))
-    else:
+    elif args.what == "corpus":
         print(json.dumps(corpus(args.questions, args.out, args.other, args.noise)))
+    else:
+        for row in asyncio.run(scores(_rows(args.questions), args.tenant)):
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":
