@@ -202,3 +202,35 @@ async def test_the_answer_mode_picks_the_responder(mode: AnswerMode) -> None:
 
     answered_by_model = any("numbered sources" in request.prompt for request in r.generator.requests)
     assert answered_by_model is (mode is AnswerMode.GENERATE)
+
+
+def test_a_code_block_the_parser_flattened_stays_with_its_sentence_and_headings_are_no_sentences() -> None:
+    flattened = source(
+        "flat",
+        "Rolling Back to a Previous Revision\n\n"
+        "Now you've decided to undo the current rollout and rollback to the previous revision: "
+        "shell kubectl rollout undo deployment/nginx-deployment\n\n"
+        "You can save the namespace for all later kubectl commands in that context.\n\n"
+        "shell kubectl config set-context --current --namespace=dev",
+    )
+    found = [c.quoted() for c in candidates([flattened], "roll back", StitchParams())]
+
+    assert found == [
+        "Now you've decided to undo the current rollout and rollback to the previous revision: "
+        "`kubectl rollout undo deployment/nginx-deployment` [1].",
+        "You can save the namespace for all later kubectl commands in that context. "
+        "`kubectl config set-context --current --namespace=dev` [1].",
+    ]
+
+
+async def test_a_sentence_that_points_back_is_quoted_after_the_one_it_points_to() -> None:
+    ports = source(
+        "ports",
+        "The control plane allocates a port from a range of 30000-32767 by default. "
+        "You can configure that range by setting the API server option --service-node-port-range.",
+    )
+    stitched = await stitch(
+        "What option configures the range of node ports?", [ports], FakeEmbedder(), StitchParams(max_sentences=1)
+    )
+
+    assert stitched.answer().index("30000-32767") < stitched.answer().index("--service-node-port-range")
