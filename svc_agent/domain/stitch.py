@@ -86,6 +86,9 @@ class Candidate:
             end = "."
         spans = " ".join(f"`{line}`" for line in self.code)
         if spans:
+            # One sentence with its code, so the marker covers both: "... in that context: `kubectl ...` [1]."
+            if body[-1:] in ".!?":
+                body = body[:-1] + ":"
             return f"{body} {spans} [{self.marker}]."
         return f"{body} [{self.marker}]{end}"
 

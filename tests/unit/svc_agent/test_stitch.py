@@ -218,7 +218,7 @@ def test_a_code_block_the_parser_flattened_stays_with_its_sentence_and_headings_
     assert found == [
         "Now you've decided to undo the current rollout and rollback to the previous revision: "
         "`kubectl rollout undo deployment/nginx-deployment` [1].",
-        "You can save the namespace for all later kubectl commands in that context. "
+        "You can save the namespace for all later kubectl commands in that context: "
         "`kubectl config set-context --current --namespace=dev` [1].",
     ]
 
