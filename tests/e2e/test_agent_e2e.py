@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -106,6 +107,35 @@ def test_a_cited_answer_streams_in_deltas_with_its_latency(
     steps = {(m.step.step, m.step.status) for m in messages if m.WhichOneof("event") == "step"}
     for step in (pb.STEP_REWRITE, pb.STEP_PLAN, pb.STEP_RETRIEVE, pb.STEP_RESPOND):
         assert (step, pb.STEP_STATUS_FINISHED) in steps
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9][a-z0-9_.\-/]*[a-z0-9]|[a-z0-9]", text.lower())
+
+
+def test_the_answer_quotes_a_source_sentence_under_its_citation(
+    agent: pb_grpc.AgentServiceStub, retrieval: rpb_grpc.RetrievalServiceStub
+) -> None:
+    """The local profile's answer is made of the docs' own sentences, each with the marker of the chunk it is from."""
+    question = "What does a Deployment do when you update its Pod template?"
+    final = final_of(chat(agent, question, options=pb.ChatOptions(bypass_cache=True)))
+    assert final.answered_from_documents, final.answer
+    by_marker = {c.marker: c for c in final.citations}
+    assert any(c.source_uri.endswith("concepts/workloads/controllers/deployment.md") for c in final.citations)
+    quoted = []
+    for sentence in re.split(r"(?<=[.!?])\s+", final.answer):
+        markers = [int(m) for m in re.findall(r"\[(\d+)\]", sentence)]
+        assert markers, f"a sentence without a source: {sentence!r}"
+        assert all(m in by_marker for m in markers), (sentence, sorted(by_marker))
+        chunk = retrieval.GetChunk(
+            rpb.GetChunkRequest(chunk_id=by_marker[markers[0]].chunk_id), metadata=MD(), timeout=10
+        ).chunk
+        own = _words(re.sub(r"\[\d+\]", " ", sentence))
+        source_words = set(_words(chunk.text))
+        quoted.append(sum(w in source_words for w in own) / max(1, len(own)))
+    # Quoted, not paraphrased: the cited chunk holds (nearly) every word of the sentence.
+    assert max(quoted) >= 0.9, (final.answer, quoted)
+    assert "template" in final.answer.lower()
 
 
 def test_a_follow_up_with_a_pronoun_is_rewritten_from_the_history(agent: pb_grpc.AgentServiceStub) -> None:
