@@ -49,3 +49,12 @@ def test_environment_overrides() -> None:
 def test_bad_values_are_refused_at_start(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)
+
+
+def test_the_answer_mode_defaults_to_stitch_and_is_read_from_the_environment() -> None:
+    from svc_agent.domain.settings import AnswerMode
+
+    assert Config.from_env({}).settings.answer_mode is AnswerMode.STITCH
+    assert Config.from_env({"RAGMESH_AGENT_ANSWER_MODE": "generate"}).settings.answer_mode is AnswerMode.GENERATE
+    with pytest.raises(ConfigError, match="ANSWER_MODE"):
+        Config.from_env({"RAGMESH_AGENT_ANSWER_MODE": "paraphrase"})
