@@ -8,7 +8,7 @@ import pytest
 
 from mesh.config import ConfigError
 from svc_agent.config import Config
-from svc_agent.domain.settings import PlannerMode
+from svc_agent.domain.settings import AnswerMode, PlannerMode
 
 
 def test_defaults_build_loop_settings() -> None:
@@ -52,8 +52,6 @@ def test_bad_values_are_refused_at_start(env: dict[str, str], message: str) -> N
 
 
 def test_the_answer_mode_defaults_to_stitch_and_is_read_from_the_environment() -> None:
-    from svc_agent.domain.settings import AnswerMode
-
     assert Config.from_env({}).settings.answer_mode is AnswerMode.STITCH
     assert Config.from_env({"RAGMESH_AGENT_ANSWER_MODE": "generate"}).settings.answer_mode is AnswerMode.GENERATE
     with pytest.raises(ConfigError, match="ANSWER_MODE"):
