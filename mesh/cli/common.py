@@ -13,6 +13,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from typing import Any
 
 import ragmesh_client
@@ -63,10 +64,20 @@ def dev_token(tenant: str, *, subject: str | None = None, roles: tuple[str, ...]
 
 
 def token(args: argparse.Namespace) -> str:
-    """The token this command calls with: --token / RAGMESH_TOKEN, else a dev token for --tenant."""
-    if getattr(args, "_token_cache", None) is None:
-        args._token_cache = args.token or dev_token(args.tenant)
-    value: str = args._token_cache
+    """The token this command calls with: --token / RAGMESH_TOKEN, else a dev token for --tenant.
+
+    A minted dev token is minted again a minute before it expires, so a long run (``eval answers``
+    over the dev set on a slow machine) does not fail UNAUTHENTICATED halfway.
+    """
+    if args.token:
+        given: str = args.token
+        return given
+    cached = getattr(args, "_token_cache", None)
+    now = time.monotonic()
+    if cached is None or now >= cached[1]:
+        cached = (dev_token(args.tenant), now + DEV_TOKEN_TTL_S - 60)
+        args._token_cache = cached
+    value: str = cached[0]
     return value
 
 

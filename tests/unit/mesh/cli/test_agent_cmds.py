@@ -6,6 +6,8 @@ import argparse
 import io
 import json
 
+import pytest
+
 import ragmesh_client
 from mesh.cli import agent_cmds
 from ragmesh.agent.v1 import agent_service_pb2 as pb
@@ -87,3 +89,17 @@ def test_ask_is_registered_with_its_options() -> None:
         True,
     )
     assert args.addr is None and args.func is agent_cmds._run
+
+
+def test_a_minted_dev_token_is_minted_again_before_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesh.cli import common
+
+    minted: list[str] = []
+    monkeypatch.setattr(common, "dev_token", lambda tenant: minted.append(tenant) or f"tok-{len(minted)}")
+    clock = [1000.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
+    args = argparse.Namespace(token="", tenant="acme")
+    assert common.token(args) == common.token(args) == "tok-1"
+    clock[0] += common.DEV_TOKEN_TTL_S - 30  # within the last minute of its life
+    assert common.token(args) == "tok-2"
+    assert common.token(argparse.Namespace(token="given", tenant="acme")) == "given"
