@@ -22,7 +22,9 @@ def to_status_proto(error: MeshError) -> status_pb2.Status:
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=dict(error.metadata))
     detail = any_pb2.Any()
-    detail.Pack(info)
+    # deterministic: the metadata map in one order every run, so a status rendered into a config
+    # (the edge's answers-at-capacity refusal in kustomize/base/envoy/envoy.yaml) is stable bytes.
+    detail.Pack(info, deterministic=True)
     status.details.append(detail)
     if error.violations:
         bad = error_details_pb2.BadRequest(

@@ -283,7 +283,7 @@ def test_the_dev_secret_command_makes_every_key_dev_reads(rendered_objects: dict
         literals = re.findall(r"--from-literal=([A-Za-z0-9_.-]+)=", match.group(2))
         files = re.findall(r"--from-file=([A-Za-z0-9_.-]+)", match.group(2))
         created[match.group(1)] = {*literals, *files}
-    assert set(created) == {"ragmesh-store-credentials", "ragmesh-jwt-signing-key"}
+    assert set(created) == {"ragmesh-store-credentials", "ragmesh-ratelimit-redis", "ragmesh-jwt-signing-key"}
     for secret, key in _secret_key_refs(rendered_objects["dev"]):
         assert key in created.get(secret, set()), (
             f"dev pods read {secret}/{key}, which the documented commands do not create"
