@@ -367,8 +367,12 @@ class JobManager:
         """The pipeline's settings for one job."""
         cfg = self._config
         graph = None
+        rules = False
         if cfg.graph_enabled and not options.skip_graph:
-            graph = GraphSchema(labels=cfg.graph_labels, relations=cfg.graph_relations)
+            if cfg.graph_extractor == "llm":
+                graph = GraphSchema(labels=cfg.graph_labels, relations=cfg.graph_relations)
+            else:
+                rules = True
         return PipelineSettings(
             inference_addr=self._inference_addr,
             tenant=tenant,
@@ -396,6 +400,7 @@ class JobManager:
                 combine_under_tokens=options.chunk_size_tokens // 2,
             ),
             graph=graph,
+            graph_rules=rules,
             parse_concurrency=cfg.parse_concurrency,
             embed_batch_size=cfg.embed_batch_size,
             embed_concurrency=cfg.embed_concurrency,
@@ -409,9 +414,14 @@ class JobManager:
 
     def settings_signature(self, settings: PipelineSettings) -> str:
         """What makes an indexed document current besides its content: chunking, sparse and graph settings."""
+        from mesh.entities import EXTRACTOR_VERSION
         from mesh.sparse import ENCODER_VERSION
 
-        graph = "graph-off" if settings.graph is None else "graph:" + ",".join(settings.graph.labels)
+        graph = "graph-off"
+        if settings.graph is not None:
+            graph = "graph:" + ",".join(settings.graph.labels)
+        elif settings.graph_rules:
+            graph = "graph-rules:" + EXTRACTOR_VERSION
         return "|".join((PARSER_VERSION, settings.chunking.signature, ENCODER_VERSION, graph))
 
     def ensure_ray(self) -> None:
