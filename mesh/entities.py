@@ -440,6 +440,14 @@ _STOP = frozenset(
         "whats",
     ]
 )
+# kubectl's own commands: after "kubectl" in prose only these make a command ("the kubectl tool" does not).
+_KUBECTL_COMMANDS = frozenset(
+    """annotate api-resources api-versions apply attach auth autoscale certificate cluster-info completion config
+    cordon cp create debug delete describe diff drain edit events exec explain expose get kustomize label logs
+    patch plugin port-forward proxy replace rollout run scale set taint top uncordon version wait""".split()
+)
+# Words after another tool that are prose, not a subcommand.
+_NOT_SUBCOMMANDS = frozenset({"tool", "tools", "command", "commands", "cli", "binary", "client", "is", "was"})
 # Tool words that are a subcommand only when they look like one (a word, not a flag or a path).
 _SUBCOMMAND_RE = re.compile(r"[a-z][a-z-]{1,30}")
 
@@ -586,6 +594,12 @@ class _Found:
         return key
 
 
+def _is_subcommand(tool: str, word: str) -> bool:
+    if tool == "kubectl":
+        return word in _KUBECTL_COMMANDS
+    return word not in _STOP and word not in _NOT_SUBCOMMANDS and _SUBCOMMAND_RE.fullmatch(word) is not None
+
+
 def _code_entities(text: str, found: _Found) -> list[tuple[int, str]]:
     """Code-like entities with their positions in ``text``."""
     hits: list[tuple[int, str]] = []
@@ -597,14 +611,14 @@ def _code_entities(text: str, found: _Found) -> list[tuple[int, str]]:
 
     for m in _COMMAND_RE.finditer(text):
         tool, sub = m.group(1), m.group(2)
-        if sub not in _STOP and _SUBCOMMAND_RE.fullmatch(sub):
+        if _is_subcommand(tool, sub):
             add(m.start(), f"{tool} {sub}", LABEL_COMMAND)
     for m in _CODE_SPAN_RE.finditer(text):
         span = m.group(1).strip()
         words = span.split()
         if not words or len(words) > 4:
             continue
-        if words[0] in _TOOLS and len(words) >= 2 and _SUBCOMMAND_RE.fullmatch(words[1]):
+        if words[0] in _TOOLS and len(words) >= 2 and _is_subcommand(words[0], words[1]):
             add(m.start(), f"{words[0]} {words[1]}", LABEL_COMMAND)
         elif len(words) == 1 and _PASCAL_RE.fullmatch(span):
             add(m.start(), span, LABEL_KIND)
@@ -649,6 +663,10 @@ def _phrases(text: str, max_words: int) -> list[tuple[int, str]]:
             words = [w for _, w in run]
             if len(words) <= max_words:
                 out.append((run[0][0], " ".join(words)))
+                # The head of an English noun phrase is its end: "limits voluntary evictions" also
+                # gives "voluntary evictions" (no tagger tells the verb from the noun).
+                if len(words) == 3:
+                    out.append((run[1][0], " ".join(words[1:])))
             else:
                 for i in range(len(words) - 1):
                     out.append((run[i][0], " ".join(words[i : i + 2])))
@@ -676,14 +694,16 @@ def _phrases(text: str, max_words: int) -> list[tuple[int, str]]:
     return out
 
 
-def _phrase_entities(text: str, found: _Found, settings: ExtractorSettings) -> list[tuple[int, str]]:
-    """Phrases of two or more words, and single words the text repeats."""
+def _phrase_entities(
+    text: str, found: _Found, settings: ExtractorSettings, single_repeats: int = 2
+) -> list[tuple[int, str]]:
+    """Phrases of two or more words, and single words the text repeats ``single_repeats`` times."""
     candidates = _phrases(text, settings.max_phrase_words)
     singles = Counter(normalize(p) for _, p in candidates if " " not in p)
     hits: list[tuple[int, str]] = []
     for pos, phrase in candidates:
         key = normalize(phrase)
-        if " " in phrase or singles[key] >= 2 or key in found.names:
+        if " " in phrase or singles[key] >= single_repeats or key in found.names:
             key = found.add(phrase.casefold() if phrase[:1].isupper() and " " in phrase else phrase, LABEL_CONCEPT)
             if key:
                 hits.append((pos, key))
@@ -705,7 +725,8 @@ def extract(text: str, *, title: str = "", section: str = "", settings: Extracto
     for part in (section, title):
         if part:
             _code_entities(part, heading)
-            _phrase_entities(part, heading, settings)
+            # A heading is short and every word of it was chosen: single words count.
+            _phrase_entities(part, heading, settings, single_repeats=1)
     for key in heading.order:
         if key not in found.names:
             found.names[key] = heading.names[key]
