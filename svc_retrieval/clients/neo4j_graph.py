@@ -89,7 +89,11 @@ class GraphSearchSettings:
     """How the graph leg turns fulltext matches into ranked chunks."""
 
     fulltext_limit: int = 20
-    """Entity and title matches considered."""
+    """Fulltext matches considered."""
+    fulltext_fields: tuple[str, ...] = ("title",)
+    """Fields the fulltext part matches the question's words in: document titles; entities are matched by
+    their exact keys instead (adding "name" also matches entity names word by word, which the rule
+    extractor's many phrases turn into noise that pushes title matches out of ``fulltext_limit``)."""
     title_chunks: int = 3
     """Leading chunks of a title-matched document that the leg returns."""
     title_weight: float = 1.0
@@ -372,7 +376,7 @@ class Neo4jGraph:
         ranking = cfg.entities
         tenant = query.tenant
         keys = query_keys(query.text)[: ranking.max_query_keys]
-        lucene = names_query(tenant, query.text)
+        lucene = names_query(tenant, query.text, fields=cfg.fulltext_fields)
         if lucene is None and not keys:
             return []
         params: dict[str, Any] = {
