@@ -34,6 +34,7 @@ be re-ingested. ``EXTRACTOR_VERSION`` names the current rules.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -521,10 +522,17 @@ def _singular(word: str) -> str:
     return word
 
 
+_CODE_CHAR_RE = re.compile(r"[./_=:\[\]{}()<>$]")
+_INNER_UPPER_RE = re.compile(r".[A-Z]")
+# A word that cannot be part of a phrase: a digit in it, an apostrophe, or camelCase inside.
+_NOT_PHRASE_WORD_RE = re.compile(r"[0-9']|^[A-Za-z]+[a-z][A-Z]|^[a-z]+[A-Z]")
+
+
 def _is_code(name: str) -> bool:
-    return any(ch in name for ch in "./_=:[]{}()<>$") or name.startswith("-")
+    return _CODE_CHAR_RE.search(name) is not None or name.startswith("-")
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize(name: str) -> str:
     """The entity key of ``name`` (see the module docstring); "" for nothing usable."""
     text = " ".join(name.strip().strip(_QUOTES).split())
@@ -535,7 +543,7 @@ def normalize(name: str) -> str:
         return text.casefold()
     words: list[str] = []
     for word in text.split(" "):
-        if any(c.isupper() for c in word[1:]) and word.isalnum():
+        if word.isalnum() and _INNER_UPPER_RE.search(word):
             words.extend(p.casefold() for p in _CAMEL_PART_RE.findall(word))
         else:
             words.append(word.casefold())
@@ -677,15 +685,13 @@ def _phrases(text: str, max_words: int) -> list[tuple[int, str]]:
         gap = text[last_end : m.start()]
         last_end = m.end()
         word = m.group(0)
-        if gap and any(ch not in " \t" for ch in gap):
+        if gap and gap.strip(" \t"):
             flush()
         if (
-            word.casefold() in _STOP
+            len(word) < 2
+            or word.casefold() in _STOP
             or word in _TOOLS
-            or len(word) < 2
-            or "'" in word
-            or any(c.isdigit() for c in word)
-            or (any(c.isupper() for c in word[1:]) and not word.isupper())
+            or _NOT_PHRASE_WORD_RE.search(word) is not None
         ):
             flush()
             continue

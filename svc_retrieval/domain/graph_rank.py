@@ -40,6 +40,12 @@ class EntityRankSettings:
     """Weight share of an expanded neighbour."""
     fulltext_weight: float = 0.5
     """Weight of the fulltext score (scaled so its best hit equals the best entity weight)."""
+    word_factor: float = 1.0
+    """Multiplier of a one-word key's weight (a rare word is often just a rare word)."""
+    phrase_factor: float = 1.0
+    """Multiplier of a key of two or more words."""
+    code_factor: float = 1.0
+    """Multiplier of a code-like key: a command, a dotted field, a flag, a PascalCase kind."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,24 @@ def idf(mentions: int, chunks: int) -> float:
     return math.log(1.0 + max(chunks, 1) / max(mentions, 1))
 
 
-def entity_weights(matched: Mapping[str, int], chunks: int, settings: EntityRankSettings) -> dict[str, float]:
-    """Weights of the matched entities (uid -> mentions) worth using: the most specific, generic ones dropped."""
+def shape_factor(key: str, settings: EntityRankSettings, code: bool = False) -> float:
+    """How much a key's shape says: code-like, a phrase, or one word."""
+    if code or any(ch in key for ch in "._=/") or key.startswith("-"):
+        return settings.code_factor
+    return settings.phrase_factor if " " in key else settings.word_factor
+
+
+def entity_weights(
+    matched: Mapping[str, int],
+    chunks: int,
+    settings: EntityRankSettings,
+    shapes: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Weights of the matched entities (uid -> mentions) worth using: the most specific, generic ones dropped;
+    ``shapes`` multiplies each by its key's ``shape_factor``."""
     cap = max(1.0, settings.max_mention_share * chunks)
-    usable = {uid: idf(m, chunks) for uid, m in matched.items() if 0 < m <= cap}
+    shapes = shapes or {}
+    usable = {uid: idf(m, chunks) * shapes.get(uid, 1.0) for uid, m in matched.items() if 0 < m <= cap}
     best = sorted(usable.items(), key=lambda kv: (-kv[1], kv[0]))[: settings.max_entities]
     return dict(best)
 
