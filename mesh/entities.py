@@ -53,6 +53,7 @@ __all__ = [
     "ExtractedRelation",
     "Extraction",
     "ExtractorSettings",
+    "code_keys",
     "extract",
     "normalize",
     "query_keys",
@@ -443,9 +444,50 @@ _STOP = frozenset(
 )
 # kubectl's own commands: after "kubectl" in prose only these make a command ("the kubectl tool" does not).
 _KUBECTL_COMMANDS = frozenset(
-    """annotate api-resources api-versions apply attach auth autoscale certificate cluster-info completion config
-    cordon cp create debug delete describe diff drain edit events exec explain expose get kustomize label logs
-    patch plugin port-forward proxy replace rollout run scale set taint top uncordon version wait""".split()
+    [
+        "annotate",
+        "api-resources",
+        "api-versions",
+        "apply",
+        "attach",
+        "auth",
+        "autoscale",
+        "certificate",
+        "cluster-info",
+        "completion",
+        "config",
+        "cordon",
+        "cp",
+        "create",
+        "debug",
+        "delete",
+        "describe",
+        "diff",
+        "drain",
+        "edit",
+        "events",
+        "exec",
+        "explain",
+        "expose",
+        "get",
+        "kustomize",
+        "label",
+        "logs",
+        "patch",
+        "plugin",
+        "port-forward",
+        "proxy",
+        "replace",
+        "rollout",
+        "run",
+        "scale",
+        "set",
+        "taint",
+        "top",
+        "uncordon",
+        "version",
+        "wait",
+    ]
 )
 # Words after another tool that are prose, not a subcommand.
 _NOT_SUBCOMMANDS = frozenset({"tool", "tools", "command", "commands", "cli", "binary", "client", "is", "was"})
@@ -687,12 +729,7 @@ def _phrases(text: str, max_words: int) -> list[tuple[int, str]]:
         word = m.group(0)
         if gap and gap.strip(" \t"):
             flush()
-        if (
-            len(word) < 2
-            or word.casefold() in _STOP
-            or word in _TOOLS
-            or _NOT_PHRASE_WORD_RE.search(word) is not None
-        ):
+        if len(word) < 2 or word.casefold() in _STOP or word in _TOOLS or _NOT_PHRASE_WORD_RE.search(word) is not None:
             flush()
             continue
         run.append((m.start(), word))
@@ -767,6 +804,13 @@ def extract(text: str, *, title: str = "", section: str = "", settings: Extracto
         ExtractedRelation(found.names[a], found.names[b], t) for a, b, t in list(relations)[: settings.max_relations]
     )
     return Extraction(entities, rels)
+
+
+def code_keys(text: str) -> set[str]:
+    """The keys of the code-like entities of ``text`` (commands, kinds, fields, identifiers, components)."""
+    found = _Found()
+    _code_entities(text, found)
+    return set(found.order)
 
 
 def query_keys(text: str, settings: ExtractorSettings | None = None) -> list[str]:

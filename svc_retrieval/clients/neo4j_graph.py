@@ -28,7 +28,7 @@ from neo4j import exceptions as neo4j_errors
 
 from mesh import telemetry
 from mesh.context import call_timeout_s
-from mesh.entities import query_keys
+from mesh.entities import code_keys, query_keys
 from mesh.errors import DeadlineExceeded, Unavailable
 from svc_retrieval.clients.lucene import names_query, tenant_key
 from svc_retrieval.domain.graph_rank import (
@@ -37,6 +37,7 @@ from svc_retrieval.domain.graph_rank import (
     entity_weights,
     expansion_weights,
     rank,
+    shape_factor,
 )
 from svc_retrieval.domain.ids import normalize_entity
 from svc_retrieval.domain.model import (
@@ -376,6 +377,8 @@ class Neo4jGraph:
         ranking = cfg.entities
         tenant = query.tenant
         keys = query_keys(query.text)[: ranking.max_query_keys]
+        code = code_keys(query.text)
+        shapes = {_uid(tenant, k): shape_factor(k, ranking, k in code) for k in keys}
         lucene = names_query(tenant, query.text, fields=cfg.fulltext_fields)
         if lucene is None and not keys:
             return []
@@ -411,7 +414,7 @@ class Neo4jGraph:
                 if matched:
                     chunks = await (await tx.run(_TENANT_CHUNKS, params)).single(strict=True)
                     total = int(chunks["chunks"])
-                    weights = entity_weights(matched, total, ranking)
+                    weights = entity_weights(matched, total, ranking, shapes)
                 if weights:
                     expand = {**params, "uids": list(weights), "need": 2 if len(weights) >= 2 else 1}
                     result = await tx.run(_EXPAND_ENTITIES, expand)

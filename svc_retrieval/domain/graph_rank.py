@@ -28,9 +28,9 @@ class EntityRankSettings:
 
     max_query_keys: int = 48
     """Most question keys looked up."""
-    max_entities: int = 12
+    max_entities: int = 8
     """Matched entities kept (the most specific)."""
-    max_mention_share: float = 0.2
+    max_mention_share: float = 0.05
     """Entities mentioned by more than this share of the tenant's chunks are too generic to use."""
     chunks_per_entity: int = 200
     """Most mentioning chunks read per entity."""
@@ -40,7 +40,7 @@ class EntityRankSettings:
     """Weight share of an expanded neighbour."""
     fulltext_weight: float = 0.5
     """Weight of the fulltext score (scaled so its best hit equals the best entity weight)."""
-    word_factor: float = 1.0
+    word_factor: float = 0.5
     """Multiplier of a one-word key's weight (a rare word is often just a rare word)."""
     phrase_factor: float = 1.0
     """Multiplier of a key of two or more words."""
