@@ -32,6 +32,8 @@ class EntityRankSettings:
     """Matched entities kept (the most specific)."""
     max_mention_share: float = 0.05
     """Entities mentioned by more than this share of the tenant's chunks are too generic to use."""
+    min_generic_mentions: int = 20
+    """An entity mentioned by no more chunks than this is never too generic (a small tenant's share is tiny)."""
     chunks_per_entity: int = 200
     """Most mentioning chunks read per entity."""
     expansion_limit: int = 8
@@ -77,7 +79,7 @@ def entity_weights(
 ) -> dict[str, float]:
     """Weights of the matched entities (uid -> mentions) worth using: the most specific, generic ones dropped;
     ``shapes`` multiplies each by its key's ``shape_factor``."""
-    cap = max(1.0, settings.max_mention_share * chunks)
+    cap = max(float(settings.min_generic_mentions), settings.max_mention_share * chunks)
     shapes = shapes or {}
     usable = {uid: idf(m, chunks) * shapes.get(uid, 1.0) for uid, m in matched.items() if 0 < m <= cap}
     best = sorted(usable.items(), key=lambda kv: (-kv[1], kv[0]))[: settings.max_entities]
@@ -92,7 +94,7 @@ def expansion_weights(
     With two or more matched entities only bridges (related to two or more) count.
     """
     need = 2 if matched >= 2 else 1
-    cap = max(1.0, settings.max_mention_share * chunks)
+    cap = max(float(settings.min_generic_mentions), settings.max_mention_share * chunks)
     scored = [
         (uid, settings.expansion_decay * idf(m, chunks) * links / max(matched, 1))
         for uid, links, m in neighbours

@@ -11,13 +11,18 @@ from svc_retrieval.domain.graph_rank import (
     rank,
 )
 
-SETTINGS = EntityRankSettings(max_entities=2, max_mention_share=0.2, expansion_limit=1)
+SETTINGS = EntityRankSettings(max_entities=2, max_mention_share=0.2, expansion_limit=1, min_generic_mentions=1)
 
 
 def test_specific_entities_weigh_more_and_generic_ones_are_dropped() -> None:
     assert idf(1, 1000) > idf(50, 1000) > 0
     weights = entity_weights({"pod": 400, "pdb": 3, "drain": 10, "label": 50}, 1000, SETTINGS)
     assert list(weights) == ["pdb", "drain"], "pod is too generic, and only the two most specific are kept"
+
+
+def test_a_small_tenant_keeps_entities_every_chunk_mentions() -> None:
+    settings = EntityRankSettings(max_mention_share=0.05, min_generic_mentions=20)
+    assert set(entity_weights({"taint": 3, "pod": 30}, 10, settings)) == {"taint"}
 
 
 def test_expansion_keeps_bridges_within_the_bound() -> None:
