@@ -9,6 +9,9 @@ from mesh.config import ConfigError
 from mesh.server import ServerConfig
 from svc_ingest.domain.graph import DEFAULT_LABELS, DEFAULT_RELATIONS
 
+#: The knowledge-graph extractors a profile may choose.
+GRAPH_EXTRACTORS = ("rules", "llm")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config(ServerConfig):
@@ -84,8 +87,12 @@ class Config(ServerConfig):
     """Embedding actors (each has one Embed call in flight)."""
     graph_enabled: bool = True
     """Run knowledge-graph extraction for jobs that do not skip it; false skips it for every job."""
+    graph_extractor: str = "rules"
+    """How entities and relations are found: "rules" (mesh.entities: code identifiers, API kinds, fields,
+    commands and noun phrases by rule, in the parse stage at ingest speed on CPU) or "llm" (the configured
+    model with schema-constrained output, one StreamGenerate per chunk: for profiles with a GPU)."""
     graph_concurrency: int = 1
-    """Graph-extraction actors (each has one StreamGenerate call in flight)."""
+    """LLM graph-extraction actors (each has one StreamGenerate call in flight)."""
     graph_batch_size: int = 4
     """Chunks per graph-extraction batch."""
     graph_labels: tuple[str, ...] = DEFAULT_LABELS
@@ -140,6 +147,8 @@ class Config(ServerConfig):
     """S3 region; "" uses the AWS default chain."""
 
     def __post_init__(self) -> None:
+        if self.graph_extractor not in GRAPH_EXTRACTORS:
+            raise ConfigError(f"RAGMESH_INGEST_GRAPH_EXTRACTOR: expected rules or llm, got {self.graph_extractor!r}")
         if self.ray_group_placement not in ("auto", "always", "off"):
             raise ConfigError(
                 f"RAGMESH_INGEST_RAY_GROUP_PLACEMENT: expected auto, always or off, got {self.ray_group_placement!r}"

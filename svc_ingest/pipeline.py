@@ -2,8 +2,9 @@
 
     work items (files that changed)
       -> parse + chunk + sparse-encode   CPU tasks, ``parse_concurrency`` at once
+         (+ rule-based graph facts)      mesh.entities, when ``graph_rules``
       -> embed                           actor pool calling InferenceService.Embed in batches
-      -> extract graph facts (optional)  actor pool calling StreamGenerate, ``graph_concurrency`` at once
+      -> extract graph facts (LLM)       actor pool calling StreamGenerate, ``graph_concurrency`` at once
       -> driver                          reassembles documents and writes them through IndexService
 
 The CPU stage and the model stages are separate operators with their own
@@ -101,6 +102,9 @@ class PipelineSettings:
     parse: ParseOptions
     chunking: ChunkingOptions
     graph: GraphSchema | None
+    """The LLM extractor's schema; None runs no LLM extraction."""
+    graph_rules: bool = False
+    """Extract graph facts by rule (mesh.entities) in the parse stage."""
     parse_concurrency: int = 2
     parse_cpus: float = 1.0
     service_token: str = field(default="", repr=False)
@@ -215,6 +219,7 @@ def _row(kind: str, doc_id: str, **values: Any) -> dict[str, Any]:
         "sparse_indices": [],
         "sparse_values": [],
         "info": "",
+        "graph": "",
         "parse_node": "",
     }
     row.update(values)
@@ -280,6 +285,7 @@ def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
     rows = [_row(KIND_DOC, item.doc_id, chunk_count=len(chunks), info=json.dumps(info), parse_node=node)]
     for chunk in chunks:
         sparse = encoder.encode_document(chunk.text, title=doc.title, section=chunk.section)
+        facts = _rule_facts(chunk.text, doc.title, chunk.section) if settings.graph_rules else ""
         rows.append(
             _row(
                 KIND_CHUNK,
@@ -293,10 +299,24 @@ def _parse(item: WorkItem, settings: PipelineSettings) -> list[dict[str, Any]]:
                 token_count=chunk.token_count,
                 sparse_indices=list(sparse.indices),
                 sparse_values=list(sparse.values),
+                graph=facts,
                 parse_node=node,
             )
         )
     return rows
+
+
+def _rule_facts(text: str, title: str, section: str) -> str:
+    """The chunk's graph facts by rule, as the JSON the driver reads (the LLM stage writes the same)."""
+    from mesh.entities import extract
+
+    found = extract(text, title=title, section=section)
+    return json.dumps(
+        {
+            "entities": [{"name": e.name, "label": e.label} for e in found.entities],
+            "relations": [{"source": r.source, "target": r.target, "type": r.type} for r in found.relations],
+        }
+    )
 
 
 class EmbedStage:

@@ -19,13 +19,17 @@ from mesh.errors import DeadlineExceeded, Unavailable
 from mesh.validation import max_items
 from ragmesh.common.v1 import common_pb2
 from ragmesh.retrieval.v1 import index_service_pb2, index_service_pb2_grpc
-from svc_ingest.domain.assembly import DocumentResult
+from svc_ingest.domain.assembly import ChunkResult, DocumentResult
 from svc_ingest.domain.ports import DocumentWrite, IndexRemoval, IndexWrite, PreparedWrite
 
 SERVICE = "ragmesh.retrieval.v1.IndexService"
 DELETE_BATCH = max_items(index_service_pb2.DeleteDocumentsRequest, "doc_ids")
 """Most doc ids one DeleteDocuments request may carry (the contract's rule)."""
 CHUNKS_PER_MESSAGE = 128
+#: Most entities, and most relations, one UpsertChunks message may carry (the proto's limit).
+MAX_GRAPH_FACTS = max_items(index_service_pb2.UpsertChunksRequest, "entities")
+#: Most mentions one indexed chunk may carry.
+MAX_MENTIONS = max_items(index_service_pb2.IndexedChunk, "mentions")
 """Chunks per UpsertChunks message (the contract allows 512)."""
 
 
@@ -108,9 +112,8 @@ def upsert_requests(
         content_hash=content_hash,
         links_to=links_to[:1000],
     )
-    total = len(doc.chunks)
-    for start in range(0, max(total, 1), CHUNKS_PER_MESSAGE):
-        part = doc.chunks[start : start + CHUNKS_PER_MESSAGE]
+    parts = _message_parts(doc.chunks)
+    for number, part in enumerate(parts, start=1):
         entities: dict[tuple[str, str], index_service_pb2.GraphEntity] = {}
         relations: dict[tuple[str, str, str], index_service_pb2.GraphRelation] = {}
         chunks = []
@@ -131,13 +134,34 @@ def upsert_requests(
                     sparse=common_pb2.SparseVector(
                         indices=list(chunk.sparse_indices), values=list(chunk.sparse_values)
                     ),
-                    mentions=list(dict.fromkeys(e.name for e in chunk.entities))[:256],
+                    mentions=list(dict.fromkeys(e.name for e in chunk.entities))[:MAX_MENTIONS],
                 )
             )
         yield index_service_pb2.UpsertChunksRequest(
             document=document,
             chunks=chunks,
-            entities=list(entities.values())[:4096],
-            relations=list(relations.values())[:4096],
-            document_complete=start + CHUNKS_PER_MESSAGE >= total,
+            entities=list(entities.values())[:MAX_GRAPH_FACTS],
+            relations=list(relations.values())[:MAX_GRAPH_FACTS],
+            document_complete=number == len(parts),
         )
+
+
+def _message_parts(chunks: list[ChunkResult]) -> list[list[ChunkResult]]:
+    """The chunks of a document cut into messages of at most CHUNKS_PER_MESSAGE chunks and
+    MAX_GRAPH_FACTS entities and relations (counted before de-duplication, so never over)."""
+    parts: list[list[ChunkResult]] = [[]]
+    entities = relations = 0
+    for chunk in chunks:
+        n_ent, n_rel = len(chunk.entities), len(chunk.relations)
+        current = parts[-1]
+        if current and (
+            len(current) >= CHUNKS_PER_MESSAGE
+            or entities + n_ent > MAX_GRAPH_FACTS
+            or relations + n_rel > MAX_GRAPH_FACTS
+        ):
+            parts.append([])
+            entities = relations = 0
+        parts[-1].append(chunk)
+        entities += n_ent
+        relations += n_rel
+    return parts

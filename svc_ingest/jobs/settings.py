@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mesh import auth
+from mesh.entities import EXTRACTOR_VERSION
 from mesh.sparse import ENCODER_VERSION
 from svc_ingest.config import Config
 from svc_ingest.domain.chunk import ChunkingOptions
@@ -20,8 +21,12 @@ PARSER_VERSION = "parse-v1"
 def pipeline_settings(cfg: Config, inference_addr: str, tenant: str, options: JobOptions) -> PipelineSettings:
     """The pipeline's settings for one job."""
     graph = None
+    rules = False
     if cfg.graph_enabled and not options.skip_graph:
-        graph = GraphSchema(labels=cfg.graph_labels, relations=cfg.graph_relations)
+        if cfg.graph_extractor == "llm":
+            graph = GraphSchema(labels=cfg.graph_labels, relations=cfg.graph_relations)
+        else:
+            rules = True
     return PipelineSettings(
         inference_addr=inference_addr,
         tenant=tenant,
@@ -49,6 +54,7 @@ def pipeline_settings(cfg: Config, inference_addr: str, tenant: str, options: Jo
             combine_under_tokens=options.chunk_size_tokens // 2,
         ),
         graph=graph,
+        graph_rules=rules,
         parse_concurrency=cfg.parse_concurrency,
         embed_batch_size=cfg.embed_batch_size,
         embed_concurrency=cfg.embed_concurrency,
@@ -63,5 +69,9 @@ def pipeline_settings(cfg: Config, inference_addr: str, tenant: str, options: Jo
 
 def settings_signature(settings: PipelineSettings) -> str:
     """What makes an indexed document current besides its content: chunking, sparse and graph settings."""
-    graph = "graph-off" if settings.graph is None else "graph:" + ",".join(settings.graph.labels)
+    graph = "graph-off"
+    if settings.graph is not None:
+        graph = "graph:" + ",".join(settings.graph.labels)
+    elif settings.graph_rules:
+        graph = "graph-rules:" + EXTRACTOR_VERSION
     return "|".join((PARSER_VERSION, settings.chunking.signature, ENCODER_VERSION, graph))

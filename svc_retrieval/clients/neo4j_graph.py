@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
@@ -28,8 +28,17 @@ from neo4j import exceptions as neo4j_errors
 
 from mesh import telemetry
 from mesh.context import call_timeout_s
+from mesh.entities import code_keys, query_keys
 from mesh.errors import DeadlineExceeded, Unavailable
 from svc_retrieval.clients.lucene import names_query, tenant_key
+from svc_retrieval.domain.graph_rank import (
+    ChunkRow,
+    EntityRankSettings,
+    entity_weights,
+    expansion_weights,
+    rank,
+    shape_factor,
+)
 from svc_retrieval.domain.ids import normalize_entity
 from svc_retrieval.domain.model import (
     DeleteStats,
@@ -81,7 +90,11 @@ class GraphSearchSettings:
     """How the graph leg turns fulltext matches into ranked chunks."""
 
     fulltext_limit: int = 20
-    """Entity and title matches considered."""
+    """Fulltext matches considered."""
+    fulltext_fields: tuple[str, ...] = ("title",)
+    """Fields the fulltext part matches the question's words in: document titles; entities are matched by
+    their exact keys instead (adding "name" also matches entity names word by word, which the rule
+    extractor's many phrases turn into noise that pushes title matches out of ``fulltext_limit``)."""
     title_chunks: int = 3
     """Leading chunks of a title-matched document that the leg returns."""
     title_weight: float = 1.0
@@ -92,6 +105,8 @@ class GraphSearchSettings:
     """Score share a document one LINKS_TO hop away inherits."""
     chunk_decay: float = 0.85
     """Per-position decay among a title-matched document's leading chunks."""
+    entities: EntityRankSettings = field(default_factory=EntityRankSettings)
+    """Entity matching from the question (the extractor's keys), its weights and bounds."""
 
 
 def _uid(tenant: str, key: str) -> str:
@@ -356,14 +371,21 @@ class Neo4jGraph:
 
     @telemetry.traced_store("neo4j", "search")
     async def search(self, query: GraphQuery) -> list[LegHit]:
-        """The graph leg: chunks mentioning matched entities, leading chunks of title matches, one link hop."""
-        lucene = names_query(query.tenant, query.text)
-        if lucene is None:
-            return []
+        """The graph leg: chunks mentioning the question's entities (exact keys, weighed by specificity,
+        bounded expansion to bridging neighbours), plus fulltext title and name matches with one link hop."""
         cfg = self._search
+        ranking = cfg.entities
+        tenant = query.tenant
+        keys = query_keys(query.text)[: ranking.max_query_keys]
+        code = code_keys(query.text)
+        shapes = {_uid(tenant, k): shape_factor(k, ranking, k in code) for k in keys}
+        lucene = names_query(tenant, query.text, fields=cfg.fulltext_fields)
+        if lucene is None and not keys:
+            return []
         params: dict[str, Any] = {
-            "tenant": query.tenant,
+            "tenant": tenant,
             "lucene": lucene,
+            "uids": [_uid(tenant, k) for k in keys],
             "ft_limit": cfg.fulltext_limit,
             "limit": query.limit,
             "title_chunks": cfg.title_chunks,
@@ -371,15 +393,37 @@ class Neo4jGraph:
             "mention_weight": cfg.mention_weight,
             "link_decay": cfg.link_decay,
             "chunk_decay": cfg.chunk_decay,
+            "per_entity": ranking.chunks_per_entity,
+            "expand_cap": ranking.expansion_limit * 4,
         }
         where_d = _doc_filter("d", query.filter, params)
         # Only fixed fragments go into the text; every value travels as a parameter.
-        statement: LiteralString = _GRAPH_LEG.replace("$$DOC_FILTER$$", where_d)
+        fulltext_statement: LiteralString = _GRAPH_LEG.replace("$$DOC_FILTER$$", where_d)
+        rows_statement: LiteralString = _ENTITY_CHUNKS.replace("$$DOC_FILTER$$", where_d)
 
         async def work(tx: neo4j.AsyncTransaction) -> list[LegHit]:
-            result = await tx.run(statement, params)
-            rows = [(str(r["chunk"]), float(r["score"])) async for r in result]
-            return [LegHit(cid, rank, score) for rank, (cid, score) in enumerate(rows, start=1)]
+            text_hits: list[tuple[str, str, float]] = []
+            if lucene is not None:
+                result = await tx.run(fulltext_statement, params)
+                text_hits = [(str(r["chunk"]), str(r["doc"]), float(r["score"])) async for r in result]
+            weights: dict[str, float] = {}
+            rows: list[ChunkRow] = []
+            if keys:
+                result = await tx.run(_MATCH_ENTITIES, params)
+                matched = {str(r["uid"]): int(r["mentions"]) async for r in result}
+                if matched:
+                    chunks = await (await tx.run(_TENANT_CHUNKS, params)).single(strict=True)
+                    total = int(chunks["chunks"])
+                    weights = entity_weights(matched, total, ranking, shapes)
+                if weights:
+                    expand = {**params, "uids": list(weights), "need": 2 if len(weights) >= 2 else 1}
+                    result = await tx.run(_EXPAND_ENTITIES, expand)
+                    neighbours = [(str(r["uid"]), int(r["links"]), int(r["mentions"])) async for r in result]
+                    weights.update(expansion_weights(neighbours, total, ranking, len(weights)))
+                    result = await tx.run(rows_statement, {**params, "uids": list(weights)})
+                    rows = [ChunkRow(str(r["entity"]), str(r["chunk"]), str(r["doc"])) async for r in result]
+            ranked = rank(rows, weights, text_hits, ranking, query.limit)
+            return [LegHit(cid, position, score) for position, (cid, score) in enumerate(ranked, start=1)]
 
         return await self._read(work)
 
@@ -615,9 +659,44 @@ CALL (direct) {
   RETURN hit.c AS c, hit.s AS s
 }
 WITH c, sum(s) AS score
-RETURN c.uid AS chunk, score
+RETURN c.uid AS chunk, c.doc_id AS doc, score
 ORDER BY score DESC, chunk
 LIMIT $limit
+"""
+
+_MATCH_ENTITIES: LiteralString = """
+UNWIND $uids AS uid
+MATCH (e:Entity {uid: uid})
+WHERE e.tenant = $tenant
+RETURN e.uid AS uid, COUNT { (e)<-[:MENTIONS]-(:Chunk) } AS mentions
+"""
+
+_TENANT_CHUNKS: LiteralString = "MATCH (c:Chunk {tenant: $tenant}) RETURN count(c) AS chunks"
+
+# Neighbours one RELATES hop from the weighted entities, most connected first; bounded twice
+# (the cap here, the expansion limit in the ranking).
+_EXPAND_ENTITIES: LiteralString = """
+MATCH (e:Entity)-[:RELATES]-(m:Entity)
+WHERE e.uid IN $uids AND m.tenant = $tenant AND NOT m.uid IN $uids
+WITH m, count(DISTINCT e) AS links
+WHERE links >= $need
+RETURN m.uid AS uid, links, COUNT { (m)<-[:MENTIONS]-(:Chunk) } AS mentions
+ORDER BY links DESC, mentions ASC, uid
+LIMIT $expand_cap
+"""
+
+# $$DOC_FILTER$$ as in _GRAPH_LEG.
+_ENTITY_CHUNKS: LiteralString = """
+UNWIND $uids AS uid
+MATCH (e:Entity {uid: uid})
+WHERE e.tenant = $tenant
+CALL (e) {
+  MATCH (e)<-[:MENTIONS]-(c:Chunk)<-[:HAS_CHUNK]-(d:Document)
+  WHERE d.tenant = $tenant AND $$DOC_FILTER$$
+  RETURN c, d
+  LIMIT $per_entity
+}
+RETURN e.uid AS entity, c.uid AS chunk, d.doc_id AS doc
 """
 
 _FIND_ENTITY: LiteralString = """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from mesh import entities
 from svc_retrieval.domain.model import ChunkInput, DocumentMeta
 
 # Fixed namespace of ragmesh chunk ids; changing it would re-key every index.
@@ -45,5 +46,7 @@ def point_id(tenant: str, doc_id: str, chunk_index: int, hash_hex: str) -> str:
 
 
 def normalize_entity(name: str) -> str:
-    """The key that makes "Kube-Proxy " and "kube-proxy" one entity: case-folded, spaces collapsed."""
-    return " ".join(name.casefold().split())
+    """The key that makes "Kube-Proxy " and "kube-proxy", or "PodDisruptionBudgets" and "pod disruption
+    budget", one entity: the extractor's own normalizer (``mesh.entities.normalize``), whichever
+    extractor found the name, so the graph leg's question keys meet what ingest wrote."""
+    return entities.normalize(name)

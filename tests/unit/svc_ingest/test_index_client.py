@@ -41,3 +41,18 @@ def test_a_document_streams_in_batches_and_only_the_last_completes_it() -> None:
     assert {(e.name, e.label) for e in first.entities} == {("Pod", "Resource"), ("kubelet", "Component")}
     assert [(r.source, r.type, r.target) for r in first.relations] == [("kubelet", "MANAGES", "Pod")]
     assert list(first.chunks[0].mentions) == ["Pod", "kubelet"]
+
+
+def test_messages_are_cut_before_graph_facts_pass_the_proto_limit() -> None:
+    from dataclasses import replace
+
+    from svc_ingest.clients.index import MAX_GRAPH_FACTS
+
+    doc = _doc(100)
+    many = tuple(Relation(f"e{i}", f"f{i}", "RELATED_TO") for i in range(96))
+    doc.chunks[:] = [replace(c, relations=many) for c in doc.chunks]
+    requests = list(upsert_requests(doc, source_uri="file:///p.md", content_hash="h", doc_version=1, links_to=[]))
+    assert [len(r.chunks) for r in requests] == [42, 42, 16]
+    assert all(len(r.relations) <= MAX_GRAPH_FACTS for r in requests)
+    assert [r.document_complete for r in requests] == [False, False, True]
+    assert sum(len(r.chunks) for r in requests) == 100

@@ -1,0 +1,86 @@
+"""The graph leg's Cypher stays inside the caller's tenant (checked on a fake transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from svc_retrieval.clients import neo4j_graph
+from svc_retrieval.clients.neo4j_graph import Neo4jGraph
+from svc_retrieval.domain.model import GraphQuery, SearchFilter
+
+SEP = "\x1f"
+
+
+class FakeResult:
+    """Rows of one statement, as the driver's result gives them."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            for row in self._rows:
+                yield row
+
+        return gen()
+
+    async def single(self, strict: bool = False) -> dict[str, Any] | None:
+        return self._rows[0] if self._rows else None
+
+
+class FakeTx:
+    """Records every statement and its parameters; answers from canned rows."""
+
+    def __init__(self, tenant: str) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._tenant = tenant
+
+    async def run(self, statement: str, params: dict[str, Any]) -> FakeResult:
+        self.calls.append((statement, params))
+        uid = f"{self._tenant}{SEP}pod disruption budget"
+        if statement == neo4j_graph._MATCH_ENTITIES:
+            return FakeResult([{"uid": u, "mentions": 2} for u in params["uids"] if u == uid])
+        if statement == neo4j_graph._TENANT_CHUNKS:
+            return FakeResult([{"chunks": 100}])
+        if statement == neo4j_graph._EXPAND_ENTITIES:
+            return FakeResult([])
+        if statement.lstrip().startswith("UNWIND $uids AS uid\nMATCH (e:Entity {uid: uid})"):
+            return FakeResult([{"entity": uid, "chunk": "c-1", "doc": "disruptions"}])
+        return FakeResult([])
+
+
+def _graph(tx: FakeTx) -> Neo4jGraph:
+    graph = Neo4jGraph(driver=None)  # type: ignore[arg-type]
+
+    async def read(work: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await work(tx)
+
+    graph._read = read  # type: ignore[method-assign]
+    return graph
+
+
+@pytest.mark.asyncio
+async def test_search_looks_up_only_the_callers_entities() -> None:
+    tx = FakeTx("acme")
+    query = GraphQuery(
+        tenant="acme", text="How does a PodDisruptionBudget limit kubectl drain?", limit=5, filter=SearchFilter()
+    )
+    hits = await _graph(tx).search(query)
+    assert [h.chunk_id for h in hits] == ["c-1"]
+    assert len(tx.calls) >= 4
+    for statement, params in tx.calls:
+        assert "$tenant" in statement and params["tenant"] == "acme"
+        assert all(u.startswith("acme" + SEP) for u in params.get("uids", []))
+    looked_up = tx.calls[1][1]["uids"]
+    assert "acme\x1fkubectl drain" in looked_up and "acme\x1fpod disruption budget" in looked_up
+
+
+@pytest.mark.asyncio
+async def test_another_tenant_never_meets_the_first_tenants_keys() -> None:
+    tx = FakeTx("acme")
+    query = GraphQuery(tenant="other", text="PodDisruptionBudget", limit=5, filter=SearchFilter())
+    assert await _graph(tx).search(query) == []
+    assert all(not u.startswith("acme") for _, p in tx.calls for u in p.get("uids", []))
