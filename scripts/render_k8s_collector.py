@@ -13,7 +13,6 @@ file differs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import yaml
 
 from mesh.stack.config import StackConfig
 from mesh.stack.jaeger_config import gateway_config
+from mesh.stack.rendered import write_or_check
 
 OUTPUT = Path(__file__).resolve().parent.parent / "kustomize" / "base" / "otel-collector" / "collector.yaml"
 #: OTLP/gRPC port of the gateway (kustomize/base/mesh.env: RAGMESH_OTEL_ENDPOINT=otel-collector:4317).
@@ -61,17 +61,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when the checked-in file is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale: run scripts/render_k8s_collector.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return write_or_check(OUTPUT, render, description=__doc__.splitlines()[0], argv=argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ upstream is a STRICT_DNS cluster on the service's Kubernetes Service name. The o
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from mesh.stack.config import StackConfig
 from mesh.stack.envoy_config import ANSWERS_CLUSTER, envoy_config
+from mesh.stack.rendered import write_or_check
 
 OUTPUT = Path(__file__).resolve().parent.parent / "kustomize" / "base" / "envoy" / "envoy.yaml"
 LISTENER_PORT = 8080
@@ -78,17 +78,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when the checked-in file is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale: run scripts/render_k8s_envoy.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return write_or_check(OUTPUT, render, description=__doc__.splitlines()[0], argv=argv)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ The limits are checked the way the stack checks them before it starts the servic
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from mesh.stack import envoy_ratelimit
+from mesh.stack.rendered import write_or_check
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "envoy" / "ratelimit" / f"{envoy_ratelimit.DOMAIN}.yaml"
@@ -37,21 +37,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when the checked-in copy is stale")
-    args = parser.parse_args(argv)
-    try:
-        text = render()
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale: run scripts/render_k8s_ratelimit.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return write_or_check(OUTPUT, render, description=__doc__.splitlines()[0], argv=argv)
 
 
 if __name__ == "__main__":
