@@ -28,7 +28,7 @@ from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from svc_agent.__main__ import bindings as agent_bindings
 from svc_agent.app import open_components as open_agent
 from svc_agent.config import Config as AgentConfig
-from svc_agent.domain.settings import AgentSettings
+from svc_agent.domain.settings import AgentSettings, AnswerMode
 from svc_inference.domain.runtime import ModelRuntime
 from svc_retrieval.__main__ import bindings as retrieval_bindings
 from svc_retrieval.app import open_components as open_retrieval
@@ -124,7 +124,10 @@ async def serve(
         agent_config = agent_config or AgentConfig(
             semantic_cache_path=workdir / "semantic_cache",
             # Short answers keep a CPU-only suite quick; the loop is the same at any length.
-            settings=AgentSettings(answer_max_tokens=48),
+            # This suite follows the answer through the model (streaming, cancellation, deadlines
+            # reaching the generation), so it generates; quoting (the local default) has its unit
+            # tests and the e2e suite.
+            settings=AgentSettings(answer_max_tokens=48, answer_mode=AnswerMode.GENERATE),
         )
         agent = await stack.enter_async_context(open_agent(agent_config, settings))
         server = await start_server(agent_bindings(agent), ServerConfig(port=0), auth=auth_settings())
