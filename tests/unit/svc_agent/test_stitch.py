@@ -234,3 +234,26 @@ async def test_a_sentence_that_points_back_is_quoted_after_the_one_it_points_to(
     )
 
     assert stitched.answer().index("30000-32767") < stitched.answer().index("--service-node-port-range")
+
+
+EVICTION = source(
+    "eviction",
+    "When the kubelet evicts pods under node pressure, it does not respect a PodDisruptionBudget. "
+    "If you use soft eviction thresholds, the kubelet respects your eviction-max-pod-grace-period for the pods. "
+    "If you use hard eviction thresholds, the kubelet evicts the pods with a 0s grace period. "
+    "Pumpkins and apples arrive at the village market every autumn.",
+    "Node-pressure Eviction",
+)
+
+
+async def test_the_sentences_beside_the_best_one_bring_its_details() -> None:
+    question = "Does the kubelet respect a PodDisruptionBudget when it evicts pods under node pressure?"
+    alone = await stitch(question, [EVICTION], FakeEmbedder(), StitchParams(max_passages=1, neighbour_steps=()))
+    passage = await stitch(question, [EVICTION], FakeEmbedder(), StitchParams(max_passages=1))
+
+    assert "eviction-max-pod-grace-period" not in alone.answer()
+    assert passage.answer().startswith("When the kubelet evicts pods under node pressure")
+    assert "eviction-max-pod-grace-period" in passage.answer()
+    assert "0s grace period" in passage.answer()
+    assert "Pumpkins" not in passage.answer()
+    assert passage.answer().count("[1]") == 3
