@@ -10,14 +10,22 @@ commands keep working on a developer's own stack.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
+import re
 import sys
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import ragmesh_client
 from mesh.settings import MeshSettings
+
+T = TypeVar("T")
+
+MAX_LIMIT_WAITS = 5
+"""Most times a client command waits out the edge's rate-limit hint before it reports the refusal."""
 
 DEV_TOKEN_TTL_S = 15 * 60
 DEV_TOKEN_ROLES = ("reader", "editor")
@@ -101,3 +109,21 @@ def _report(code: str, message: str, reason: str, violations: list[tuple[str, st
         if code == "UNAVAILABLE":
             print("  is the mesh up? try: ragmesh status", file=sys.stderr)
     return 3 if code == "INVALID_ARGUMENT" else 1
+
+
+async def within_limits(call: Callable[[], Awaitable[T]], *, max_waits: int = MAX_LIMIT_WAITS) -> T:
+    """``call()``, again after the edge's hint while the tenant is over its rate limit.
+
+    A long evaluation runs past its tenant's per-second limit as any busy client
+    would; like a well-behaved one it waits the ``retry in N s`` the refusal
+    names (``x-ratelimit-reset``) instead of failing the whole run.
+    """
+    for wait in range(max_waits + 1):
+        try:
+            return await call()
+        except ragmesh_client.ResourceExhausted as err:
+            hint = re.search(r"retry in (\d+) s", err.message)
+            if hint is None or wait == max_waits:
+                raise
+            await asyncio.sleep(int(hint.group(1)) + 0.1)
+    raise AssertionError("unreachable")

@@ -34,23 +34,19 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import ragmesh_client
-from mesh.cli.common import add_connection_args, client, report_error
+from mesh.cli.common import add_connection_args, client, report_error, within_limits
 from mesh.cli.retrieval_cmds import eval_group, matches, question_rows
-
-T = TypeVar("T")
 
 #: Chunks of the Search whose text bounds what an answer could contain.
 EVIDENCE_TOP_K = 5
 #: Default share of a cited sentence's content words its cited chunk must hold.
 SUPPORT_THRESHOLD = 0.6
-#: The most times one call waits out the tenant's rate limit.
-_MAX_LIMIT_WAITS = 5
 
 _MARKER = re.compile(r"\[(\d+)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
@@ -243,19 +239,6 @@ def report(rows: Sequence[Row], threshold: float) -> dict[str, Any]:
 # -- running ----------------------------------------------------------------
 
 
-async def _within_limits(call: Callable[[], Awaitable[T]]) -> T:
-    """``call()``, again after the edge's hint while the tenant is over its rate limit."""
-    for wait in range(_MAX_LIMIT_WAITS + 1):
-        try:
-            return await call()
-        except ragmesh_client.ResourceExhausted as err:
-            hint = re.search(r"retry in (\d+) s", err.message)
-            if hint is None or wait == _MAX_LIMIT_WAITS:
-                raise
-            await asyncio.sleep(int(hint.group(1)) + 0.1)
-    raise AssertionError("unreachable")
-
-
 async def _ask(sdk: ragmesh_client.AsyncClient, row: Row, timeout_s: float) -> ragmesh_client.events.Final | None:
     started = time.perf_counter()
     final = None
@@ -271,7 +254,7 @@ async def _ask(sdk: ragmesh_client.AsyncClient, row: Row, timeout_s: float) -> r
 
 
 async def _chunk(sdk: ragmesh_client.AsyncClient, chunk_id: str, timeout_s: float) -> ragmesh_client.common.Chunk:
-    return await _within_limits(lambda: sdk.get_chunk(chunk_id, timeout_s=timeout_s))
+    return await within_limits(lambda: sdk.get_chunk(chunk_id, timeout_s=timeout_s))
 
 
 async def score_question(
@@ -279,7 +262,7 @@ async def score_question(
 ) -> Row:
     """Asks one question and scores its answer; ``chunks`` caches chunk texts by id across questions."""
     row = Row(question)
-    final = await _within_limits(lambda: _ask(sdk, row, timeout_s))
+    final = await within_limits(lambda: _ask(sdk, row, timeout_s))
     if final is None:
         row.error = "the stream ended without a final answer"
         return row
@@ -287,7 +270,7 @@ async def score_question(
     row.declined = not final.answered_from_documents
     row.key_terms_found = terms_found(final.answer, question.must_include)
     row.cited_sources = sorted({c.source_uri for c in final.citations})
-    evidence = await _within_limits(lambda: sdk.search(question.question, top_k=EVIDENCE_TOP_K, timeout_s=timeout_s))
+    evidence = await within_limits(lambda: sdk.search(question.question, top_k=EVIDENCE_TOP_K, timeout_s=timeout_s))
     top = [h.chunk for h in evidence.hits if h.chunk is not None]
     row.chunk_terms_found = terms_found("\n".join(c.text for c in top), question.must_include)
     by_marker: dict[int, str] = {}

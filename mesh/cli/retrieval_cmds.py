@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import ragmesh_client
-from mesh.cli.common import add_connection_args, client, report_error
+from mesh.cli.common import add_connection_args, client, report_error, within_limits
 
 T = TypeVar("T")
 sdk_common = ragmesh_client.common
@@ -264,8 +264,10 @@ async def _eval(args: argparse.Namespace) -> int:
         async def run(name: str, question: Question) -> None:
             legs, skip_rerank = EVAL_RUNS[name]
             async with limit:
-                response = await sdk.search(
-                    question.question, top_k=depth, legs=legs, skip_rerank=skip_rerank, timeout_s=args.timeout
+                response = await within_limits(
+                    lambda: sdk.search(
+                        question.question, top_k=depth, legs=legs, skip_rerank=skip_rerank, timeout_s=args.timeout
+                    )
                 )
             results[name][question.id] = [h.chunk.source_uri if h.chunk else "" for h in response.hits]
             degraded[name] += bool(response.degraded_legs)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import ragmesh_client
 from mesh.cli import retrieval_cmds as rc
+from mesh.cli.common import within_limits
 
 
 def test_a_gold_page_matches_at_a_path_boundary() -> None:
@@ -84,3 +86,28 @@ def test_eval_group_is_shared_with_other_modules() -> None:
     rc.register(sub)
     assert parser.parse_args(["eval", "retrieval", "--questions", "q.jsonl"]).questions == "q.jsonl"
     assert parser.parse_args(["eval", "answers"]).eval_command == "answers"
+
+
+async def test_a_call_over_the_tenants_limit_waits_out_the_hint_and_a_refusal_without_one_is_reported() -> None:
+    calls: list[int] = []
+
+    async def refused_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ragmesh_client.ResourceExhausted("tenant eval is over its rate limit; retry in 0 s")
+        return "hits"
+
+    assert await within_limits(refused_once) == "hits"
+    assert len(calls) == 2
+
+    async def at_capacity() -> str:
+        raise ragmesh_client.ResourceExhausted("the model is at capacity")
+
+    with pytest.raises(ragmesh_client.ResourceExhausted):
+        await within_limits(at_capacity)
+
+    async def always_limited() -> str:
+        raise ragmesh_client.ResourceExhausted("over its rate limit; retry in 0 s")
+
+    with pytest.raises(ragmesh_client.ResourceExhausted):
+        await within_limits(always_limited, max_waits=2)
