@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mesh.settings import MeshSettings
-from tests.bench import bench_load, bench_soak
+from tests.bench import bench_contention, bench_load, bench_soak
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +97,27 @@ def test_bench_soak_accounts_for_every_call_and_samples_every_part(settings: Mes
         assert figures["growth"]["parts"][name]["tree_fds"]["growth_pct"] is not None
     assert figures["restarted_parts"] == []
     assert _is_png(figures["chart"])
+
+
+def test_bench_contention_measures_queries_beside_an_ingest_and_accounts_for_every_call(
+    settings: MeshSettings,
+) -> None:
+    del settings
+    figures = bench_contention.run(
+        [*("--source", str(bench_load.tiny_folder()), "--idle-s", "3", "--corpus", "none", "--chat-timeout-s", "30")]
+    )
+    json.dumps(figures)
+    calls = figures["calls"]
+    assert calls["every_call_accounted"] is True and calls["hung"] == 0, calls
+    assert {"Search", "StreamChat", "CreateIngestJob", "GetIngestJob"} <= calls["per_rpc"].keys()
+    for phase in ("idle_before", "during_ingest", "idle_after"):
+        assert figures[phase]["searches"] > 0, (phase, figures[phase])
+    for job in ("ingest_alone", "ingest_with_queries"):
+        row = figures[job]
+        assert row["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIAL_SUCCESS"), row
+        assert row["chunks_embedded"] > 0 and row["run_s"] is not None, row
+    # Two tenants, so the second job embeds the same chunks rather than skipping unchanged files.
+    assert figures["ingest_alone"]["chunks_embedded"] == figures["ingest_with_queries"]["chunks_embedded"]
+    judgements = figures["judgements"]
+    assert judgements["search_p50_during_over_idle"] is not None
+    assert judgements["every_call_accounted"] is True
