@@ -49,7 +49,8 @@ EVIDENCE_TOP_K = 5
 SUPPORT_THRESHOLD = 0.6
 
 _MARKER = re.compile(r"\[(\d+)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+# "e.g." and "i.e." end no sentence: a quoted docs sentence holding one is one claim under one marker.
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bvs\.)(?<!\bcf\.)\s+(?=\S)")
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.\-/]*[a-z0-9]|[a-z0-9]")
 _STOP_TEXT = """
 a an the and or but if then else of to in on at by for with from as is are was were be been being
@@ -117,7 +118,7 @@ def support(sentence: str, chunk_text: str) -> float:
 
 
 def sentences(answer: str) -> list[str]:
-    """The answer's sentences (split after . ! ? followed by a space; line breaks split too)."""
+    """The answer's sentences (split after . ! ? and a space, not after e.g. / i.e. / vs. / cf.; at line breaks too)."""
     out: list[str] = []
     for line in answer.splitlines():
         out += [s.strip() for s in _SENTENCE_END.split(line) if s.strip()]

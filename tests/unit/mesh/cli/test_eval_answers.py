@@ -44,6 +44,14 @@ def test_sentences_and_their_markers() -> None:
     assert len(ea.sentences(answer)) == 3
 
 
+def test_an_abbreviation_inside_a_quoted_sentence_ends_no_sentence() -> None:
+    answer = "Drain the node before maintenance (e.g. a kernel upgrade) [1]. Pods move, i.e. they are evicted [2]."
+    assert ea.cited_sentences(answer) == [
+        ("Drain the node before maintenance (e.g. a kernel upgrade) [1].", (1,)),
+        ("Pods move, i.e. they are evicted [2].", (2,)),
+    ]
+
+
 def _row(
     answer: str, *, found: list[str], chunk_found: list[str], sources: list[str], declined: bool = False
 ) -> ea.Row:
