@@ -113,6 +113,15 @@ def _uid(tenant: str, key: str) -> str:
     return f"{tenant}{_SEP}{key}"
 
 
+def _first_statement(text: bool, entities: bool) -> LiteralString:
+    """The graph leg's first statement: the fulltext part, the entity part or both, in one round trip."""
+    if text and entities:
+        return _LEG_TEXT + _LEG_ENTITIES + _LEG_RETURN_BOTH
+    if text:
+        return _LEG_TEXT + _LEG_RETURN_TEXT
+    return _LEG_ENTITIES + _LEG_RETURN_ENTITIES
+
+
 def _doc_filter(alias: str, search_filter: SearchFilter, params: dict[str, Any]) -> str:
     """A WHERE fragment (always valid, "true" when empty) over document ``alias``."""
     parts = ["true"]
@@ -398,30 +407,27 @@ class Neo4jGraph:
         }
         where_d = _doc_filter("d", query.filter, params)
         # Only fixed fragments go into the text; every value travels as a parameter.
-        fulltext_statement: LiteralString = _GRAPH_LEG.replace("$$DOC_FILTER$$", where_d)
+        first = _first_statement(lucene is not None, bool(keys)).replace("$$DOC_FILTER$$", where_d)
         rows_statement: LiteralString = _ENTITY_CHUNKS.replace("$$DOC_FILTER$$", where_d)
 
         async def work(tx: neo4j.AsyncTransaction) -> list[LegHit]:
-            text_hits: list[tuple[str, str, float]] = []
-            if lucene is not None:
-                result = await tx.run(fulltext_statement, params)
-                text_hits = [(str(r["chunk"]), str(r["doc"]), float(r["score"])) async for r in result]
-            weights: dict[str, float] = {}
+            found = await (await tx.run(first, params)).single(strict=True)
+            text_hits = [(str(chunk), str(doc), float(score)) for chunk, doc, score in found["text_hits"]]
+            matched = {str(uid): int(mentions) for uid, mentions in found["matched"]}
+            total = int(found["chunks"])
+            weights = entity_weights(matched, total, ranking, shapes) if matched else {}
             rows: list[ChunkRow] = []
-            if keys:
-                result = await tx.run(_MATCH_ENTITIES, params)
-                matched = {str(r["uid"]): int(r["mentions"]) async for r in result}
-                if matched:
-                    chunks = await (await tx.run(_TENANT_CHUNKS, params)).single(strict=True)
-                    total = int(chunks["chunks"])
-                    weights = entity_weights(matched, total, ranking, shapes)
-                if weights:
-                    expand = {**params, "uids": list(weights), "need": 2 if len(weights) >= 2 else 1}
-                    result = await tx.run(_EXPAND_ENTITIES, expand)
-                    neighbours = [(str(r["uid"]), int(r["links"]), int(r["mentions"])) async for r in result]
-                    weights.update(expansion_weights(neighbours, total, ranking, len(weights)))
-                    result = await tx.run(rows_statement, {**params, "uids": list(weights)})
-                    rows = [ChunkRow(str(r["entity"]), str(r["chunk"]), str(r["doc"])) async for r in result]
+            if weights:
+                expand = {**params, "uids": list(weights), "need": 2 if len(weights) >= 2 else 1}
+                expanded = await (await tx.run(_EXPAND_ENTITIES, expand)).single(strict=True)
+                neighbours = [(str(uid), int(links), int(mentions)) for uid, links, mentions in expanded["neighbours"]]
+                weights.update(expansion_weights(neighbours, total, ranking, len(weights)))
+                listed = await (await tx.run(rows_statement, {**params, "uids": list(weights)})).single(strict=True)
+                rows = [
+                    ChunkRow(str(entity), str(chunk), str(doc))
+                    for entity, chunks in listed["rows"]
+                    for chunk, doc in chunks
+                ]
             ranked = rank(rows, weights, text_hits, ranking, query.limit)
             return [LegHit(cid, position, score) for position, (cid, score) in enumerate(ranked, start=1)]
 
@@ -632,46 +638,60 @@ CALL () { MATCH (d:Document {tenant: $tenant}) RETURN sum(COUNT { (d)-[:HAS_CHUN
 RETURN documents, chunks, entities, mentions + relates + doc_edges AS relationships
 """
 
+# The graph leg reads in three statements, each answering one record of lists: the driver decodes and
+# hands over every record and message in Python, which cost more than Neo4j's own work when each row was
+# a record (a search read about 170 of them over five statements).
+
 # $$DOC_FILTER$$ is replaced by a WHERE fragment over `d` built only from fixed text and parameters.
-_GRAPH_LEG: LiteralString = """
-CALL db.index.fulltext.queryNodes('ragmesh_names', $lucene, {limit: $ft_limit}) YIELD node, score
-WHERE node.tenant = $tenant
-CALL (node, score) {
-  MATCH (node:Entity)<-[:MENTIONS]-(c:Chunk)<-[:HAS_CHUNK]-(d:Document)
-  WHERE $$DOC_FILTER$$
-  RETURN c, d, score * $mention_weight AS s
-  UNION ALL
-  MATCH (node:Document)-[:HAS_CHUNK]->(c:Chunk)
-  WITH node AS d, c, score
-  WHERE c.chunk_index < $title_chunks AND $$DOC_FILTER$$
-  RETURN c, d, score * $title_weight * ($chunk_decay ^ c.chunk_index) AS s
+# The first statement is put together from the parts the question needs: fulltext title (and link)
+# matches, the question's entities with their mention counts, and the tenant's chunk count.
+_LEG_TEXT: LiteralString = """
+CALL () {
+  CALL db.index.fulltext.queryNodes('ragmesh_names', $lucene, {limit: $ft_limit}) YIELD node, score
+  WHERE node.tenant = $tenant
+  CALL (node, score) {
+    MATCH (node:Entity)<-[:MENTIONS]-(c:Chunk)<-[:HAS_CHUNK]-(d:Document)
+    WHERE $$DOC_FILTER$$
+    RETURN c, d, score * $mention_weight AS s
+    UNION ALL
+    MATCH (node:Document)-[:HAS_CHUNK]->(c:Chunk)
+    WITH node AS d, c, score
+    WHERE c.chunk_index < $title_chunks AND $$DOC_FILTER$$
+    RETURN c, d, score * $title_weight * ($chunk_decay ^ c.chunk_index) AS s
+  }
+  WITH c, d, sum(s) AS s
+  WITH collect({c: c, d: d, s: s}) AS direct
+  CALL (direct) {
+    UNWIND direct AS hit
+    WITH hit.d AS src, max(hit.s) AS s
+    MATCH (src)-[:LINKS_TO]-(d:Document)-[:HAS_CHUNK]->(c:Chunk)
+    WHERE d.tenant = $tenant AND c.chunk_index = 0 AND $$DOC_FILTER$$
+    RETURN c, sum(s * $link_decay) AS s
+    UNION ALL
+    UNWIND direct AS hit
+    RETURN hit.c AS c, hit.s AS s
+  }
+  WITH c, sum(s) AS score
+  WITH c.uid AS chunk, c.doc_id AS doc, score
+  ORDER BY score DESC, chunk
+  LIMIT $limit
+  RETURN collect([chunk, doc, score]) AS text_hits
 }
-WITH c, d, sum(s) AS s
-WITH collect({c: c, d: d, s: s}) AS direct
-CALL (direct) {
-  UNWIND direct AS hit
-  WITH hit.d AS src, max(hit.s) AS s
-  MATCH (src)-[:LINKS_TO]-(d:Document)-[:HAS_CHUNK]->(c:Chunk)
-  WHERE d.tenant = $tenant AND c.chunk_index = 0 AND $$DOC_FILTER$$
-  RETURN c, sum(s * $link_decay) AS s
-  UNION ALL
-  UNWIND direct AS hit
-  RETURN hit.c AS c, hit.s AS s
-}
-WITH c, sum(s) AS score
-RETURN c.uid AS chunk, c.doc_id AS doc, score
-ORDER BY score DESC, chunk
-LIMIT $limit
 """
 
-_MATCH_ENTITIES: LiteralString = """
-UNWIND $uids AS uid
-MATCH (e:Entity {uid: uid})
-WHERE e.tenant = $tenant
-RETURN e.uid AS uid, COUNT { (e)<-[:MENTIONS]-(:Chunk) } AS mentions
+_LEG_ENTITIES: LiteralString = """
+CALL () {
+  UNWIND $uids AS uid
+  MATCH (e:Entity {uid: uid})
+  WHERE e.tenant = $tenant
+  RETURN collect([e.uid, COUNT { (e)<-[:MENTIONS]-(:Chunk) }]) AS matched
+}
+CALL () { MATCH (c:Chunk {tenant: $tenant}) RETURN count(c) AS chunks }
 """
 
-_TENANT_CHUNKS: LiteralString = "MATCH (c:Chunk {tenant: $tenant}) RETURN count(c) AS chunks"
+_LEG_RETURN_TEXT: LiteralString = "RETURN text_hits, [] AS matched, 0 AS chunks"
+_LEG_RETURN_ENTITIES: LiteralString = "RETURN [] AS text_hits, matched, chunks"
+_LEG_RETURN_BOTH: LiteralString = "RETURN text_hits, matched, chunks"
 
 # Neighbours one RELATES hop from the weighted entities, most connected first; bounded twice
 # (the cap here, the expansion limit in the ranking).
@@ -680,12 +700,13 @@ MATCH (e:Entity)-[:RELATES]-(m:Entity)
 WHERE e.uid IN $uids AND m.tenant = $tenant AND NOT m.uid IN $uids
 WITH m, count(DISTINCT e) AS links
 WHERE links >= $need
-RETURN m.uid AS uid, links, COUNT { (m)<-[:MENTIONS]-(:Chunk) } AS mentions
+WITH m.uid AS uid, links, COUNT { (m)<-[:MENTIONS]-(:Chunk) } AS mentions
 ORDER BY links DESC, mentions ASC, uid
 LIMIT $expand_cap
+RETURN collect([uid, links, mentions]) AS neighbours
 """
 
-# $$DOC_FILTER$$ as in _GRAPH_LEG.
+# $$DOC_FILTER$$ as in _LEG_TEXT. One [entity uid, [[chunk uid, doc id], ...]] per entity.
 _ENTITY_CHUNKS: LiteralString = """
 UNWIND $uids AS uid
 MATCH (e:Entity {uid: uid})
@@ -696,7 +717,8 @@ CALL (e) {
   RETURN c, d
   LIMIT $per_entity
 }
-RETURN e.uid AS entity, c.uid AS chunk, d.doc_id AS doc
+WITH e, collect([c.uid, d.doc_id]) AS chunks
+RETURN collect([e.uid, chunks]) AS rows
 """
 
 _FIND_ENTITY: LiteralString = """

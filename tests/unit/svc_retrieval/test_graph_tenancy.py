@@ -41,14 +41,15 @@ class FakeTx:
     async def run(self, statement: str, params: dict[str, Any]) -> FakeResult:
         self.calls.append((statement, params))
         uid = f"{self._tenant}{SEP}pod disruption budget"
-        if statement == neo4j_graph._MATCH_ENTITIES:
-            return FakeResult([{"uid": u, "mentions": 2} for u in params["uids"] if u == uid])
-        if statement == neo4j_graph._TENANT_CHUNKS:
-            return FakeResult([{"chunks": 100}])
+        # Each graph statement answers one record of lists.
+        returns = (neo4j_graph._LEG_RETURN_BOTH, neo4j_graph._LEG_RETURN_TEXT, neo4j_graph._LEG_RETURN_ENTITIES)
+        if statement.endswith(returns):
+            matched = [[u, 2] for u in params["uids"] if u == uid]
+            return FakeResult([{"text_hits": [], "matched": matched, "chunks": 100}])
         if statement == neo4j_graph._EXPAND_ENTITIES:
-            return FakeResult([])
+            return FakeResult([{"neighbours": []}])
         if statement.lstrip().startswith("UNWIND $uids AS uid\nMATCH (e:Entity {uid: uid})"):
-            return FakeResult([{"entity": uid, "chunk": "c-1", "doc": "disruptions"}])
+            return FakeResult([{"rows": [[u, [["c-1", "disruptions"]]] for u in params["uids"] if u == uid]}])
         return FakeResult([])
 
 
@@ -70,11 +71,11 @@ async def test_search_looks_up_only_the_callers_entities() -> None:
     )
     hits = await _graph(tx).search(query)
     assert [h.chunk_id for h in hits] == ["c-1"]
-    assert len(tx.calls) >= 4
+    assert len(tx.calls) == 3
     for statement, params in tx.calls:
         assert "$tenant" in statement and params["tenant"] == "acme"
         assert all(u.startswith("acme" + SEP) for u in params.get("uids", []))
-    looked_up = tx.calls[1][1]["uids"]
+    looked_up = tx.calls[0][1]["uids"]
     assert "acme\x1fkubectl drain" in looked_up and "acme\x1fpod disruption budget" in looked_up
 
 
