@@ -684,7 +684,7 @@ CALL () {
   UNWIND $uids AS uid
   MATCH (e:Entity {uid: uid})
   WHERE e.tenant = $tenant
-  RETURN collect([e.uid, COUNT { (e)<-[:MENTIONS]-(:Chunk) }]) AS matched
+  RETURN collect([e.uid, COUNT { (e)<-[:MENTIONS]-() }]) AS matched
 }
 CALL () { MATCH (c:Chunk {tenant: $tenant}) RETURN count(c) AS chunks }
 """
@@ -700,7 +700,7 @@ MATCH (e:Entity)-[:RELATES]-(m:Entity)
 WHERE e.uid IN $uids AND m.tenant = $tenant AND NOT m.uid IN $uids
 WITH m, count(DISTINCT e) AS links
 WHERE links >= $need
-WITH m.uid AS uid, links, COUNT { (m)<-[:MENTIONS]-(:Chunk) } AS mentions
+WITH m.uid AS uid, links, COUNT { (m)<-[:MENTIONS]-() } AS mentions
 ORDER BY links DESC, mentions ASC, uid
 LIMIT $expand_cap
 RETURN collect([uid, links, mentions]) AS neighbours
