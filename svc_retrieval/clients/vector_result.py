@@ -52,8 +52,11 @@ def vector_result(
         payload_points = [p for points in answers for p in points]
     chunks: dict[str, StoredChunk] = {}
     for p in payload_points:
-        if p.payload:
-            chunks[str(p.id)] = pl.from_payload(str(p.id), p.payload)
+        # Each read of a point's payload (and id) builds it anew from the engine's copy: read once.
+        payload = p.payload
+        if payload:
+            chunk_id = str(p.id)
+            chunks[chunk_id] = pl.from_payload(chunk_id, payload)
     return VectorResult(dense=dense, sparse=sparse, fused=fused, chunks=chunks)
 
 

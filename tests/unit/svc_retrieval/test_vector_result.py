@@ -60,3 +60,25 @@ def test_one_leg_is_its_own_fusion_in_rrf_terms(dense: bool, weight: float) -> N
         ("b", pytest.approx(fusion.rrf_term(weight, 60, 2))),
     ]
     assert sorted(result.chunks) == ["a", "b"]
+
+
+class CountingPoint:
+    """A point whose payload, like the embedded engine's, is built anew on every read."""
+
+    def __init__(self, id: str, score: float, doc_id: str) -> None:
+        self.id = id
+        self.score = score
+        self._doc_id = doc_id
+        self.payload_reads = 0
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        self.payload_reads += 1
+        return payload(self._doc_id)
+
+
+def test_each_point_payload_is_read_from_the_engine_once() -> None:
+    fused = [CountingPoint("b", 0.03, "B"), CountingPoint("a", 0.02, "A")]
+    result = vector_result(query(dense=True, sparse=True), [fused, [], []], fused_in_engine=True)
+    assert {cid: c.doc_id for cid, c in result.chunks.items()} == {"b": "B", "a": "A"}
+    assert [p.payload_reads for p in fused] == [1, 1]
