@@ -136,6 +136,7 @@ async def open_components(
                 dense_dim=config.dense_dim,
                 embed_timeout_s=config.embed_timeout_s,
                 rerank_timeout_s=config.rerank_timeout_s,
+                embed_batch_max=config.embed_batch_max,
             )
             stack.push_async_callback(inference.close)
             embedder = embedder or inference

@@ -109,6 +109,8 @@ class Config(ServerConfig):
     """How long to wait for a Neo4j connection before the graph counts as down."""
     embed_timeout_s: float = 5.0
     """Longest a query embedding may take."""
+    embed_batch_max: int = 16
+    """Most waiting queries of one tenant sent in one Embed call; 1 sends each query on its own."""
     rerank_timeout_s: float = 10.0
     """Longest a rerank call may take."""
     embed_model: str = ""
