@@ -346,23 +346,28 @@ async def stitch(question: str, sources: Sequence[Source], embedder: Embedder | 
                 continue
             chosen.append(near)
             length += len(pool[near].text)
-    # A sentence that points back ("This means...", "that range") is quoted after the one it points to.
+    # A sentence that points back ("This means...", "that range") is quoted after the one it points to,
+    # which joins it when it was not chosen, and moves in front of it when it was (as a neighbour).
     context: dict[int, int] = {}
     for index in chosen:
         before = index - 1
         if (
             _ANAPHORA_RE.match(pool[index].text)
             and before >= 0
-            and before not in chosen
             and pool[before].marker == pool[index].marker
             and pool[before].position == pool[index].position - 1
-            and length + len(pool[before].text) <= params.max_chars
+            and (before in chosen or length + len(pool[before].text) <= params.max_chars)
         ):
             context[index] = before
-            length += len(pool[before].text)
+            if before not in chosen:
+                length += len(pool[before].text)
     # The best sentence leads; the others follow in the order their sources give them, so steps stay in order.
     lead, rest = chosen[0], sorted(chosen[1:], key=lambda i: (pool[i].marker, pool[i].position))
-    order = [j for i in (lead, *rest) for j in ((context[i], i) if i in context else (i,))]
+    order: list[int] = []
+    for i in (lead, *rest):
+        for j in (context[i], i) if i in context else (i,):
+            if j not in order:
+                order.append(j)
     ordered = tuple(scored[i] for i in order)
     return Stitched(ordered, best_similarity, len(pool), bool(vectors))
 

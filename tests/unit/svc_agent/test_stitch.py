@@ -257,3 +257,23 @@ async def test_the_sentences_beside_the_best_one_bring_its_details() -> None:
     assert "0s grace period" in passage.answer()
     assert "Pumpkins" not in passage.answer()
     assert passage.answer().count("[1]") == 3
+
+
+async def test_a_sentence_that_points_back_follows_its_neighbour_even_when_it_leads() -> None:
+    revisions = source(
+        "revisions",
+        "A Deployment's revision is created when a Deployment's rollout is triggered. "
+        "This means that a new revision is created if and only if the Deployment's Pod template "
+        "(`.spec.template`) is changed, for example when you update the Pod template's container images.",
+    )
+    stitched = await stitch(
+        "What does a Deployment do when you update its Pod template?",
+        [revisions],
+        FakeEmbedder(),
+        StitchParams(max_passages=1),
+    )
+
+    answer = stitched.answer()
+    assert stitched.chosen[0].candidate.text.startswith("A Deployment's revision"), answer
+    assert answer.index("rollout is triggered") < answer.index("This means"), answer
+    assert answer.count("rollout is triggered") == 1
