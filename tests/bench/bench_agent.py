@@ -48,14 +48,13 @@ from svc_agent.clients.retrieval import source_from_hit
 from svc_agent.config import Config as AgentConfig
 from svc_agent.domain import prompts
 from svc_agent.domain.ports import GenerationRequest
-from tests.bench import DEV_QUESTIONS, credentials
+from tests.bench import DEV_QUESTIONS, JOB_ENDED, credentials
 from tests.bench.machine import machine
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
 SAMPLE_QUESTIONS = SAMPLES / "questions.jsonl"
 SHARED_DEV_SET = DEV_QUESTIONS
-_FINISHED = {gpb.JOB_STATE_SUCCEEDED, gpb.JOB_STATE_PARTIAL_SUCCESS, gpb.JOB_STATE_FAILED, gpb.JOB_STATE_CANCELLED}
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
@@ -98,7 +97,7 @@ async def ingest_samples(settings: MeshSettings, tenant: str, timeout_s: float =
         )
         job: gpb.IngestJob = created.job
         deadline = time.monotonic() + timeout_s
-        while job.state not in _FINISHED:
+        while job.state not in JOB_ENDED:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ingest job {job.job_id} did not finish in {timeout_s:.0f} s")
             await asyncio.sleep(2.0)

@@ -51,29 +51,22 @@ from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
-from tests.bench import DEV_QUESTIONS, REPO, SHARED, credentials, ghz
-from tests.bench.bench_soak import Ledger
+from tests.bench import DEV_QUESTIONS, JOB_ENDED, REPO, SHARED, credentials, ghz
+from tests.bench.bench_soak import QUESTIONS, Ledger
 from tests.bench.machine import machine
 
 TENANT = "bench"
 SHARED_CONCEPTS = SHARED / "corpus" / "k8s-docs" / "concepts"
-_FINISHED = {gpb.JOB_STATE_SUCCEEDED, gpb.JOB_STATE_PARTIAL_SUCCESS, gpb.JOB_STATE_FAILED, gpb.JOB_STATE_CANCELLED}
-_FALLBACK_QUESTIONS = (
-    "How does a Deployment roll out a new version of its Pods?",
-    "What does a Kubernetes Service do for the Pods behind it?",
-    "How are ConfigMaps mounted into a container?",
-    "How does the scheduler pick a node for a Pod?",
-)
 MAX_SEARCH_RATIO = 2.0
 MAX_TTFT_RATIO = 1.5
 
 
 def questions(path: Path = DEV_QUESTIONS) -> list[str]:
-    """The dev questions that have an answer (or a few built-in ones when ../shared is absent)."""
+    """The dev questions that have an answer (or the soak's questions when ../shared is absent)."""
     if not path.is_file():
-        return list(_FALLBACK_QUESTIONS)
+        return list(QUESTIONS)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row["question"] for row in rows if row.get("gold_paths")] or list(_FALLBACK_QUESTIONS)
+    return [row["question"] for row in rows if row.get("gold_paths")] or list(QUESTIONS)
 
 
 class Phase:
@@ -181,7 +174,7 @@ async def ingest(
         raise RuntimeError(f"bench contention: the ingest job for {tenant} could not be created ({ledger.report()})")
     job: gpb.IngestJob = created.job
     deadline = time.monotonic() + timeout_s
-    while job.state not in _FINISHED:
+    while job.state not in JOB_ENDED:
         if time.monotonic() > deadline:
             raise TimeoutError(f"ingest job {job.job_id} did not finish in {timeout_s:.0f} s")
         await asyncio.sleep(2.0)

@@ -54,13 +54,12 @@ from ragmesh.inference.v1 import inference_service_pb2
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2
-from tests.bench import credentials, ghz
+from tests.bench import JOB_ENDED, credentials, ghz
 from tests.bench.machine import machine
 from tests.support.edge_limits import within_limits
 
 TENANT = "bench"
 REPO = Path(__file__).resolve().parents[2]
-_FINISHED = {gpb.JOB_STATE_SUCCEEDED, gpb.JOB_STATE_PARTIAL_SUCCESS, gpb.JOB_STATE_FAILED, gpb.JOB_STATE_CANCELLED}
 _TINY_DOCS = {
     "load-a.md": "# Load test A\n\nA Deployment manages a ReplicaSet, which keeps Pods running.\n",
     "load-b.md": "# Load test B\n\nA Service gives a stable address to the Pods selected by its labels.\n",
@@ -146,7 +145,7 @@ def run_ingest_job(
         stub = gpb_grpc.IngestServiceStub(channel)
         request = gpb.CreateIngestJobRequest(sources=[str(folder)], options=gpb.IngestOptions(skip_graph=True))
         job: gpb.IngestJob = within_limits(stub.CreateIngestJob, request, metadata=tuple(metadata), timeout=30).job
-        while job.state not in _FINISHED:
+        while job.state not in JOB_ENDED:
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"ingest job {job.job_id} did not end in {timeout_s:.0f} s")
             time.sleep(1.0)

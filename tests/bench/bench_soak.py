@@ -45,15 +45,14 @@ from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
-from tests.bench import credentials, ghz, procs
+from tests.bench import JOB_ENDED, credentials, ghz, procs
 from tests.bench.machine import machine
 from tests.support import edge_fuzz
 
 TENANT = "bench"
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CORPUS = REPO.parent / "shared" / "corpus"
-_FINISHED = {gpb.JOB_STATE_SUCCEEDED, gpb.JOB_STATE_PARTIAL_SUCCESS, gpb.JOB_STATE_FAILED, gpb.JOB_STATE_CANCELLED}
-_QUESTIONS = (
+QUESTIONS = (
     "How does a Deployment roll out a new version of its Pods?",
     "What does a Kubernetes Service do for the Pods behind it?",
     "How are ConfigMaps mounted into a container?",
@@ -158,7 +157,7 @@ class Traffic:
     async def searcher(self, worker: int, timeout_s: float, pause_s: float) -> None:
         i = 0
         while not self.stop.is_set():
-            query = f"{_QUESTIONS[i % len(_QUESTIONS)]} (soak {worker}-{i})"
+            query = f"{QUESTIONS[i % len(QUESTIONS)]} (soak {worker}-{i})"
             request = rpb.SearchRequest(query=query, top_k=5)
             await self.ledger.call(
                 "Search", timeout_s, lambda t, r=request: self.search.Search(r, metadata=self.md, timeout=t)
@@ -177,7 +176,7 @@ class Traffic:
     async def chatter(self, worker: int, timeout_s: float, pause_s: float) -> None:
         i = 0
         while not self.stop.is_set():
-            message = f"{_QUESTIONS[(i + worker) % len(_QUESTIONS)]} (soak {worker}-{i})"
+            message = f"{QUESTIONS[(i + worker) % len(QUESTIONS)]} (soak {worker}-{i})"
             request = apb.StreamChatRequest(message=message, options=apb.ChatOptions(bypass_cache=True))
             await self.ledger.call("StreamChat", timeout_s, lambda t, r=request: self._chat(r, t))
             i += 1
@@ -198,7 +197,7 @@ class Traffic:
         while not self.stop.is_set():
             await self._pause(poll_s)
             assert self.job is not None
-            if self.job.state not in _FINISHED:
+            if self.job.state not in JOB_ENDED:
                 get = gpb.GetIngestJobRequest(job_id=self.job.job_id)
                 got = await self.ledger.call(
                     "GetIngestJob", timeout_s, lambda t, r=get: self.ingest.GetIngestJob(r, metadata=self.md, timeout=t)
@@ -217,7 +216,7 @@ class Traffic:
         if self.job is None:
             return
         job_id = self.job.job_id
-        if self.job.state not in _FINISHED:
+        if self.job.state not in JOB_ENDED:
             cancel = gpb.CancelIngestJobRequest(job_id=job_id)
             await self.ledger.call(
                 "CancelIngestJob", timeout_s, lambda t: self.ingest.CancelIngestJob(cancel, metadata=self.md, timeout=t)

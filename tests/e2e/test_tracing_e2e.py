@@ -26,6 +26,7 @@ from ragmesh.agent.v1 import agent_service_pb2 as apb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
+from tests.bench import JOB_ENDED
 from tests.support.auth import stack_bearer
 from tests.support.edge_limits import within_limits
 
@@ -37,7 +38,6 @@ SEARCH = "/ragmesh.retrieval.v1.RetrievalService/Search"
 INFERENCE_PREFIX = "/ragmesh.inference.v1.InferenceService/"
 REPLICA = "svc_inference.serve"
 WORKER = "svc_ingest.worker"
-_FINISHED = {gpb.JOB_STATE_SUCCEEDED, gpb.JOB_STATE_PARTIAL_SUCCESS, gpb.JOB_STATE_FAILED, gpb.JOB_STATE_CANCELLED}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def ingested(edge: grpc.Channel, query_url: str, tmp_path_factory: pytest.TempPa
     request = gpb.CreateIngestJobRequest(sources=[str(folder)], options=gpb.IngestOptions(skip_graph=True))
     job = within_limits(stub.CreateIngestJob, request, metadata=metadata, timeout=30).job
     deadline = time.monotonic() + 600
-    while job.state not in _FINISHED:
+    while job.state not in JOB_ENDED:
         assert time.monotonic() < deadline, f"ingest job {job.job_id} did not finish in 600 s"
         time.sleep(1.0)
         get = gpb.GetIngestJobRequest(job_id=job.job_id)
