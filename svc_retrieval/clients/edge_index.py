@@ -28,7 +28,7 @@ from mesh import telemetry
 from mesh.context import call_timeout_s
 from mesh.errors import DeadlineExceeded
 from svc_retrieval.clients import payload as pl
-from svc_retrieval.clients.vector_result import vector_result
+from svc_retrieval.clients.vector_result import LegRankings
 from svc_retrieval.domain.model import (
     ChunkPoint,
     SearchFilter,
@@ -239,46 +239,42 @@ class EdgeVectorIndex:
 
     @telemetry.traced_store("qdrant", "search")
     async def search(self, query: VectorQuery) -> VectorResult:
-        """Dense and sparse legs fused with weighted RRF in the engine, in one planned batch."""
+        """Dense and sparse each searched once in one planned batch, fused with weighted RRF here.
+
+        The engine's own fused request would search both legs a second time (its
+        prefetches), since every hit also carries its per-leg ranks; the fusion is
+        the same formula (``LegRankings``), and only the fused hits' payloads are read.
+        """
         flt = _filter(query.tenant, query.filter)
-        dense_q = sparse_q = None
         params = qe.SearchParams(hnsw_ef=query.hnsw_ef) if query.hnsw_ef else None
-        if query.dense is not None:
-            dense_q = qe.Query.Nearest(list(query.dense), using=pl.DENSE_VECTOR)
-        if query.sparse is not None:
-            sparse_q = qe.Query.Nearest(
-                qe.SparseVector(list(query.sparse.indices), list(query.sparse.values)), using=pl.SPARSE_VECTOR
-            )
         requests: list[qe.QueryRequest] = []
-        if dense_q is not None and sparse_q is not None:
+        if query.dense is not None:
             requests.append(
                 qe.QueryRequest(
-                    limit=query.fused_limit,
-                    prefetches=[
-                        qe.Prefetch(limit=query.leg_limit, query=dense_q, filter=flt, params=params),
-                        qe.Prefetch(limit=query.leg_limit, query=sparse_q, filter=flt),
-                    ],
-                    # The stub types nested Fusion.Rrf as not-a-Fusion; the engine accepts it.
-                    query=qe.Fusion.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight]),  # type: ignore[arg-type]
+                    limit=query.leg_limit,
+                    query=qe.Query.Nearest(list(query.dense), using=pl.DENSE_VECTOR),
                     filter=flt,
-                    with_payload=True,
+                    params=params,
+                    with_payload=False,
                 )
             )
-        # Each leg's own ranking, for the per-leg ranks and scores of every hit.
-        leg_payload = len(requests) == 0
-        for leg_query, leg_params in ((dense_q, params), (sparse_q, None)):
-            if leg_query is not None:
-                requests.append(
-                    qe.QueryRequest(
-                        limit=query.leg_limit, query=leg_query, filter=flt, params=leg_params, with_payload=leg_payload
-                    )
+        if query.sparse is not None:
+            sparse = qe.SparseVector(list(query.sparse.indices), list(query.sparse.values))
+            requests.append(
+                qe.QueryRequest(
+                    limit=query.leg_limit,
+                    query=qe.Query.Nearest(sparse, using=pl.SPARSE_VECTOR),
+                    filter=flt,
+                    with_payload=False,
                 )
+            )
 
-        def run(shard: qe.EdgeShard) -> list[list[qe.ScoredPoint]]:
-            return shard.query_batch(qe.QueryBatchRequest(requests))
+        def run(shard: qe.EdgeShard) -> VectorResult:
+            rankings = LegRankings.of(query, shard.query_batch(qe.QueryBatchRequest(requests)) if requests else [])
+            records = shard.retrieve(rankings.fused_ids, True, False) if rankings.fused_ids else []
+            return rankings.with_payloads(records)
 
-        answers = await self._call(run)
-        return vector_result(query, answers, fused_in_engine=dense_q is not None and sparse_q is not None)
+        return await self._call(run)
 
     # -- optimizer ---------------------------------------------------------
 

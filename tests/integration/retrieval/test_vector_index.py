@@ -187,3 +187,70 @@ def test_edge_searches_on_as_many_threads_as_it_is_given(tmp_path: Path, threads
     )  # fmt: skip
     assert run.stdout.split() == [str(threads)]
     assert f'"max_search_threads":{threads}' in (shard / "edge_config.json").read_text()
+
+
+async def test_edge_fuses_in_process_exactly_as_the_engine_fused_request_would(tmp_path: Path) -> None:
+    # The embedded backend runs each leg once and fuses itself; the engine's fused request
+    # (both legs as prefetches, weighted RRF) on the same shard must give the same hits and scores.
+    rng = np.random.default_rng(11)
+    words = "pod node taint toleration service volume claim scheduler kubelet image config secret".split()
+    points = []
+    for i in range(240):
+        vec = rng.normal(size=DIM)
+        text = " ".join(rng.choice(words, size=8))
+        stored = StoredChunk(
+            chunk_id=f"00000000-0000-4000-8000-{i:012d}",
+            doc_id=f"doc{i % 40}",
+            source_uri=f"file:///corpus/{i}.md",
+            title="",
+            section="",
+            chunk_index=i,
+            chunk_hash="h",
+            text=text,
+            document_type="markdown",
+            doc_version=1,
+            ingested_at=T0,
+        )
+        points.append(ChunkPoint("a", stored, (vec / np.linalg.norm(vec)).tolist(), default_encoder().encode_document(text)))
+    index = EdgeVectorIndex(tmp_path / "shard", DIM, HnswSettings(), optimize_idle_s=0.1)
+    await index.open()
+    try:
+        await index.upsert(points)
+        for k, dense_weight, sparse_weight in ((60, 1.0, 2.0), (2, 1.0, 1.7)):
+            query = _query(
+                sparse=default_encoder().encode_query("taint toleration scheduler"),
+                leg_limit=30,
+                fused_limit=20,
+                rrf_k=k,
+                dense_weight=dense_weight,
+                sparse_weight=sparse_weight,
+            )
+            result = await index.search(query)
+            assert query.dense is not None and query.sparse is not None
+            flt = qe.Filter(must=[qe.FieldCondition(pl.TENANT_FIELD, match=qe.MatchValue("a"))])
+            engine = qe.QueryRequest(
+                limit=20,
+                prefetches=[
+                    qe.Prefetch(limit=30, query=qe.Query.Nearest(list(query.dense), using=pl.DENSE_VECTOR), filter=flt),
+                    qe.Prefetch(
+                        limit=30,
+                        query=qe.Query.Nearest(
+                            qe.SparseVector(list(query.sparse.indices), list(query.sparse.values)),
+                            using=pl.SPARSE_VECTOR,
+                        ),
+                        filter=flt,
+                    ),
+                ],
+                query=qe.Fusion.Rrf(k=k, weights=[dense_weight, sparse_weight]),  # type: ignore[arg-type]
+                filter=flt,
+            )
+            (fused,) = await index._call(lambda shard, engine=engine: shard.query_batch(qe.QueryBatchRequest([engine])))
+            # Equal scores may come in either order: compare the order of distinct scores and each tie's members.
+            ours = [(round(h.score, 6), h.chunk_id) for h in result.fused]
+            theirs = [(round(p.score, 6), str(p.id)) for p in fused]
+            assert sorted(ours, key=lambda s: (-s[0], s[1])) == sorted(theirs, key=lambda s: (-s[0], s[1]))
+            assert [s for s, _ in ours] == [s for s, _ in theirs]
+            assert set(result.chunks) == {h.chunk_id for h in result.fused}
+            assert all(result.chunks[h.chunk_id].chunk_id == h.chunk_id for h in result.fused)
+    finally:
+        await index.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
 from mesh.sparse import SparseVector
-from svc_retrieval.clients.vector_result import vector_result
+from svc_retrieval.clients.vector_result import LegRankings, vector_result
 from svc_retrieval.domain import fusion
 from svc_retrieval.domain.model import SearchFilter, VectorQuery
 
@@ -82,3 +82,48 @@ def test_each_point_payload_is_read_from_the_engine_once() -> None:
     result = vector_result(query(dense=True, sparse=True), [fused, [], []], fused_in_engine=True)
     assert {cid: c.doc_id for cid, c in result.chunks.items()} == {"b": "B", "a": "A"}
     assert [p.payload_reads for p in fused] == [1, 1]
+
+
+class EngineId:
+    """An engine id object (not a str), as the embedded engine hands them out."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FakeEnginePoint:
+    """A point whose id, like the embedded engine's, is built anew on every read."""
+
+    def __init__(self, id: str, score: float) -> None:
+        self._id = id
+        self.score = score
+        self.id_reads = 0
+        self.payload = None
+
+    @property
+    def id(self) -> EngineId:
+        self.id_reads += 1
+        return EngineId(self._id)
+
+
+def test_legs_fused_in_process_are_cut_at_the_fused_limit_with_their_engine_ids() -> None:
+    q = query(dense=True, sparse=True)
+    dense = [FakeEnginePoint(c, 1.0 - i / 10) for i, c in enumerate("abcdefgh")]
+    sparse = [FakeEnginePoint(c, 9.0 - i) for i, c in enumerate("hgxyz")]
+    rankings = LegRankings.of(replace(q, fused_limit=4), [dense, sparse])
+    expected = fusion.rrf([(rankings.dense, 1.0), (rankings.sparse, 0.5)], k=60)
+    assert [h.chunk_id for h in rankings.fused] == fusion.best_first(expected)[:4]
+    assert [h.score for h in rankings.fused] == [expected[h.chunk_id] for h in rankings.fused]
+    assert [str(i) for i in rankings.fused_ids] == [h.chunk_id for h in rankings.fused]
+    assert all(isinstance(i, EngineId) for i in rankings.fused_ids)
+    assert [p.id_reads for p in dense + sparse] == [1] * 13
+
+
+def test_payloads_read_back_complete_the_result() -> None:
+    rankings = LegRankings.of(query(dense=True, sparse=False), [[FakePoint("a", 0.9), FakePoint("b", 0.5)]])
+    result = rankings.with_payloads([FakePoint("b", 0.0, payload("B")), FakePoint("a", 0.0, payload("A"))])
+    assert [h.chunk_id for h in result.fused] == ["a", "b"]
+    assert {cid: c.doc_id for cid, c in result.chunks.items()} == {"a": "A", "b": "B"}
