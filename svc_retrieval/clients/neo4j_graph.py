@@ -18,6 +18,7 @@ request's remaining time as its server-side timeout.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from svc_retrieval.domain.model import (
     DeleteStats,
     GraphCounts,
     GraphEdge,
+    GraphLegResult,
     GraphNode,
     GraphQuery,
     LegHit,
@@ -57,6 +59,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FULLTEXT_INDEX = "ragmesh_names"
+
+#: Tenants whose chunk count (for the graph leg's entity weights) is remembered at once.
+_CHUNK_COUNT_TENANTS = 4096
 
 _SEP = "\x1f"
 
@@ -114,12 +119,13 @@ def _uid(tenant: str, key: str) -> str:
 
 
 def _first_statement(text: bool, entities: bool) -> LiteralString:
-    """The graph leg's first statement: the fulltext part, the entity part or both, in one round trip."""
+    """The graph leg's first statement: the corpus version, then the fulltext part, the entity part
+    or both, in one round trip."""
     if text and entities:
-        return _LEG_TEXT + _LEG_ENTITIES + _LEG_RETURN_BOTH
+        return _LEG_VERSION + _LEG_TEXT + _LEG_ENTITIES + _LEG_RETURN_BOTH
     if text:
-        return _LEG_TEXT + _LEG_RETURN_TEXT
-    return _LEG_ENTITIES + _LEG_RETURN_ENTITIES
+        return _LEG_VERSION + _LEG_TEXT + _LEG_RETURN_TEXT
+    return _LEG_VERSION + _LEG_ENTITIES + _LEG_RETURN_ENTITIES
 
 
 def _doc_filter(alias: str, search_filter: SearchFilter, params: dict[str, Any]) -> str:
@@ -157,6 +163,9 @@ class Neo4jGraph:
         self._call_ceiling_s = call_ceiling_s
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
+        # Per tenant: the corpus version its chunks were last counted at, and the count. Every write
+        # that adds or removes a chunk moves the version, so a search recounts only after one.
+        self._chunk_counts: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
 
     @classmethod
     def connect(
@@ -379,9 +388,10 @@ class Neo4jGraph:
         return await self._read(work)
 
     @telemetry.traced_store("neo4j", "search")
-    async def search(self, query: GraphQuery) -> list[LegHit]:
+    async def search(self, query: GraphQuery) -> GraphLegResult:
         """The graph leg: chunks mentioning the question's entities (exact keys, weighed by specificity,
-        bounded expansion to bridging neighbours), plus fulltext title and name matches with one link hop."""
+        bounded expansion to bridging neighbours), plus fulltext title and name matches with one link hop;
+        with the corpus version, read in the same statement as the first matches."""
         cfg = self._search
         ranking = cfg.entities
         tenant = query.tenant
@@ -390,7 +400,8 @@ class Neo4jGraph:
         shapes = {_uid(tenant, k): shape_factor(k, ranking, k in code) for k in keys}
         lucene = names_query(tenant, query.text, fields=cfg.fulltext_fields)
         if lucene is None and not keys:
-            return []
+            return GraphLegResult([], await self.corpus_version(tenant))
+        counted = self._chunk_counts.get(tenant)
         params: dict[str, Any] = {
             "tenant": tenant,
             "lucene": lucene,
@@ -404,17 +415,20 @@ class Neo4jGraph:
             "chunk_decay": cfg.chunk_decay,
             "per_entity": ranking.chunks_per_entity,
             "expand_cap": ranking.expansion_limit * 4,
+            # The chunk count is read again only when the version moved since it was last counted.
+            "counted_version": counted[0] if counted is not None else -1,
         }
         where_d = _doc_filter("d", query.filter, params)
         # Only fixed fragments go into the text; every value travels as a parameter.
         first = _first_statement(lucene is not None, bool(keys)).replace("$$DOC_FILTER$$", where_d)
         rows_statement: LiteralString = _ENTITY_CHUNKS.replace("$$DOC_FILTER$$", where_d)
 
-        async def work(tx: neo4j.AsyncTransaction) -> list[LegHit]:
+        async def work(tx: neo4j.AsyncTransaction) -> GraphLegResult:
             found = await (await tx.run(first, params)).single(strict=True)
+            version = int(found["version"])
             text_hits = [(str(chunk), str(doc), float(score)) for chunk, doc, score in found["text_hits"]]
             matched = {str(uid): int(mentions) for uid, mentions in found["matched"]}
-            total = int(found["chunks"])
+            total = self._total_chunks(tenant, version, found["chunks"], counted) if keys else 0
             weights = entity_weights(matched, total, ranking, shapes) if matched else {}
             rows: list[ChunkRow] = []
             if weights:
@@ -429,9 +443,22 @@ class Neo4jGraph:
                     for chunk, doc in chunks
                 ]
             ranked = rank(rows, weights, text_hits, ranking, query.limit)
-            return [LegHit(cid, position, score) for position, (cid, score) in enumerate(ranked, start=1)]
+            hits = [LegHit(cid, position, score) for position, (cid, score) in enumerate(ranked, start=1)]
+            return GraphLegResult(hits, version)
 
         return await self._read(work)
+
+    def _total_chunks(self, tenant: str, version: int, counted_now: Any, counted: tuple[int, int] | None) -> int:
+        """The tenant's chunk count: the one just read, or the remembered one when the version has not moved."""
+        if counted is not None and counted[0] == version:
+            self._chunk_counts.move_to_end(tenant)
+            return counted[1]
+        total = int(counted_now)
+        self._chunk_counts[tenant] = (version, total)
+        self._chunk_counts.move_to_end(tenant)
+        while len(self._chunk_counts) > _CHUNK_COUNT_TENANTS:
+            self._chunk_counts.popitem(last=False)
+        return total
 
     async def explore(self, tenant: str, entity: str, depth: int, max_nodes: int) -> Neighbourhood | None:
         """Breadth-first over RELATES from the best-matching entity, then the chunks and documents mentioning them."""
@@ -643,8 +670,14 @@ RETURN documents, chunks, entities, mentions + relates + doc_edges AS relationsh
 # a record (a search read about 170 of them over five statements).
 
 # $$DOC_FILTER$$ is replaced by a WHERE fragment over `d` built only from fixed text and parameters.
-# The first statement is put together from the parts the question needs: fulltext title (and link)
-# matches, the question's entities with their mention counts, and the tenant's chunk count.
+# The first statement is put together from the parts the question needs: the tenant's corpus version
+# (so a search reads it in the leg's own round trip), fulltext title (and link) matches, the question's
+# entities with their mention counts, and the tenant's chunk count when the version moved since the
+# last count (counting walks the tenant's whole chunk index).
+_LEG_VERSION: LiteralString = """
+CALL () { OPTIONAL MATCH (v:CorpusVersion {tenant: $tenant}) RETURN coalesce(v.version, 0) AS version }
+"""
+
 _LEG_TEXT: LiteralString = """
 CALL () {
   CALL db.index.fulltext.queryNodes('ragmesh_names', $lucene, {limit: $ft_limit}) YIELD node, score
@@ -686,12 +719,15 @@ CALL () {
   WHERE e.tenant = $tenant
   RETURN collect([e.uid, COUNT { (e)<-[:MENTIONS]-() }]) AS matched
 }
-CALL () { MATCH (c:Chunk {tenant: $tenant}) RETURN count(c) AS chunks }
+CALL (version) {
+  WITH version WHERE version <> $counted_version
+  MATCH (c:Chunk {tenant: $tenant}) RETURN count(c) AS chunks
+}
 """
 
-_LEG_RETURN_TEXT: LiteralString = "RETURN text_hits, [] AS matched, 0 AS chunks"
-_LEG_RETURN_ENTITIES: LiteralString = "RETURN [] AS text_hits, matched, chunks"
-_LEG_RETURN_BOTH: LiteralString = "RETURN text_hits, matched, chunks"
+_LEG_RETURN_TEXT: LiteralString = "RETURN version, text_hits, [] AS matched, 0 AS chunks"
+_LEG_RETURN_ENTITIES: LiteralString = "RETURN version, [] AS text_hits, matched, chunks"
+_LEG_RETURN_BOTH: LiteralString = "RETURN version, text_hits, matched, chunks"
 
 # Neighbours one RELATES hop from the weighted entities, most connected first; bounded twice
 # (the cap here, the expansion limit in the ranking).

@@ -93,7 +93,7 @@ class LegRankings:
     dense: tuple[LegHit, ...]
     sparse: tuple[LegHit, ...]
     fused: tuple[LegHit, ...]
-    fused_ids: list[object]
+    fused_ids: list[Any]
 
     @classmethod
     def of(cls, query: VectorQuery, answers: Sequence[Sequence[ScoredPoint]]) -> LegRankings:
@@ -104,7 +104,7 @@ class LegRankings:
         One leg: that leg's ranking in the same RRF currency.
         """
         lists = list(answers)
-        engine_ids: dict[str, object] = {}
+        engine_ids: dict[str, Any] = {}
 
         def ranked(points: Sequence[ScoredPoint]) -> tuple[LegHit, ...]:
             pairs = []

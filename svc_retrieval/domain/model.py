@@ -176,6 +176,14 @@ class GraphQuery:
 
 
 @dataclass(frozen=True)
+class GraphLegResult:
+    """The graph leg's hits, best first, and the tenant's corpus version read with them."""
+
+    hits: list[LegHit]
+    corpus_version: int
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """One result: the chunk, its fused and rerank scores and how each leg saw it."""
 

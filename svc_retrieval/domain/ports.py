@@ -16,8 +16,8 @@ from svc_retrieval.domain.model import (
     DocumentMeta,
     Entity,
     GraphCounts,
+    GraphLegResult,
     GraphQuery,
-    LegHit,
     Neighbourhood,
     Relation,
     SearchFilter,
@@ -124,8 +124,9 @@ class GraphStore(Protocol):
         """The tenant's corpus version (0 before its first write)."""
         ...
 
-    async def search(self, query: GraphQuery) -> list[LegHit]:
-        """The graph leg: chunks reached from entity-name and title matches, best first."""
+    async def search(self, query: GraphQuery) -> GraphLegResult:
+        """The graph leg: chunks reached from entity-name and title matches, best first,
+        with the tenant's corpus version read in the same transaction."""
         ...
 
     async def explore(self, tenant: str, entity: str, depth: int, max_nodes: int) -> Neighbourhood | None:

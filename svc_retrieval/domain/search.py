@@ -1,8 +1,9 @@
 """Hybrid search: dense + sparse in the vector engine, the graph leg beside it, RRF, rerank.
 
 The legs run concurrently where they can: the query is embedded while the graph
-leg and the corpus-version read are already in flight. The engine's fused list
-and the graph leg are merged with one RRF formula; each chunk then gets a share
+leg (which reads the corpus version in its first round trip; without it, a
+version read) is already in flight. The vector index's fused list and the graph
+leg are merged with one RRF formula; each chunk then gets a share
 of its document's other retrieved chunks' scores (document support), the head
 is reranked, and each document's chunks beyond ``max_chunks_per_doc`` move
 behind the other documents. A leg whose store or model is down (or, for the
@@ -22,6 +23,7 @@ from mesh.errors import DeadlineExceeded, NotFound, ResourceExhausted, Unavailab
 from mesh.sparse import SparseEncoder
 from svc_retrieval.domain import fusion
 from svc_retrieval.domain.model import (
+    GraphLegResult,
     GraphQuery,
     Leg,
     LegHit,
@@ -79,10 +81,13 @@ class Searcher:
         settings = self._settings
         degraded: list[Leg] = []
 
-        graph_task: asyncio.Task[tuple[list[LegHit], float]] | None = None
+        graph_task: asyncio.Task[tuple[GraphLegResult, float]] | None = None
+        version_task: asyncio.Task[int] | None = None
         if Leg.GRAPH in query.legs:
+            # The graph leg reads the corpus version in its own first round trip.
             graph_task = asyncio.create_task(self._graph_leg(tenant, query))
-        version_task = asyncio.create_task(self._corpus_version(tenant))
+        else:
+            version_task = asyncio.create_task(self._corpus_version(tenant))
         for task in (graph_task, version_task):
             if task is not None:
                 # A search that fails early never awaits these; their faults must not go unretrieved.
@@ -125,9 +130,11 @@ class Searcher:
 
             graph_hits: list[LegHit] = []
             graph_ms = 0.0
+            graph_version: int | None = None
             if graph_task is not None:
                 try:
-                    graph_hits, graph_ms = await asyncio.wait_for(graph_task, self._graph_budget_s(started))
+                    graph, graph_ms = await asyncio.wait_for(graph_task, self._graph_budget_s(started))
+                    graph_hits, graph_version = graph.hits, graph.corpus_version
                 except TimeoutError:
                     log.warning("graph leg degraded: slower than %.3f s", settings.graph_timeout_s)
                     degraded.append(Leg.GRAPH)
@@ -174,7 +181,14 @@ class Searcher:
             )
             for cid in candidates[: query.top_k]
         )
-        version = await self._settle_version(version_task, tenant, started)
+        if graph_version is not None:
+            self._versions.remember(tenant, graph_version)
+            version = graph_version
+        elif version_task is not None:
+            version = await self._settle_version(version_task, tenant, started)
+        else:
+            # The graph leg (and its version read) gave up: the last version seen, or 0 (not cacheable).
+            version = self._versions.last_known(tenant)
         timings = SearchTimings(
             embed_ms=embed_ms, vector_ms=vector_ms, graph_ms=graph_ms, rerank_ms=rerank_ms, total_ms=_ms(started)
         )
@@ -216,12 +230,12 @@ class Searcher:
             raise NotFound(f"no entity matches {entity!r}", reason="ENTITY_NOT_FOUND", metadata={"entity": entity})
         return found
 
-    async def _graph_leg(self, tenant: str, query: SearchQuery) -> tuple[list[LegHit], float]:
+    async def _graph_leg(self, tenant: str, query: SearchQuery) -> tuple[GraphLegResult, float]:
         started = time.perf_counter()
-        hits = await self._graph.search(
+        result = await self._graph.search(
             GraphQuery(tenant=tenant, text=query.text, filter=query.filter, limit=self._settings.graph_limit)
         )
-        return hits, _ms(started)
+        return result, _ms(started)
 
     async def _corpus_version(self, tenant: str) -> int:
         version = await self._graph.corpus_version(tenant)

@@ -155,3 +155,26 @@ async def test_explore_graph_is_bounded(served: Served, tenant: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await served.search.ExploreGraph(rpb.ExploreGraphRequest(entity="x", depth=4), metadata=served.md(tenant))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_graph_leg_counts_chunks_again_only_when_the_corpus_moves(
+    served: Served, tenant: str, embedder: DocumentEmbedder
+) -> None:
+    # The first search counts the tenant's chunks; the second, at the same corpus version, gets no
+    # count from Neo4j and must rank with the remembered one: the same hits and scores, not degraded.
+    request = rpb.SearchRequest(
+        query="How do taints and tolerations keep pods off nodes?", legs=[GRAPH], skip_rerank=True
+    )
+    first = await served.search.Search(request, metadata=served.md(tenant))
+    second = await served.search.Search(request, metadata=served.md(tenant))
+    assert first.degraded_legs == [] and second.degraded_legs == []
+    assert first.hits and first.corpus_version == second.corpus_version
+    # The graph leg's own scores carry the entity weights, which the chunk count scales.
+    assert [(h.chunk.chunk_id, [s.score for s in h.leg_scores]) for h in second.hits] == [
+        (h.chunk.chunk_id, [s.score for s in h.leg_scores]) for h in first.hits
+    ]
+    # A new version of every document moves the corpus version; the next search counts again.
+    await ingest(served, tenant, await upsert_requests(embedder, version=2))
+    third = await served.search.Search(request, metadata=served.md(tenant))
+    assert third.degraded_legs == [] and third.corpus_version > first.corpus_version
+    assert [h.chunk.chunk_id for h in third.hits]

@@ -193,7 +193,20 @@ async def test_edge_fuses_in_process_exactly_as_the_engine_fused_request_would(t
     # The embedded backend runs each leg once and fuses itself; the engine's fused request
     # (both legs as prefetches, weighted RRF) on the same shard must give the same hits and scores.
     rng = np.random.default_rng(11)
-    words = "pod node taint toleration service volume claim scheduler kubelet image config secret".split()
+    words = [
+        "pod",
+        "node",
+        "taint",
+        "toleration",
+        "service",
+        "volume",
+        "claim",
+        "scheduler",
+        "kubelet",
+        "image",
+        "config",
+        "secret",
+    ]
     points = []
     for i in range(240):
         vec = rng.normal(size=DIM)
@@ -211,7 +224,9 @@ async def test_edge_fuses_in_process_exactly_as_the_engine_fused_request_would(t
             doc_version=1,
             ingested_at=T0,
         )
-        points.append(ChunkPoint("a", stored, (vec / np.linalg.norm(vec)).tolist(), default_encoder().encode_document(text)))
+        points.append(
+            ChunkPoint("a", stored, (vec / np.linalg.norm(vec)).tolist(), default_encoder().encode_document(text))
+        )
     index = EdgeVectorIndex(tmp_path / "shard", DIM, HnswSettings(), optimize_idle_s=0.1)
     await index.open()
     try:

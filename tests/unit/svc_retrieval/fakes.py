@@ -12,6 +12,7 @@ from svc_retrieval.domain.model import (
     ChunkPoint,
     DeleteStats,
     GraphCounts,
+    GraphLegResult,
     GraphQuery,
     LegHit,
     Neighbourhood,
@@ -149,6 +150,10 @@ class FakeGraphStore:
     down: bool = False
     calls: list[str] = field(default_factory=list)
     searched: list[GraphQuery] = field(default_factory=list)
+    version_reads: int = 0
+    """Corpus-version reads of their own (``corpus_version``)."""
+    version_reads_in_search: int = 0
+    """Corpus versions read by the graph leg (``search``)."""
 
     def _check(self, name: str) -> None:
         self.calls.append(name)
@@ -183,12 +188,14 @@ class FakeGraphStore:
 
     async def corpus_version(self, tenant: str) -> int:
         self._check("corpus_version")
+        self.version_reads += 1
         return self.versions.get(tenant, 0)
 
-    async def search(self, query: GraphQuery) -> list[LegHit]:
+    async def search(self, query: GraphQuery) -> GraphLegResult:
         self._check("search")
         self.searched.append(query)
-        return list(self.hits)
+        self.version_reads_in_search += 1
+        return GraphLegResult(list(self.hits), self.versions.get(query.tenant, 0))
 
     async def explore(self, tenant: str, entity: str, depth: int, max_nodes: int) -> Neighbourhood | None:
         self._check("explore")

@@ -34,9 +34,10 @@ class FakeResult:
 class FakeTx:
     """Records every statement and its parameters; answers from canned rows."""
 
-    def __init__(self, tenant: str) -> None:
+    def __init__(self, tenant: str, version: int = 3) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._tenant = tenant
+        self.version = version
 
     async def run(self, statement: str, params: dict[str, Any]) -> FakeResult:
         self.calls.append((statement, params))
@@ -45,7 +46,9 @@ class FakeTx:
         returns = (neo4j_graph._LEG_RETURN_BOTH, neo4j_graph._LEG_RETURN_TEXT, neo4j_graph._LEG_RETURN_ENTITIES)
         if statement.endswith(returns):
             matched = [[u, 2] for u in params["uids"] if u == uid]
-            return FakeResult([{"text_hits": [], "matched": matched, "chunks": 100}])
+            # Like Neo4j: the chunks are counted only when the version moved since the last count.
+            chunks = 0 if params["counted_version"] == self.version else 100
+            return FakeResult([{"version": self.version, "text_hits": [], "matched": matched, "chunks": chunks}])
         if statement == neo4j_graph._EXPAND_ENTITIES:
             return FakeResult([{"neighbours": []}])
         if statement.lstrip().startswith("UNWIND $uids AS uid\nMATCH (e:Entity {uid: uid})"):
@@ -69,8 +72,9 @@ async def test_search_looks_up_only_the_callers_entities() -> None:
     query = GraphQuery(
         tenant="acme", text="How does a PodDisruptionBudget limit kubectl drain?", limit=5, filter=SearchFilter()
     )
-    hits = await _graph(tx).search(query)
-    assert [h.chunk_id for h in hits] == ["c-1"]
+    result = await _graph(tx).search(query)
+    assert [h.chunk_id for h in result.hits] == ["c-1"]
+    assert result.corpus_version == 3
     assert len(tx.calls) == 3
     for statement, params in tx.calls:
         assert "$tenant" in statement and params["tenant"] == "acme"
@@ -83,5 +87,27 @@ async def test_search_looks_up_only_the_callers_entities() -> None:
 async def test_another_tenant_never_meets_the_first_tenants_keys() -> None:
     tx = FakeTx("acme")
     query = GraphQuery(tenant="other", text="PodDisruptionBudget", limit=5, filter=SearchFilter())
-    assert await _graph(tx).search(query) == []
+    assert (await _graph(tx).search(query)).hits == []
     assert all(not u.startswith("acme") for _, p in tx.calls for u in p.get("uids", []))
+
+
+@pytest.mark.asyncio
+async def test_the_chunk_count_is_read_again_only_after_the_corpus_version_moves() -> None:
+    tx = FakeTx("acme")
+    graph = _graph(tx)
+    query = GraphQuery(
+        tenant="acme", text="How does a PodDisruptionBudget limit kubectl drain?", limit=5, filter=SearchFilter()
+    )
+    first = await graph.search(query)
+    second = await graph.search(query)
+    counted = [p["counted_version"] for statement, p in tx.calls if "counted_version" in statement]
+    assert counted == [-1, 3]
+    # The second search got no count back and used the remembered one: same weights, same scores.
+    assert second.hits == first.hits
+    tx.version = 4
+    await graph.search(query)
+    counted = [p["counted_version"] for statement, p in tx.calls if "counted_version" in statement]
+    assert counted == [-1, 3, 3]
+    # Another tenant's count is its own.
+    await graph.search(GraphQuery(tenant="other", text="PodDisruptionBudget", limit=5, filter=SearchFilter()))
+    assert [p["counted_version"] for statement, p in tx.calls if "counted_version" in statement][-1] == -1

@@ -12,6 +12,7 @@ from mesh.sparse import default_encoder
 from svc_retrieval.domain.model import (
     ALL_LEGS,
     ChunkPoint,
+    GraphLegResult,
     GraphQuery,
     Leg,
     LegHit,
@@ -194,6 +195,19 @@ async def test_corpus_version_falls_back_to_the_last_known(vectors: FakeVectorIn
     assert out.degraded_legs == (Leg.GRAPH,)
 
 
+async def test_the_graph_leg_reads_the_corpus_version_so_a_search_makes_no_read_of_its_own(
+    vectors: FakeVectorIndex,
+) -> None:
+    graph = FakeGraphStore(versions={"acme": 4})
+    searcher = make(vectors, graph)
+    assert (await searcher.search("acme", query())).corpus_version == 4
+    assert (graph.version_reads_in_search, graph.version_reads) == (1, 0)
+    # Without the graph leg, the version is read on its own.
+    out = await searcher.search("acme", query(legs=frozenset({Leg.DENSE, Leg.SPARSE})))
+    assert out.corpus_version == 4
+    assert (graph.version_reads_in_search, graph.version_reads) == (1, 1)
+
+
 async def test_get_chunk_is_not_found_across_tenants(vectors: FakeVectorIndex) -> None:
     searcher = make(vectors)
     assert (await searcher.get_chunk("acme", "c-both")).text == "taints repel pods from nodes"
@@ -215,9 +229,9 @@ async def test_timings_are_filled(vectors: FakeVectorIndex) -> None:
 
 async def test_a_slow_graph_store_degrades_instead_of_holding_the_search(vectors: FakeVectorIndex) -> None:
     class SlowGraph(FakeGraphStore):
-        async def search(self, query: GraphQuery) -> list[LegHit]:
+        async def search(self, query: GraphQuery) -> GraphLegResult:
             await asyncio.sleep(5)
-            return []
+            return GraphLegResult([], 99)
 
         async def corpus_version(self, tenant: str) -> int:
             await asyncio.sleep(5)
