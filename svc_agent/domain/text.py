@@ -113,7 +113,16 @@ def sentences(text: str) -> list[str]:
 _MD_LINK_RE = re.compile(r"!?\[([^\]\n]{0,200})\]\([^)\n]{0,500}\)")
 _SHORTCODE_TEXT_RE = re.compile(r"\{\{[<%]\s*[\w-]+[^}]*?\btext=\"([^\"]*)\"[^}]*?[>%]\}\}")
 _SHORTCODE_RE = re.compile(r"\{\{[<%].*?[>%]\}\}", re.DOTALL)
-_HTML_TAG_RE = re.compile(r"</?[A-Za-z][^>\n]{0,200}>")
+# HTML elements by name, so the docs' placeholders survive: "kubectl rollout status ds/<daemonset-name>"
+# lost "<daemonset-name>" to a rule that took any "<word>" for a tag. Names that read as placeholders
+# too ("path", "label", "source", "title") are not listed.
+_HTML_ELEMENTS = (
+    "a|abbr|article|aside|audio|b|blockquote|br|button|caption|center|cite|code|col|colgroup|dd|del|details|"
+    "div|dl|dt|em|figcaption|figure|font|footer|h[1-6]|header|hr|i|iframe|img|ins|kbd|li|main|mark|nav|"
+    "noscript|ol|p|picture|pre|q|s|samp|script|section|small|span|strike|strong|style|sub|summary|sup|svg|"
+    "table|tbody|td|tfoot|th|thead|tr|tt|u|ul|video"
+)
+_HTML_TAG_RE = re.compile(rf"</?(?:{_HTML_ELEMENTS})(?:[\s/][^>\n]{{0,200}})?>", re.IGNORECASE)
 _FRONT_MATTER_RE = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 
 

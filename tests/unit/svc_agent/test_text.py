@@ -35,6 +35,17 @@ def test_clean_source_text_removes_markup_that_is_not_content() -> None:
     assert clean_source_text(raw) == "The kubelet deletes images.\nSee the docs and bold text."
 
 
+def test_placeholders_in_angle_brackets_are_content_not_tags() -> None:
+    raw = (
+        "Watch it: kubectl rollout status ds/<daemonset-name> (<none> when unset).<br/>\n"
+        '<table><tr><td class="x">Node</td></tr></table> <P>kubectl drain <node-to-drain></P>'
+    )
+    assert clean_source_text(raw) == (
+        "Watch it: kubectl rollout status ds/<daemonset-name> (<none> when unset). \n"
+        " Node kubectl drain <node-to-drain>"
+    )
+
+
 def test_sentences_and_shorten() -> None:
     assert sentences("One. Two! Three?\nFour") == ["One.", "Two!", "Three?", "Four"]
     assert shorten("alpha beta gamma delta", 12) == "alpha beta…"
