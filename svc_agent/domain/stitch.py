@@ -188,6 +188,20 @@ _CODE_LINE_RE = re.compile(
 )
 
 
+def _reads_as_prose(line: str) -> bool:
+    """Whether a line that opens with a command word is a sentence about it, not the command.
+
+    The parser drops a code span's backticks, so "`kubectl rollout undo daemonset` tells the
+    server to start rolling back the DaemonSet." opens like a command line; a command does not
+    end with a full stop after a sentence's worth of words.
+    """
+    return line[-1:] in ".!?" and len(words(line)) >= _PROSE_WORDS
+
+
+#: Words from which a line that opens with a command word and ends with a stop reads as a sentence.
+_PROSE_WORDS = 8
+
+
 def _code_lines(code: str, question: str, limit: int) -> tuple[str, ...]:
     """A code block's lines worth quoting; a flattened block is cut at its commands where it has several."""
     code = re.sub(rf"^(?:{_LANGUAGES})\s+", "", code.strip())
@@ -228,7 +242,7 @@ def candidates(sources: Sequence[Source], question: str, params: StitchParams) -
             line = raw.strip()
             if not line or _HEADING_RE.match(line) or _TABLE_RULE_RE.match(line) or line.startswith("|"):
                 continue
-            if _CODE_LINE_RE.match(line):
+            if _CODE_LINE_RE.match(line) and not _reads_as_prose(line):
                 attach(marker, _code_lines(line, question, params.max_code_lines))
                 continue
             line = _BULLET_RE.sub("", line)

@@ -223,6 +223,28 @@ def test_a_code_block_the_parser_flattened_stays_with_its_sentence_and_headings_
     ]
 
 
+def test_a_sentence_that_opens_with_a_command_name_is_prose_not_code() -> None:
+    # The docs' "`kubectl rollout undo daemonset` tells the server ..." reaches the responder without
+    # its backticks; as a code line it was glued onto the note before it as one long "command", and
+    # its own stop ended an answer sentence that had no marker.
+    text = source(
+        "ds",
+        "If --to-revision flag is not specified, kubectl picks the most recent revision.\n\n"
+        "kubectl rollout undo daemonset tells the server to start rolling back the DaemonSet. "
+        "The real rollback is done asynchronously inside the cluster control plane.\n\n"
+        "To watch the progress of the rollback:\n\n"
+        "kubectl rollout status ds/<daemonset-name>",
+    )
+    found = [c.quoted() for c in candidates([text], "roll back a DaemonSet", StitchParams())]
+
+    assert found == [
+        "If --to-revision flag is not specified, kubectl picks the most recent revision [1].",
+        "kubectl rollout undo daemonset tells the server to start rolling back the DaemonSet [1].",
+        "The real rollback is done asynchronously inside the cluster control plane [1].",
+        "To watch the progress of the rollback: `kubectl rollout status ds/<daemonset-name>` [1].",
+    ]
+
+
 async def test_a_sentence_that_points_back_is_quoted_after_the_one_it_points_to() -> None:
     ports = source(
         "ports",
