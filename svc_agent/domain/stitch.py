@@ -94,7 +94,9 @@ class Candidate:
         body = self.text
         end = ""
         if not self.code and body[-1:] in ".!?":
-            body, end = body[:-1], body[-1]
+            # All of a run of stops goes before the marker: "...have been updated.." left a sentence
+            # ("...updated.") that ended before its marker.
+            body, end = body.rstrip(".!?"), body[-1]
         elif not self.code:
             end = "."
         spans = " ".join(f"`{line}`" for line in self.code)

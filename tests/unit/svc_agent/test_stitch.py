@@ -137,6 +137,10 @@ def test_inline_code_spans_are_never_cut_when_splitting_sentences() -> None:
 
 def test_a_quoted_sentence_ends_with_its_marker_before_the_stop() -> None:
     assert Candidate(2, 0, "Pods are evicted.").quoted() == "Pods are evicted [2]."
+    assert Candidate(1, 0, "1 out of 3 new replicas have been updated...").quoted() == (
+        "1 out of 3 new replicas have been updated [1]."
+    )
+    assert Candidate(1, 0, "Is it ready?!").quoted() == "Is it ready [1]!"
     assert Candidate(1, 0, "Run this:", ("kubectl get pods",)).quoted() == "Run this: `kubectl get pods` [1]."
 
 
