@@ -159,6 +159,31 @@ class Part(abc.ABC):
         return digest.hexdigest()[:16]
 
 
+def _runs_in(directory: Path, command: str) -> bool:
+    """Whether a live (not zombie) process named ``command`` has ``directory`` as its working directory.
+
+    One whose working directory cannot be read counts as running there: the caller removes
+    files only when it is sure nothing uses them.
+    """
+    target = directory.resolve()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            state = stat.rsplit(")", 1)[1].split()[0]
+            if name != command or state in ("Z", "X"):
+                continue
+            if Path(os.readlink(entry / "cwd")).resolve() == target:
+                return True
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # gone meanwhile
+        except PermissionError:
+            return True
+    return False
+
+
 class PostgresPart(Part):
     """Debian's PostgreSQL 15, run as the ``postgres`` OS user when we are root."""
 
@@ -225,6 +250,7 @@ class PostgresPart(Part):
         self._owned_dir(self.data_dir)
         self._owned_dir(self.socket_dir)
         if (self.data_dir / "PG_VERSION").is_file():
+            self._clear_stale_locks(say)
             return
         if any(self.data_dir.iterdir()):
             raise StackError(
@@ -252,6 +278,23 @@ class PostgresPart(Part):
                 f"initdb failed (exit {done.returncode}):\n{_output_tail(done.stdout + done.stderr)}",
                 fix="fix the cause above, then ragmesh down --purge && ragmesh up",
             )
+
+    def _clear_stale_locks(self, say: Say) -> None:
+        """Removes the lock files of a postmaster that is gone, when no process runs in the data directory.
+
+        PostgreSQL refuses to start while the pid in ``postmaster.pid`` answers a signal, and a
+        killed postmaster that nobody has reaped yet still does: a zombie. When the process that
+        started it has exited, reaping it falls to init, which may take its time, so a restart
+        right after a crash failed with "lock file ... already exists". Every PostgreSQL process
+        (postmaster and backends) works in its data directory, so when no live process has it as
+        its working directory nothing can still be attached to the cluster and the locks are stale.
+        """
+        lock = self.data_dir / "postmaster.pid"
+        if not lock.exists() or _runs_in(self.data_dir, "postgres"):
+            return
+        for path in (lock, *self.socket_dir.glob(".s.PGSQL.*.lock")):
+            path.unlink(missing_ok=True)
+        say("removed the lock files of a postmaster that is no longer running")
 
     def launch(self) -> Launch:
         c = self.config

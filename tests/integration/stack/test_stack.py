@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from mesh.stack import NotReady, PortInUse, StackConfig, Supervisor
+from mesh.stack import NotReady, PortInUse, StackConfig, Supervisor, parts
 from mesh.stack.layout import StackLayout
 from mesh.stack.parts import ServicePart
 from mesh.stack.probes import http_get, redis_ping
@@ -313,6 +313,57 @@ def test_a_part_that_cannot_start_shows_its_log(
     assert f"log: {scratch_home / 'logs' / 'neo4j.log'}" in text
     assert "last " in text and "heap" in text.lower()
     assert supervisor.status()[0].state == "stopped"
+
+
+def _zombie(cwd: Path | None = None, user: str | None = None) -> subprocess.Popen[bytes]:
+    """A child that has exited and is not reaped yet: its pid still answers a signal (from ``user``)."""
+    child = subprocess.Popen(["true"], cwd=cwd, user=user)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return child
+
+
+def test_postgres_starts_again_over_the_lock_files_of_a_postmaster_nobody_has_reaped(
+    system_parts: None, scratch_home: Path, make_stack_config: Callable[..., StackConfig]
+) -> None:
+    # A killed postmaster whose parent had exited stays a zombie until init reaps it, and PostgreSQL
+    # refused to start while the pid in its lock files answered a signal ("lock file already exists").
+    config = make_stack_config(scratch_home, parts=("postgres",))
+    supervisor = Supervisor(config)
+    supervisor.up()
+    data, sockets = scratch_home / "data" / "postgres", scratch_home / "run" / "postgres"
+    contents = (data / "postmaster.pid").read_text().splitlines()
+    supervisor.down()
+    # The postmaster's own user: PostgreSQL takes a pid it may not signal for someone else's.
+    zombie = _zombie(user=config.postgres_os_user if os.geteuid() == 0 else None)
+    try:
+        stale = "\n".join([str(zombie.pid), *contents[1:]]) + "\n"
+        (data / "postmaster.pid").write_text(stale)
+        (sockets / f".s.PGSQL.{config.postgres_port}.lock").write_text(stale)
+        assert [r.action for r in supervisor.up()] == ["started"]
+        assert supervisor.status()[0].healthy
+        assert (data / "postmaster.pid").read_text().split()[0] != str(zombie.pid)
+    finally:
+        zombie.wait()
+        supervisor.down(purge=True)
+
+
+def test_a_live_process_in_the_data_directory_keeps_its_lock_files(tmp_path: Path) -> None:
+    held = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        assert parts._runs_in(tmp_path, "sleep")
+    finally:
+        held.kill()
+        held.wait()
+    assert not parts._runs_in(tmp_path, "sleep")
+    zombie = _zombie(tmp_path)
+    try:
+        assert not parts._runs_in(tmp_path, "sleep")
+    finally:
+        zombie.wait()
+    assert not parts._runs_in(tmp_path, "postgres")
 
 
 def _redis(config: StackConfig, *command: str) -> bytes:
