@@ -53,13 +53,7 @@ def vector_result(
         single, weight = (dense, query.dense_weight) if query.dense is not None else (sparse, query.sparse_weight)
         fused = fusion.ranked((h.chunk_id, fusion.rrf_term(weight, query.rrf_k, h.rank)) for h in single)
         payload_points = [p for points in answers for p in points]
-    chunks: dict[str, StoredChunk] = {}
-    for p in payload_points:
-        # Each read of a point's payload (and id) builds it anew from the engine's copy: read once.
-        payload = p.payload
-        if payload:
-            chunk_id = str(p.id)
-            chunks[chunk_id] = pl.from_payload(chunk_id, payload)
+    chunks = stored_chunks(payload_points)
     return VectorResult(dense=dense, sparse=sparse, fused=fused, chunks=chunks)
 
 
@@ -129,10 +123,16 @@ class LegRankings:
 
     def with_payloads(self, records: Sequence[IdentifiedPoint]) -> VectorResult:
         """The result, with the payloads read back for ``fused_ids``."""
-        chunks: dict[str, StoredChunk] = {}
-        for record in records:
-            payload = record.payload
-            if payload:
-                chunk_id = str(record.id)
-                chunks[chunk_id] = pl.from_payload(chunk_id, payload)
-        return VectorResult(dense=self.dense, sparse=self.sparse, fused=self.fused, chunks=chunks)
+        return VectorResult(dense=self.dense, sparse=self.sparse, fused=self.fused, chunks=stored_chunks(records))
+
+
+def stored_chunks(points: Sequence[IdentifiedPoint]) -> dict[str, StoredChunk]:
+    """The chunks of the points that carry a payload, by chunk id."""
+    chunks: dict[str, StoredChunk] = {}
+    for p in points:
+        # Each read of a point's payload (and id) builds it anew from the engine's copy: read once.
+        payload = p.payload
+        if payload:
+            chunk_id = str(p.id)
+            chunks[chunk_id] = pl.from_payload(chunk_id, payload)
+    return chunks
