@@ -243,8 +243,10 @@ async def test_edge_fuses_in_process_exactly_as_the_engine_fused_request_would(t
             result = await index.search(query)
             assert query.dense is not None and query.sparse is not None
             flt = qe.Filter(must=[qe.FieldCondition(pl.TENANT_FIELD, match=qe.MatchValue("a"))])
+            # The engine fuses every candidate of both legs (limit 60 = 30 + 30), so each of our hits can be
+            # looked up in its answer, whichever of two equal scores either side kept at the cut of 20.
             engine = qe.QueryRequest(
-                limit=20,
+                limit=60,
                 prefetches=[
                     qe.Prefetch(limit=30, query=qe.Query.Nearest(list(query.dense), using=pl.DENSE_VECTOR), filter=flt),
                     qe.Prefetch(
@@ -260,11 +262,19 @@ async def test_edge_fuses_in_process_exactly_as_the_engine_fused_request_would(t
                 filter=flt,
             )
             (fused,) = await index._call(lambda shard, engine=engine: shard.query_batch(qe.QueryBatchRequest([engine])))
-            # Equal scores may come in either order: compare the order of distinct scores and each tie's members.
             ours = [(round(h.score, 6), h.chunk_id) for h in result.fused]
             theirs = [(round(p.score, 6), str(p.id)) for p in fused]
-            assert sorted(ours, key=lambda s: (-s[0], s[1])) == sorted(theirs, key=lambda s: (-s[0], s[1]))
-            assert [s for s, _ in ours] == [s for s, _ in theirs]
+            engine_score = {chunk_id: score for score, chunk_id in theirs}
+            assert len(ours) == 20
+            # The same scores in the same order as the engine's best 20 ...
+            assert [s for s, _ in ours] == [s for s, _ in theirs[:20]]
+            # ... each hit scored as the engine scores it ...
+            assert all(engine_score.get(chunk_id) == score for score, chunk_id in ours)
+            # ... and above the cut's score, the very same hits; ties among ours go by chunk id.
+            cut = ours[-1][0]
+            assert {c for s, c in ours if s > cut} == {c for s, c in theirs[:20] if s > cut}
+            raw = [(h.score, h.chunk_id) for h in result.fused]
+            assert raw == sorted(raw, key=lambda s: (-s[0], s[1]))
             assert set(result.chunks) == {h.chunk_id for h in result.fused}
             assert all(result.chunks[h.chunk_id].chunk_id == h.chunk_id for h in result.fused)
     finally:
