@@ -12,6 +12,9 @@ results; MRR@10 uses the rank of the first result from a gold page; questions
 without gold pages are left out. The full pipeline (all legs, fused and
 reranked) is scored as "hybrid", and each leg alone, in its own ranking
 (no reranking), as "dense", "sparse" and "graph", all in the same run.
+With ``--json`` the report also has one row per question: for each run, the
+rank (1-based, within the depth searched) of each gold page's first result,
+or null where the page was not found.
 """
 
 from __future__ import annotations
@@ -117,6 +120,14 @@ def reciprocal_rank(sources: Sequence[str], gold_paths: Sequence[str], depth: in
     return 0.0
 
 
+def gold_ranks(sources: Sequence[str], gold_paths: Sequence[str]) -> dict[str, int | None]:
+    """Each gold page's best rank (1-based) among ``sources``, or None where it is absent."""
+    return {
+        gold: next((rank for rank, source in enumerate(sources, 1) if matches(source, gold)), None)
+        for gold in gold_paths
+    }
+
+
 def summarize(rows: Iterable[tuple[float, float]]) -> dict[str, float | int]:
     """Mean recall and MRR over (recall, reciprocal rank) rows, with their count."""
     rows = list(rows)
@@ -153,6 +164,14 @@ def report(questions: Sequence[Question], results: dict[str, dict[str, Sequence[
     out["by_kind"] = by_kind
     out["k"] = k
     out["skipped_without_gold"] = len(questions) - len(scored)
+    out["questions"] = [
+        {
+            "id": q.id,
+            "kind": q.kind,
+            "gold_ranks": {name: gold_ranks(results[name][q.id], q.gold_paths) for name in results},
+        }
+        for q in scored
+    ]
     return out
 
 

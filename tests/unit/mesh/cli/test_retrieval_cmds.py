@@ -55,6 +55,14 @@ def test_report_leaves_out_questions_without_gold_and_groups_by_kind(tmp_path: P
     assert out["by_kind"]["fact"]["hybrid"]["n"] == 1
     assert "unanswerable" not in out["by_kind"]
     assert out["skipped_without_gold"] == 1
+    assert out["questions"] == [
+        {"id": "q1", "kind": "fact", "gold_ranks": {"hybrid": {"a.md": 1}, "dense": {"a.md": None}}},
+        {
+            "id": "q2",
+            "kind": "compare",
+            "gold_ranks": {"hybrid": {"b.md": 2, "c.md": None}, "dense": {"b.md": None, "c.md": 1}},
+        },
+    ]
 
 
 def test_a_malformed_question_file_names_the_line(tmp_path: Path) -> None:
