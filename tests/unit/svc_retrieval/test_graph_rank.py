@@ -5,10 +5,12 @@ from __future__ import annotations
 from svc_retrieval.domain.graph_rank import (
     ChunkRow,
     EntityRankSettings,
+    english_commonness,
     entity_weights,
     expansion_weights,
     idf,
     rank,
+    shape_factor,
 )
 
 SETTINGS = EntityRankSettings(max_entities=2, max_mention_share=0.2, expansion_limit=1, min_generic_mentions=1)
@@ -53,3 +55,26 @@ def test_fulltext_hits_join_on_the_entity_scale() -> None:
     assert scores["t1"] == SETTINGS.fulltext_weight * 2.0
     assert scores["a1"] == 2.0 + SETTINGS.fulltext_weight * 2.0 * 0.5
     assert rank([], {}, [], SETTINGS, 5) == []
+
+
+def test_an_everyday_word_weighs_less_than_a_technical_one() -> None:
+    settings = EntityRankSettings()
+    # Rare as entities of a technical corpus both, but only one is rare in English.
+    assert shape_factor("kubeadm", settings) == 1.0
+    assert shape_factor("cgroup", settings) == 1.0
+    assert shape_factor("actually", settings) == settings.common_floor
+    tired = shape_factor("tired", settings)
+    assert settings.common_floor < tired < 1.0
+    # The share falls with the word's frequency between the two bounds.
+    assert shape_factor("pod", settings) > tired > shape_factor("thinking", settings)
+    # Phrases and code-like keys are not words of English: their factor is their shape's.
+    assert shape_factor("current context", settings) == settings.phrase_factor
+    assert shape_factor("resources.limits.cpu", settings) == settings.code_factor
+    assert shape_factor("service", settings, code=True) == settings.code_factor
+
+
+def test_english_commonness_follows_its_bounds() -> None:
+    flat = EntityRankSettings(specific_zipf=9.0, common_zipf=10.0)
+    assert english_commonness("actually", flat) == 1.0
+    strict = EntityRankSettings(specific_zipf=0.0, common_zipf=0.5, common_floor=0.0)
+    assert english_commonness("actually", strict) == 0.0
