@@ -6,6 +6,7 @@ service (or only its domain) in-process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -20,6 +21,7 @@ from svc_retrieval.clients.inference import InferenceClient
 from svc_retrieval.clients.neo4j_graph import GraphSearchSettings, Neo4jGraph
 from svc_retrieval.clients.qdrant_index import QdrantServerIndex
 from svc_retrieval.config import Config
+from svc_retrieval.domain.graph_rank import load_word_frequencies
 from svc_retrieval.domain.indexing import Indexer
 from svc_retrieval.domain.ports import Embedder, GraphStore, Reranker, VectorIndex
 from svc_retrieval.domain.search import Searcher
@@ -149,6 +151,8 @@ async def open_components(
             graph = make_graph(config, settings)
             await graph.open()
             stack.push_async_callback(graph.close)
+            # The graph leg's English word frequencies (half a second to load): before the first search.
+            await asyncio.to_thread(load_word_frequencies)
         versions = KnownVersions()
         encoder = default_encoder()
         searcher = Searcher(vectors, graph, embedder, reranker, encoder, search_settings(config), versions)

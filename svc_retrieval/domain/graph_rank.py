@@ -87,6 +87,11 @@ def _zipf(word: str) -> float:
     return float(zipf_frequency(word, "en"))
 
 
+def load_word_frequencies() -> None:
+    """Loads the English word frequencies now (about half a second), so no search waits for them."""
+    _zipf("pod")
+
+
 def english_commonness(word: str, settings: EntityRankSettings) -> float:
     """Share of a one-word key's weight kept for how common the word is in English: 1 for a word at or
     under ``specific_zipf``, ``common_floor`` at or over ``common_zipf``, linear in between."""
