@@ -246,9 +246,19 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 warm.mkdir()
                 shutil.copyfile(REPO / "samples/k8s/concepts/policy/limit-range.md", warm / "limit-range.md")
                 t1 = time.perf_counter()
-                await ingest.run([str(warm)], skip_graph=True)
+                warmups: list[dict[str, Any]] = []
+                # The measured job must not pay Ray's start: a warm-up job that did not succeed is run again.
+                for _ in range(3):
+                    warm_job = await ingest.run([str(warm)], skip_graph=True)
+                    warmups.append({"state": pb.JobState.Name(warm_job.state), "failure": warm_job.failure})
+                    if warm_job.state == pb.JOB_STATE_SUCCEEDED:
+                        break
                 figures["cold_start_job_s"] = round(time.perf_counter() - t1, 1)
-                print(f"startup {figures['startup_s']} s, cold-start job {figures['cold_start_job_s']} s", flush=True)
+                figures["cold_start_jobs"] = warmups
+                print(
+                    f"startup {figures['startup_s']} s, cold-start job {figures['cold_start_job_s']} s: {warmups}",
+                    flush=True,
+                )
 
                 ingest.tenant = new_tenant("bench")
                 recorder.enabled = True
