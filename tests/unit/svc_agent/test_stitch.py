@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -303,3 +304,27 @@ async def test_a_sentence_that_points_back_follows_its_neighbour_even_when_it_le
     assert stitched.chosen[0].candidate.text.startswith("A Deployment's revision"), answer
     assert answer.index("rollout is triggered") < answer.index("This means"), answer
     assert answer.count("rollout is triggered") == 1
+
+
+async def test_a_passage_after_the_first_prefers_a_source_not_quoted_yet() -> None:
+    taints = source(
+        "taints",
+        "A taint on a node lets the node repel Pods that do not tolerate it. "
+        "A taint on a node has a key, a value and an effect that repel Pods. "
+        "A taint on a node with the NoExecute effect evicts running Pods that do not tolerate it.",
+    )
+    affinity = source(
+        "affinity",
+        "Node affinity attracts Pods to nodes with matching labels.",
+    )
+    question = "How does a taint on a node repel Pods that do not tolerate it, and what attracts Pods instead?"
+    same = StitchParams(max_passages=2, neighbour_steps=(), repeat_source_penalty=0.0, min_share_of_best=0.1)
+    mixed = dataclasses.replace(same, repeat_source_penalty=0.5)
+
+    alone = await stitch(question, [taints, affinity], FakeEmbedder(), same)
+    both = await stitch(question, [taints, affinity], FakeEmbedder(), mixed)
+
+    assert alone.markers == (1,), alone.answer()
+    assert both.markers == (1, 2), both.answer()
+    assert both.chosen[0].candidate.marker == 1
+    assert "Node affinity attracts Pods" in both.answer()
