@@ -161,6 +161,7 @@ _TECHNICAL_RE = re.compile(
     r"|\b(?:kubectl|kubeadm|etcdctl|crictl|helm|minikube|systemctl)\s+[a-z]"
 )
 _PLACEHOLDER = "\x00{}\x00"
+_INLINE_BULLET_RE = re.compile(r"(?<=[.!?:;])\s+[-*\u2022]\s+(?=\S)")
 _ANAPHORA_RE = re.compile(
     r"^(?:This|These|That|Those|It|They|Such|Then|However|Otherwise|In this case|In that case)\b"
     r"|.*\bthat (?:range|value|field|setting|option)\b"
@@ -177,7 +178,10 @@ def _split_prose(line: str) -> list[str]:
 
     hidden = _CODE_SPAN_RE.sub(hide, line)
     out = []
-    for part in sentences(hidden):
+    # A list the parser flattened into one line ("Beside that: - Sub path mounts are not supported. - The
+    # field ... has no effect.") is a sentence per item: quoted whole it read as three claims under one marker.
+    items = _INLINE_BULLET_RE.split(hidden)
+    for part in (sentence for item in items for sentence in sentences(item)):
         out.append(re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], part))
     return out
 

@@ -328,3 +328,20 @@ async def test_a_passage_after_the_first_prefers_a_source_not_quoted_yet() -> No
     assert both.markers == (1, 2), both.answer()
     assert both.chosen[0].candidate.marker == 1
     assert "Node affinity attracts Pods" in both.answer()
+
+
+def test_a_list_flattened_into_a_line_is_a_sentence_per_item() -> None:
+    text = source(
+        "image-volume",
+        "Beside that: - Sub path mounts for containers are not supported (spec.containers[*].volumeMounts.subpath). "
+        "- The field spec.securityContext.fsGroupChangePolicy has no effect on this volume type. "
+        "- The AlwaysPullImages admission controller works for this volume source too.",
+    )
+
+    found = [c.quoted() for c in candidates([text], "fsGroupChangePolicy", StitchParams())]
+
+    assert found == [
+        "Sub path mounts for containers are not supported (spec.containers[*].volumeMounts.subpath) [1].",
+        "The field spec.securityContext.fsGroupChangePolicy has no effect on this volume type [1].",
+        "The AlwaysPullImages admission controller works for this volume source too [1].",
+    ]
