@@ -72,6 +72,9 @@ _SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT ragmesh_corpus_version IF NOT EXISTS FOR (n:CorpusVersion) REQUIRE n.tenant IS UNIQUE",
     "CREATE INDEX ragmesh_document_tenant IF NOT EXISTS FOR (n:Document) ON (n.tenant)",
     "CREATE INDEX ragmesh_chunk_tenant IF NOT EXISTS FOR (n:Chunk) ON (n.tenant)",
+    # A document's first chunks by position, without walking all its HAS_CHUNK edges (the title and link
+    # matches of the graph leg read them for every matched document).
+    "CREATE INDEX ragmesh_chunk_position IF NOT EXISTS FOR (n:Chunk) ON (n.doc_id, n.chunk_index)",
     "CREATE INDEX ragmesh_entity_tenant IF NOT EXISTS FOR (n:Entity) ON (n.tenant)",
     "CREATE INDEX ragmesh_relates_doc IF NOT EXISTS FOR ()-[r:RELATES]-() ON (r.doc_uid)",
     "CREATE FULLTEXT INDEX ragmesh_names IF NOT EXISTS FOR (n:Entity|Document) ON EACH [n.name, n.title, n.tenant_key]"
@@ -685,9 +688,11 @@ CALL () {
     WHERE $$DOC_FILTER$$
     RETURN c, d, score * $mention_weight AS s
     UNION ALL
-    MATCH (node:Document)-[:HAS_CHUNK]->(c:Chunk)
-    WITH node AS d, c, score
-    WHERE c.chunk_index < $title_chunks AND $$DOC_FILTER$$
+    MATCH (node:Document)
+    WITH node AS d, score
+    WHERE $$DOC_FILTER$$
+    MATCH (c:Chunk)
+    WHERE c.doc_id = d.doc_id AND c.chunk_index < $title_chunks AND c.tenant = $tenant AND (d)-[:HAS_CHUNK]->(c)
     RETURN c, d, score * $title_weight * ($chunk_decay ^ c.chunk_index) AS s
   }
   WITH c, d, sum(s) AS s
@@ -695,8 +700,10 @@ CALL () {
   CALL (direct) {
     UNWIND direct AS hit
     WITH hit.d AS src, max(hit.s) AS s
-    MATCH (src)-[:LINKS_TO]-(d:Document)-[:HAS_CHUNK]->(c:Chunk)
-    WHERE d.tenant = $tenant AND c.chunk_index = 0 AND $$DOC_FILTER$$
+    MATCH (src)-[:LINKS_TO]-(d:Document)
+    WHERE d.tenant = $tenant AND $$DOC_FILTER$$
+    MATCH (c:Chunk {doc_id: d.doc_id, chunk_index: 0})
+    WHERE c.tenant = $tenant AND (d)-[:HAS_CHUNK]->(c)
     RETURN c, sum(s * $link_decay) AS s
     UNION ALL
     UNWIND direct AS hit
