@@ -26,7 +26,12 @@ same duration: time to first token, whole stream, and every call's outcome
 (``HUNG`` when it did not end by its deadline plus ``--grace-s``).
 
 Before measuring, the samples are ingested for the ``bench`` tenant (unchanged
-files are skipped; ``--corpus none`` skips this). Writes a PNG chart of latency
+files are skipped; ``--corpus none`` skips this), and each scenario that is not
+rate-capped runs for ``--warmup-s`` seconds (default 10) at concurrency 4 (or the
+highest asked, if lower) before its steps: Neo4j's JIT and the services' caches
+warm up, so a step measures the running service rather than its first seconds
+(a graph leg search cost Neo4j 5.8 ms of CPU right after a restart and 3.3 ms
+warm). The warm-up's own calls and codes are kept under ``warmup``. Writes a PNG chart of latency
 and throughput against concurrency (``--chart``). Needs the stack
 (``ragmesh up``) and ghz, which ``scripts/install-go-tools.sh ghz`` builds into
 the stack's Go cache; this benchmark builds it there the first time.
@@ -59,6 +64,8 @@ from tests.bench.machine import machine
 from tests.support.edge_limits import within_limits
 
 TENANT = "bench"
+#: Concurrency of each scenario's warm-up (lower when the steps ask for less).
+_WARMUP_CONCURRENCY = 4
 REPO = Path(__file__).resolve().parents[2]
 _TINY_DOCS = {
     "load-a.md": "# Load test A\n\nA Deployment manages a ReplicaSet, which keeps Pods running.\n",
@@ -309,7 +316,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             "tenant": TENANT,
             "tenant_limits": bench_limits(),
             "connections_per_step": 1,
+            "warmup_s": args.warmup_s,
         },
+        "warmup": {},
         "scenarios": {},
     }
     folder = tiny_folder()
@@ -332,6 +341,27 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             host, metadata = (
                 (settings.inference_addr, service) if scenario.target == "inference" else (settings.edge_addr, person)
             )
+            if args.warmup_s > 0 and not scenario.rps_option:
+                warm_concurrency = min(_WARMUP_CONCURRENCY, max(args.concurrency))
+                print(
+                    f"bench load: {name} warm-up at concurrency {warm_concurrency} for {args.warmup_s:g} s",
+                    file=sys.stderr,
+                )
+                warm = await asyncio.to_thread(
+                    ghz.step,
+                    ghz_bin,
+                    config,
+                    host=host,
+                    protoset=protoset,
+                    metadata=metadata,
+                    concurrency=warm_concurrency,
+                    duration_s=args.warmup_s,
+                    values=values,
+                    rps=0,
+                )
+                figures["warmup"][name] = {
+                    k: warm[k] for k in ("concurrency", "elapsed_s", "calls", "codes", "accounted")
+                }
             steps: list[dict[str, Any]] = []
             for concurrency in args.concurrency:
                 if scenario.max_concurrency and concurrency > scenario.max_concurrency:
@@ -390,6 +420,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="ragmesh bench load", description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=_ints, default=[1, 4, 16, 64], help="comma-separated (default 1,4,16,64)")
     parser.add_argument("--duration-s", type=float, default=10.0, help="seconds per step (default 10)")
+    parser.add_argument(
+        "--warmup-s", type=float, default=10.0, help="seconds of unmeasured calls before each scenario (default 10)"
+    )
     parser.add_argument(
         "--scenarios", type=_names, default=list(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS)
     )

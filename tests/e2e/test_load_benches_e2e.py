@@ -33,7 +33,18 @@ def test_bench_load_accounts_for_every_call(settings: MeshSettings, tmp_path: Pa
     chart = tmp_path / "load.png"
     figures = bench_load.run(
         [
-            *("--concurrency", "2", "--duration-s", "1", "--corpus", "none", "--chat-timeout-s", "30"),
+            *(
+                "--concurrency",
+                "2",
+                "--duration-s",
+                "1",
+                "--warmup-s",
+                "1",
+                "--corpus",
+                "none",
+                "--chat-timeout-s",
+                "30",
+            ),
             *("--drain-timeout-s", "180", "--chart", str(chart)),
         ]
     )
@@ -51,6 +62,11 @@ def test_bench_load_accounts_for_every_call(settings: MeshSettings, tmp_path: Pa
             assert {"p50_ms", "p95_ms", "p99_ms"} <= step["latency_ok"].keys() or "OK" not in step["codes"]
         assert any(s["codes"].get("OK") for s in steps), (name, steps)
     assert all("queued_jobs_drained_s" in s for s in figures["scenarios"]["create_ingest_job"])
+    # Every scenario but the rate-capped one warmed up first, every warm-up call with an outcome too.
+    assert set(figures["warmup"]) == set(bench_load.SCENARIOS) - {"create_ingest_job"}
+    for name, warm in figures["warmup"].items():
+        assert warm["concurrency"] == 2 and warm["accounted"], (name, warm)
+        assert warm["calls"] == sum(warm["codes"].values()) > 0, (name, warm)
     sdk = figures["stream_chat_sdk"]
     assert [s["concurrency"] for s in sdk] == [2]
     for step in sdk:
