@@ -25,7 +25,7 @@ from svc_inference.domain.model_config import EmbedderConfig, LLMConfig, ModelCo
 from svc_inference.domain.runtime import Defaults, ModelRuntime
 from svc_inference.domain.sources import SourceSettings
 from svc_inference.serve.cluster import RayConnection, RaySetup, connect
-from svc_inference.serve.endpoints import ServeEmbedder, ServeLLM, ServeReranker
+from svc_inference.serve.endpoints import ServeEmbedder, ServeLLM, ServeReranker, interactive_capacity
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,9 @@ async def _open(
         if isinstance(model, LLMConfig):
             llms[model.name] = ServeLLM(handle, info)
         elif isinstance(model, EmbedderConfig):
-            embedders[model.name] = ServeEmbedder(handle, info, handles.get(model.name + DOCUMENTS_SUFFIX))
+            embedders[model.name] = ServeEmbedder(
+                handle, info, handles.get(model.name + DOCUMENTS_SUFFIX), max_interactive=interactive_capacity(model)
+            )
         else:
             rerankers[model.name] = ServeReranker(handle, info)
     for reranker in profile.rerankers:
