@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import os
 import sys
 import tempfile
@@ -341,24 +342,16 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             host, metadata = (
                 (settings.inference_addr, service) if scenario.target == "inference" else (settings.edge_addr, person)
             )
+            step = functools.partial(
+                ghz.step, ghz_bin, config, host=host, protoset=protoset, metadata=metadata, values=values
+            )
             if args.warmup_s > 0 and not scenario.rps_option:
                 warm_concurrency = min(_WARMUP_CONCURRENCY, max(args.concurrency))
                 print(
                     f"bench load: {name} warm-up at concurrency {warm_concurrency} for {args.warmup_s:g} s",
                     file=sys.stderr,
                 )
-                warm = await asyncio.to_thread(
-                    ghz.step,
-                    ghz_bin,
-                    config,
-                    host=host,
-                    protoset=protoset,
-                    metadata=metadata,
-                    concurrency=warm_concurrency,
-                    duration_s=args.warmup_s,
-                    values=values,
-                    rps=0,
-                )
+                warm = await asyncio.to_thread(step, concurrency=warm_concurrency, duration_s=args.warmup_s, rps=0)
                 figures["warmup"][name] = {
                     k: warm[k] for k in ("concurrency", "elapsed_s", "calls", "codes", "accounted")
                 }
@@ -371,18 +364,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 # may send none before the duration ends.
                 duration_s = max(args.duration_s, 2.0 / rps + 0.5) if rps else args.duration_s
                 print(f"bench load: {name} at concurrency {concurrency} for {duration_s:g} s", file=sys.stderr)
-                result = await asyncio.to_thread(
-                    ghz.step,
-                    ghz_bin,
-                    config,
-                    host=host,
-                    protoset=protoset,
-                    metadata=metadata,
-                    concurrency=concurrency,
-                    duration_s=duration_s,
-                    values=values,
-                    rps=rps,
-                )
+                result = await asyncio.to_thread(step, concurrency=concurrency, duration_s=duration_s, rps=rps)
                 if rps:
                     result["rps_cap"] = rps
                 if name == "create_ingest_job":
