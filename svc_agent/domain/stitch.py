@@ -364,7 +364,8 @@ async def stitch(question: str, sources: Sequence[Source], embedder: Embedder | 
         standing = {
             i: scored[i].score - (params.repeat_source_penalty if pool[i].marker in quoted else 0.0) for i in eligible
         }
-        index = max(eligible, key=lambda i: (standing[i], -ranked.index(i)))
+        # max keeps the first of equals, and ``eligible`` is in ranked order: ties go to the better-ranked sentence.
+        index = max(eligible, key=standing.__getitem__)
         item = scored[index]
         chosen.append(index)
         anchors += 1
