@@ -9,10 +9,14 @@ deleting or replacing a document removes exactly what it asserted. One
 ``(:CorpusVersion {tenant, version})`` node per tenant holds the corpus
 version; it is bumped in the same transaction as the graph writes it counts.
 
-Writes are MERGE only, one transaction per batch. Reads use explicit
-transactions without driver retries, so a dead server fails a search leg at
-once instead of after the driver's retry budget; every transaction carries the
-request's remaining time as its server-side timeout.
+Writes are MERGE only, one transaction per batch. Reads are auto-commit
+statements without driver retries, so a dead server fails a search leg at
+once instead of after the driver's retry budget; every statement carries the
+request's remaining time as its server-side timeout. A read of several
+statements gains nothing from an explicit transaction (Neo4j reads are read
+committed: a later statement sees what committed in between either way), and
+the transaction's BEGIN and its closing ROLLBACK cost a round trip and server
+work on every search.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString, Protocol, TypeVar
 
 import neo4j
 from neo4j import exceptions as neo4j_errors
@@ -57,6 +61,26 @@ from svc_retrieval.domain.ports import GraphWrite, GraphWriteResult
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _Statements(Protocol):
+    """What a read runs its statements on: an auto-commit runner (``_AutoCommit``) or a transaction."""
+
+    async def run(self, query: LiteralString, parameters: dict[str, Any] | None = None) -> neo4j.AsyncResult: ...
+
+
+class _AutoCommit:
+    """Runs each statement as its own auto-commit read in ``session``, with the server-side timeout."""
+
+    __slots__ = ("_session", "_timeout")
+
+    def __init__(self, session: neo4j.AsyncSession, timeout: float) -> None:
+        self._session = session
+        self._timeout = timeout
+
+    async def run(self, query: LiteralString, parameters: dict[str, Any] | None = None) -> neo4j.AsyncResult:
+        return await self._session.run(neo4j.Query(query, timeout=self._timeout), parameters)
+
 
 FULLTEXT_INDEX = "ragmesh_names"
 
@@ -236,17 +260,13 @@ class Neo4jGraph:
                 raise DeadlineExceeded(f"graph store transaction timed out: {exc.message}") from exc
             raise
 
-    async def _read(self, work: Callable[[neo4j.AsyncTransaction], Awaitable[T]]) -> T:
+    async def _read(self, work: Callable[[_Statements], Awaitable[T]]) -> T:
         await self._ensure_schema()
         timeout = call_timeout_s(self._call_ceiling_s)
 
         async def run() -> T:
             async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
-                tx = await session.begin_transaction(timeout=timeout)
-                try:
-                    return await work(tx)
-                finally:
-                    await tx.close()
+                return await work(_AutoCommit(session, timeout))
 
         return await self._guard(run())
 
@@ -371,7 +391,7 @@ class Neo4jGraph:
     async def corpus_version(self, tenant: str) -> int:
         """The tenant's corpus version (0 before its first write)."""
 
-        async def work(tx: neo4j.AsyncTransaction) -> int:
+        async def work(tx: _Statements) -> int:
             return await _version(tx, tenant)
 
         return await self._read(work)
@@ -379,7 +399,7 @@ class Neo4jGraph:
     async def counts(self, tenant: str) -> GraphCounts:
         """Nodes and relationships the tenant has."""
 
-        async def work(tx: neo4j.AsyncTransaction) -> GraphCounts:
+        async def work(tx: _Statements) -> GraphCounts:
             record = await (await tx.run(_COUNTS, {"tenant": tenant})).single(strict=True)
             return GraphCounts(
                 documents=int(record["documents"]),
@@ -423,7 +443,7 @@ class Neo4jGraph:
         first = _first_statement(lucene is not None, bool(keys)).replace("$$DOC_FILTER$$", where_d)
         rows_statement: LiteralString = _ENTITY_CHUNKS.replace("$$DOC_FILTER$$", where_d)
 
-        async def work(tx: neo4j.AsyncTransaction) -> GraphLegResult:
+        async def work(tx: _Statements) -> GraphLegResult:
             found = await (await tx.run(first, params)).single(strict=True)
             version = int(found["version"])
             text_hits = [(str(chunk), str(doc), float(score)) for chunk, doc, score in found["text_hits"]]
@@ -448,7 +468,7 @@ class Neo4jGraph:
 
         return await self._read(work)
 
-    async def _total_chunks(self, tx: neo4j.AsyncTransaction, tenant: str, version: int) -> int:
+    async def _total_chunks(self, tx: _Statements, tenant: str, version: int) -> int:
         """The tenant's chunk count at ``version``: remembered, and counted again (in ``tx``) only when the
         version moved since the last count."""
         counted = self._chunk_counts.get(tenant)
@@ -468,7 +488,7 @@ class Neo4jGraph:
         if lucene is None:
             return None
 
-        async def work(tx: neo4j.AsyncTransaction) -> Neighbourhood | None:
+        async def work(tx: _Statements) -> Neighbourhood | None:
             start = await (await tx.run(_FIND_ENTITY, {"lucene": lucene, "tenant": tenant})).single()
             if start is None:
                 return None
@@ -534,7 +554,7 @@ async def _bump(tx: neo4j.AsyncManagedTransaction, tenant: str) -> int:
     return int(record["version"])
 
 
-async def _version(tx: neo4j.AsyncTransaction | neo4j.AsyncManagedTransaction, tenant: str) -> int:
+async def _version(tx: _Statements | neo4j.AsyncManagedTransaction, tenant: str) -> int:
     record = await (await tx.run(_READ_VERSION, {"tenant": tenant})).single()
     return 0 if record is None else int(record["version"])
 
