@@ -4,8 +4,8 @@ ghz is built once into the stack's Go cache by ``scripts/install-go-tools.sh ghz
 (``go install``, a few CPU-minutes the first time); ``binary()`` runs that script
 when the binary is missing, so ``ragmesh bench load`` works on any machine that
 can build the stack's rate limit service. The configs in ``tests/load/`` are
-plain ghz configs (``ghz --config tests/load/search.json --protoset ... --host
-... -m '{"authorization": "Bearer ..."}'`` runs one by hand); ``step()`` fills
+plain ghz configs (``ghz --config tests/load/search.json --protoset ...
+-m '{"authorization": "Bearer ..."}' 127.0.0.1:8080`` runs one by hand); ``step()`` fills
 in what a run needs (host, protoset, token, concurrency, duration) and reads the
 JSON report back, every call's status and latency included.
 """
