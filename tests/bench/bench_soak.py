@@ -50,6 +50,8 @@ from tests.bench.machine import machine
 from tests.support import edge_fuzz
 
 TENANT = "bench"
+#: Codes after which CreateIngestJob is not tried again (the same request would fail the same way).
+_REFUSED_FOR_GOOD = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED", "UNAUTHENTICATED"})
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CORPUS = REPO.parent / "shared" / "corpus"
 QUESTIONS = (
@@ -81,9 +83,13 @@ class Ledger:
         self.ok_ms: dict[str, list[float]] = collections.defaultdict(list)
         self.rejected_ms: dict[str, list[float]] = collections.defaultdict(list)
         self.client_errors: list[str] = []
+        self.last_code = ""
 
     async def call(self, rpc: str, timeout_s: float, make: Callable[[float], Awaitable[Any]]) -> Any:
-        """Runs one call (``make(timeout_s)``) and records its outcome; returns its result, or None."""
+        """Runs one call (``make(timeout_s)``) and records its outcome; returns its result, or None.
+
+        ``last_code`` holds the call's outcome afterwards (``OK``, a status code's name, ``HUNG``).
+        """
         self.started[rpc] += 1
         started = time.perf_counter()
         result: Any = None
@@ -99,6 +105,7 @@ class Ledger:
             code = "CLIENT_ERROR"
             self.client_errors.append(f"{rpc}: {type(exc).__name__}: {exc}"[:300])
         elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self.last_code = code
         self.ended[rpc][code] += 1
         if code == "OK":
             self.ok_ms[rpc].append(elapsed_ms)
@@ -192,6 +199,11 @@ class Traffic:
             )
             if created is not None:
                 self.job = created.job
+            elif self.ledger.last_code in _REFUSED_FOR_GOOD:
+                # The request itself was refused (a source the service cannot read, say): asking
+                # again cannot help; the refusal is in the report and the soak goes on without it.
+                print(f"bench soak: CreateIngestJob refused ({self.ledger.last_code}); no ingest", file=sys.stderr)
+                return
             else:
                 await self._pause(poll_s)
         while not self.stop.is_set():
@@ -410,7 +422,12 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--search-pause-s", type=float, default=0.2, help="pause after each Search")
     parser.add_argument("--chat-pause-s", type=float, default=1.0, help="pause after each StreamChat")
     parser.add_argument("--poll-s", type=float, default=5.0, help="seconds between GetIngestJob/ListDocuments")
-    parser.add_argument("--ingest-source", type=Path, default=None, help="folder to ingest (default: see above)")
+    parser.add_argument(
+        "--ingest-source",
+        type=lambda raw: Path(raw).resolve(),
+        default=None,
+        help="folder to ingest, relative to this directory (default: see above)",
+    )
     parser.add_argument("--ingest-graph", action="store_true", help="extract the graph too (LLM work per chunk)")
     parser.add_argument("--search-timeout-s", type=float, default=10.0)
     parser.add_argument("--chat-timeout-s", type=float, default=120.0)

@@ -145,6 +145,45 @@ def test_ledger_accounts_for_answers_codes_and_hung_calls() -> None:
     assert "ValueError" in report["first_client_errors"][0]
 
 
+class _FakeIngestStub:
+    """A fake IngestService stub (unit test only) that refuses every CreateIngestJob as INVALID_ARGUMENT."""
+
+    def __init__(self) -> None:
+        self.created = 0
+
+    async def CreateIngestJob(self, request: Any, **_: Any) -> None:
+        self.created += 1
+        raise grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+
+def test_soak_ingester_does_not_repeat_a_refused_request(tmp_path: Path) -> None:
+    ledger = bench_soak.Ledger(grace_s=0.05)
+
+    async def main() -> int:
+        async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+            traffic = bench_soak.Traffic(channel, [], ledger)
+            fake = _FakeIngestStub()
+            traffic.ingest = fake  # type: ignore[assignment]
+            await asyncio.wait_for(traffic.ingester(tmp_path, False, poll_s=0.01, timeout_s=0.05), 2.0)
+            return fake.created
+
+    assert asyncio.run(main()) == 1
+    assert ledger.report()["outcomes"] == {"INVALID_ARGUMENT": 1}
+
+
+def test_soak_ingest_source_is_resolved_against_the_working_directory(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    seen: dict[str, Any] = {}
+
+    async def fake_bench(args: Any) -> dict[str, Any]:
+        seen["source"] = args.ingest_source
+        return {}
+
+    monkeypatch.setattr(bench_soak, "_bench", fake_bench)
+    bench_soak.run(["--ingest-source", "docs", "--chart", ""])
+    assert seen["source"] == tmp_path / "docs"
+
+
 @pytest.mark.parametrize("text", ["", "0", "1,x"])
 def test_concurrency_list_is_validated(text: str) -> None:
     import argparse
