@@ -17,6 +17,10 @@ own process and for its whole process tree (tests/bench/procs.py), written to
 the JSON and plotted (``--chart``); the growth of each between the first sample
 at or after ``--baseline-s`` (default 120: the end of the second minute) and the
 last is reported per part. Parts whose pid changed during the run are listed.
+Each sample also reads the tenant's index size from svc_retrieval (points,
+documents, chunk and entity nodes), and ``store_growth`` says what the index took
+in over the same window: svc_retrieval holds the embedded vector store in its own
+process, so an ingest of new documents grows it with the data, not with a leak.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from ragmesh.agent.v1 import agent_service_pb2 as apb
 from ragmesh.agent.v1 import agent_service_pb2_grpc as apb_grpc
 from ragmesh.ingest.v1 import ingest_service_pb2 as gpb
 from ragmesh.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
+from ragmesh.retrieval.v1 import index_service_pb2 as ipb
+from ragmesh.retrieval.v1 import index_service_pb2_grpc as ipb_grpc
 from ragmesh.retrieval.v1 import retrieval_service_pb2 as rpb
 from ragmesh.retrieval.v1 import retrieval_service_pb2_grpc as rpb_grpc
 from tests.bench import JOB_ENDED, credentials, ghz, procs
@@ -301,18 +307,67 @@ def chart(figures: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-async def _sampler(pids: dict[str, int | None], traffic: Traffic, started: float, every_s: float) -> list[Any]:
+class StoreSize:
+    """What the tenant's index holds, read from svc_retrieval (IndexService is internal: a service token).
+
+    A part that stores the corpus grows with it: svc_retrieval holds the embedded vector
+    store in its own process. The size at each sample lets the report tell that growth
+    (``store_growth``) from a leak.
+    """
+
+    def __init__(self, settings: MeshSettings, tenant: str) -> None:
+        self._channel = grpc.aio.insecure_channel(settings.retrieval_addr)
+        self._stub = ipb_grpc.IndexServiceStub(self._channel)
+        self._md = credentials.service(tenant)
+
+    async def read(self) -> dict[str, int] | None:
+        """Points, documents, chunk and entity nodes; None when svc_retrieval did not answer."""
+        try:
+            stats = await self._stub.GetIndexStats(ipb.GetIndexStatsRequest(), metadata=self._md, timeout=5.0)
+        except grpc.aio.AioRpcError:
+            return None
+        return {
+            "points": stats.points,
+            "documents": stats.documents,
+            "chunk_nodes": stats.chunk_nodes,
+            "entity_nodes": stats.entity_nodes,
+        }
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+
+async def _sample(pids: dict[str, int | None], store: StoreSize | None, started: float) -> dict[str, Any]:
+    parts = await asyncio.to_thread(procs.sample, pids)
+    sample: dict[str, Any] = {"t_s": round(time.monotonic() - started, 1), "parts": parts}
+    if store is not None:
+        sample["store"] = await store.read()
+    return sample
+
+
+async def _sampler(
+    pids: dict[str, int | None], traffic: Traffic, started: float, every_s: float, store: StoreSize | None = None
+) -> list[Any]:
     samples: list[dict[str, Any]] = []
     while True:
-        parts = await asyncio.to_thread(procs.sample, pids)
-        samples.append({"t_s": round(time.monotonic() - started, 1), "parts": parts})
+        samples.append(await _sample(pids, store, started))
         try:
             await asyncio.wait_for(traffic.stop.wait(), every_s)
         except TimeoutError:
             continue
-        parts = await asyncio.to_thread(procs.sample, pids)
-        samples.append({"t_s": round(time.monotonic() - started, 1), "parts": parts})
+        samples.append(await _sample(pids, store, started))
         return samples
+
+
+def store_growth(samples: Sequence[Mapping[str, Any]], baseline_s: float) -> dict[str, Any] | None:
+    """The index's size at the growth baseline and at the last sample; None when it was not read then."""
+    if not samples:
+        return None
+    base = next((s for s in samples if s["t_s"] >= baseline_s), samples[0])
+    before, after = base.get("store"), samples[-1].get("store")
+    if not before or not after:
+        return None
+    return {key: {"baseline": before[key], "last": after[key], "added": after[key] - before[key]} for key in before}
 
 
 def _job_json(job: gpb.IngestJob | None) -> dict[str, Any] | None:
@@ -360,7 +415,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(settings.edge_addr) as channel:
         traffic = Traffic(channel, metadata, ledger)
         started = time.monotonic()
-        sampler = asyncio.create_task(_sampler(pids_before, traffic, started, args.sample_s))
+        store = StoreSize(settings, TENANT)
+        sampler = asyncio.create_task(_sampler(pids_before, traffic, started, args.sample_s, store))
         workers = [
             *(traffic.searcher(w, args.search_timeout_s, args.search_pause_s) for w in range(args.search_workers)),
             *(traffic.chatter(w, args.chat_timeout_s, args.chat_pause_s) for w in range(args.chat_workers)),
@@ -375,6 +431,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         traffic_s = time.monotonic() - started
         await traffic.finish_ingest(args.ingest_timeout_s)
         samples = await sampler
+        await store.close()
     pids_after = part_pids()
     figures["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["traffic_s"] = round(traffic_s, 1)
@@ -384,6 +441,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     figures["restarted_parts"] = edge_fuzz.restarted(pids_before, pids_after)
     figures["samples"] = samples
     figures["growth"] = growth(samples, args.baseline_s)
+    # Beside the growth: how much the tenant's index took in over the same window.
+    figures["store_growth"] = store_growth(samples, args.baseline_s)
     figures["growth_summary"] = {
         part: {key: g[key]["growth_pct"] for key in ("tree_rss_bytes", "tree_fds")} if g else None
         for part, g in figures["growth"].get("parts", {}).items()

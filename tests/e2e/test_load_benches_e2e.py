@@ -112,6 +112,14 @@ def test_bench_soak_accounts_for_every_call_and_samples_every_part(settings: Mes
         assert usage["tree_rss_bytes"] >= usage["rss_bytes"] and usage["tree_processes"] >= 1
         assert figures["growth"]["parts"][name]["tree_fds"]["growth_pct"] is not None
     assert figures["restarted_parts"] == []
+    # The tenant's index size is read at every sample, beside the processes (an ingest only adds).
+    stores = [sample["store"] for sample in samples]
+    assert all(store is not None and store.keys() >= {"points", "documents"} for store in stores), stores
+    assert stores[-1]["points"] >= stores[0]["points"], stores
+    assert (
+        figures["store_growth"]["points"]["added"]
+        == stores[-1]["points"] - figures["store_growth"]["points"]["baseline"]
+    )
     assert _is_png(figures["chart"])
 
 

@@ -113,6 +113,21 @@ def test_growth_runs_from_the_first_sample_past_the_baseline_to_the_last() -> No
     assert out["parts"]["b"] is None
 
 
+def test_store_growth_reads_the_index_size_at_the_baseline_and_the_end() -> None:
+    samples = [
+        {"t_s": 0.0, "parts": {}, "store": {"points": 10, "documents": 1}},
+        {"t_s": 120.0, "parts": {}, "store": {"points": 40, "documents": 2}},
+        {"t_s": 600.0, "parts": {}, "store": {"points": 100, "documents": 5}},
+    ]
+    assert bench_soak.store_growth(samples, 120.0) == {
+        "points": {"baseline": 40, "last": 100, "added": 60},
+        "documents": {"baseline": 2, "last": 5, "added": 3},
+    }
+    samples[-1]["store"] = None
+    assert bench_soak.store_growth(samples, 120.0) is None
+    assert bench_soak.store_growth([], 120.0) is None
+
+
 def test_ledger_accounts_for_answers_codes_and_hung_calls() -> None:
     ledger = bench_soak.Ledger(grace_s=0.05)
 
