@@ -247,11 +247,16 @@ class Traffic:
             self.job = got.job
 
 
+def _baseline_sample(samples: Sequence[Mapping[str, Any]], baseline_s: float) -> Mapping[str, Any]:
+    """The first sample at or after ``baseline_s`` (the first sample when none is that late); samples not empty."""
+    return next((s for s in samples if s["t_s"] >= baseline_s), samples[0])
+
+
 def growth(samples: Sequence[Mapping[str, Any]], baseline_s: float) -> dict[str, Any]:
     """Per part and figure: the value at the first sample at or after ``baseline_s``, the last, and the change."""
     if not samples:
         return {}
-    base = next((s for s in samples if s["t_s"] >= baseline_s), samples[0])
+    base = _baseline_sample(samples, baseline_s)
     last = samples[-1]
     out: dict[str, Any] = {"baseline_t_s": base["t_s"], "last_t_s": last["t_s"], "parts": {}}
     for part, before in base["parts"].items():
@@ -363,7 +368,7 @@ def store_growth(samples: Sequence[Mapping[str, Any]], baseline_s: float) -> dic
     """The index's size at the growth baseline and at the last sample; None when it was not read then."""
     if not samples:
         return None
-    base = next((s for s in samples if s["t_s"] >= baseline_s), samples[0])
+    base = _baseline_sample(samples, baseline_s)
     before, after = base.get("store"), samples[-1].get("store")
     if not before or not after:
         return None
