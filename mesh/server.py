@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mesh import telemetry
+from mesh import heap, telemetry
 from mesh.auth import Authenticator, AuthSettings
 from mesh.config import ConfigError, EnvConfig
 from mesh.interceptors import MeshServerInterceptor
@@ -52,6 +52,9 @@ class ServerConfig(EnvConfig):
     """Seconds in-flight RPCs get to finish on shutdown."""
     log_level: str = "info"
     """Log level of the root logger."""
+    gc_freeze: bool = True
+    """Once serving, move every object alive (imports, loaded data, clients) out of the garbage collector's walks
+    (``mesh.heap``); false leaves the collector as CPython sets it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +144,7 @@ async def serve(
     # Where spans go is mesh-wide (RAGMESH_OTEL_*, mesh.telemetry.TracingSettings), not per service.
     telemetry.configure(service_name)
     start_metrics_server(config.metrics_port, config.host)
+    heap.watch_pauses()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -148,6 +152,9 @@ async def serve(
     async with (lifespan or _no_lifespan)():
         resolved = bindings if isinstance(bindings, Sequence) else await bindings()
         started = await start_server(resolved, config, auth=auth)
+        if config.gc_freeze:
+            # Everything start-up built lives as long as the process: later collections need not walk it.
+            heap.freeze_startup_heap()
         log.info(
             "serving",
             extra={"fields": {"port": started.port, "services": [b.full_name for b in resolved]}},
