@@ -13,10 +13,11 @@ out of sight.
 
 Every ``--sample-s`` seconds (default 10) the RSS and open file descriptors of
 every part ``ragmesh status --json`` lists are read from /proc, for the part's
-own process and for its whole process tree (tests/bench/procs.py), written to
-the JSON and plotted (``--chart``); the growth of each between the first sample
-at or after ``--baseline-s`` (default 120: the end of the second minute) and the
-last is reported per part. Parts whose pid changed during the run are listed.
+own process and for its whole process tree (tests/bench/procs.py), with the
+tree's summed PSS beside its summed RSS (shared pages counted once: see procs)
+and its process count, written to the JSON and plotted (``--chart``); the growth
+of each between the first sample at or after ``--baseline-s`` (default 120: the
+end of the second minute) and the last is reported per part. Parts whose pid changed during the run are listed.
 Each sample also reads the tenant's index size from svc_retrieval (points,
 documents, chunk and entity nodes), and ``store_growth`` says what the index took
 in over the same window: svc_retrieval holds the embedded vector store in its own
@@ -247,6 +248,12 @@ class Traffic:
             self.job = got.job
 
 
+#: The figures whose growth is reported: the part's own process, and its whole tree (processes included).
+GROWTH_KEYS = ("rss_bytes", "fds", "tree_rss_bytes", "tree_pss_bytes", "tree_fds", "tree_processes")
+#: The ones the summary shows.
+SUMMARY_KEYS = ("tree_rss_bytes", "tree_pss_bytes", "tree_fds")
+
+
 def _baseline_sample(samples: Sequence[Mapping[str, Any]], baseline_s: float) -> Mapping[str, Any]:
     """The first sample at or after ``baseline_s`` (the first sample when none is that late); samples not empty."""
     return next((s for s in samples if s["t_s"] >= baseline_s), samples[0])
@@ -270,7 +277,9 @@ def growth(samples: Sequence[Mapping[str, Any]], baseline_s: float) -> dict[str,
                 "last": after[key],
                 "growth_pct": round(100.0 * (after[key] - before[key]) / before[key], 2) if before[key] else None,
             }
-            for key in ("rss_bytes", "fds", "tree_rss_bytes", "tree_fds")
+            for key in GROWTH_KEYS
+            # PSS is absent from older samples and None where the kernel does not give it.
+            if before.get(key) is not None and after.get(key) is not None
         }
     return out
 
@@ -449,7 +458,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     # Beside the growth: how much the tenant's index took in over the same window.
     figures["store_growth"] = store_growth(samples, args.baseline_s)
     figures["growth_summary"] = {
-        part: {key: g[key]["growth_pct"] for key in ("tree_rss_bytes", "tree_fds")} if g else None
+        part: {key: g[key]["growth_pct"] for key in SUMMARY_KEYS if key in g} if g else None
         for part, g in figures["growth"].get("parts", {}).items()
     }
     if samples:

@@ -5,7 +5,13 @@ a part's work can run in its children (Ray's workers and Serve replicas run
 under the ``ray`` part's raylet, PostgreSQL's backends under its postmaster),
 so each sample gives the part's own process and the sum over its process tree.
 Summed RSS counts pages shared between the processes of a tree more than once:
-it is an upper bound, and what matters here is how it changes.
+it is an upper bound, and what matters here is how it changes. Beside it, the
+tree's summed PSS (proportional set size, from ``/proc/<pid>/smaps_rollup``):
+each shared page counted once, split between the processes that map it. A tree
+whose processes share a lot (PostgreSQL's backends and its shared buffers, Ray's
+workers and their shared object store and libraries) grows in summed RSS each
+time one of its processes first touches a page another already holds, while its
+PSS does not: PSS is the memory the tree takes from the machine.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class Usage:
     rss_bytes: int
     fds: int
     processes: int
+    pss_bytes: int | None = None
+    """Proportional set size; None when the kernel does not say (no smaps_rollup, or not readable)."""
 
 
 def _rss_bytes(pid: int, proc: Path) -> int | None:
@@ -35,6 +43,16 @@ def _rss_bytes(pid: int, proc: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return 0  # a kernel thread or a zombie: no resident memory
+
+
+def _pss_bytes(pid: int, proc: Path) -> int | None:
+    try:
+        for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return 0  # a kernel thread or a zombie maps nothing
 
 
 def _fds(pid: int, proc: Path) -> int | None:
@@ -72,20 +90,23 @@ def descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
 
 
 def usage(pids: list[int], proc: Path = PROC) -> Usage | None:
-    """Summed RSS and fds of the processes still there (None when none is)."""
+    """Summed RSS, PSS and fds of the processes still there (None when none is; PSS None when any is unknown)."""
     rss = fds = alive = 0
+    pss: int | None = 0
     for pid in pids:
         pid_rss, pid_fds = _rss_bytes(pid, proc), _fds(pid, proc)
         if pid_rss is None or pid_fds is None:
             continue
         rss, fds, alive = rss + pid_rss, fds + pid_fds, alive + 1
-    return Usage(rss, fds, alive) if alive else None
+        pid_pss = _pss_bytes(pid, proc)
+        pss = None if pss is None or pid_pss is None else pss + pid_pss
+    return Usage(rss, fds, alive, pss) if alive else None
 
 
-def sample(parts: dict[str, int | None], proc: Path = PROC) -> dict[str, dict[str, int] | None]:
-    """Per part: its process's RSS and fds, and its tree's (None for a part with no live process)."""
+def sample(parts: dict[str, int | None], proc: Path = PROC) -> dict[str, dict[str, int | None] | None]:
+    """Per part: its process's RSS and fds, and its tree's RSS, PSS and fds (None for a part with no live process)."""
     tree = children(proc)
-    out: dict[str, dict[str, int] | None] = {}
+    out: dict[str, dict[str, int | None] | None] = {}
     for name, pid in parts.items():
         own = usage([pid], proc) if pid else None
         if own is None or pid is None:
@@ -96,6 +117,7 @@ def sample(parts: dict[str, int | None], proc: Path = PROC) -> dict[str, dict[st
             "rss_bytes": own.rss_bytes,
             "fds": own.fds,
             "tree_rss_bytes": whole.rss_bytes,
+            "tree_pss_bytes": whole.pss_bytes,
             "tree_fds": whole.fds,
             "tree_processes": whole.processes,
         }

@@ -110,6 +110,8 @@ def test_bench_soak_accounts_for_every_call_and_samples_every_part(settings: Mes
         usage = samples[-1]["parts"][name]
         assert usage is not None and usage["rss_bytes"] > 0 and usage["fds"] > 0, (name, usage)
         assert usage["tree_rss_bytes"] >= usage["rss_bytes"] and usage["tree_processes"] >= 1
+        # The stack's parts run as this user: the kernel gives their PSS, which never exceeds their RSS.
+        assert usage["tree_pss_bytes"] is not None and 0 < usage["tree_pss_bytes"] <= usage["tree_rss_bytes"]
         assert figures["growth"]["parts"][name]["tree_fds"]["growth_pct"] is not None
     assert figures["restarted_parts"] == []
     # The tenant's index size is read at every sample, beside the processes (an ingest only adds).

@@ -70,13 +70,17 @@ def test_every_scenario_has_a_ghz_config_naming_a_real_method() -> None:
         assert pool.FindServiceByName(service).FindMethodByName(method) is not None, config["call"]
 
 
-def _fake_proc(root: Path, processes: dict[int, tuple[int, int, int]]) -> Path:
-    """pid -> (ppid, rss_kib, fds) as /proc would show them."""
+def _fake_proc(root: Path, processes: dict[int, tuple[int, int, int]], pss_kib: dict[int, int] | None = None) -> Path:
+    """pid -> (ppid, rss_kib, fds) as /proc would show them; PSS (smaps_rollup) only for the pids in ``pss_kib``."""
     for pid, (ppid, rss_kib, fds) in processes.items():
         folder = root / str(pid)
         (folder / "fd").mkdir(parents=True)
         (folder / "stat").write_text(f"{pid} (a name) with spaces) S {ppid} 1 1 0\n")
         (folder / "status").write_text(f"Name:\tx\nVmRSS:\t{rss_kib} kB\n")
+        if pss_kib is not None and pid in pss_kib:
+            (folder / "smaps_rollup").write_text(
+                f"00400000-7fff [rollup]\nRss:\t{rss_kib} kB\nPss:\t{pss_kib[pid]} kB\nPss_Anon:\t1 kB\n"
+            )
         for fd in range(fds):
             (folder / "fd" / str(fd)).touch()
     return root
@@ -89,6 +93,7 @@ def test_sample_sums_a_part_over_its_process_tree(tmp_path: Path) -> None:
         "rss_bytes": 100 * 1024,
         "fds": 3,
         "tree_rss_bytes": 175 * 1024,
+        "tree_pss_bytes": None,
         "tree_fds": 6,
         "tree_processes": 3,
     }
@@ -96,8 +101,30 @@ def test_sample_sums_a_part_over_its_process_tree(tmp_path: Path) -> None:
     assert sample["stopped"] is None and sample["gone"] is None
 
 
-def _usage(rss: int, fds: int) -> dict[str, int]:
-    return {"rss_bytes": rss, "fds": fds, "tree_rss_bytes": rss * 2, "tree_fds": fds * 2, "tree_processes": 2}
+def test_a_trees_pss_counts_each_shared_page_once(tmp_path: Path) -> None:
+    # Two processes each resident on the same 80 KiB they share, and on 20 KiB of their own.
+    proc = _fake_proc(tmp_path, {10: (1, 100, 1), 11: (10, 100, 1)}, pss_kib={10: 60, 11: 60})
+    sample = procs.sample({"postgres": 10}, proc)["postgres"]
+    assert sample is not None
+    assert sample["tree_rss_bytes"] == 200 * 1024
+    assert sample["tree_pss_bytes"] == 120 * 1024
+
+
+def test_a_tree_with_a_process_of_unknown_pss_has_no_pss(tmp_path: Path) -> None:
+    proc = _fake_proc(tmp_path, {10: (1, 100, 1), 11: (10, 100, 1)}, pss_kib={10: 60})
+    sample = procs.sample({"postgres": 10}, proc)["postgres"]
+    assert sample is not None and sample["tree_pss_bytes"] is None
+
+
+def _usage(rss: int, fds: int, pss: int | None = None) -> dict[str, int | None]:
+    return {
+        "rss_bytes": rss,
+        "fds": fds,
+        "tree_rss_bytes": rss * 2,
+        "tree_pss_bytes": pss,
+        "tree_fds": fds * 2,
+        "tree_processes": 2,
+    }
 
 
 def test_growth_runs_from_the_first_sample_past_the_baseline_to_the_last() -> None:
@@ -110,7 +137,20 @@ def test_growth_runs_from_the_first_sample_past_the_baseline_to_the_last() -> No
     assert out["baseline_t_s"] == 120.0 and out["last_t_s"] == 600.0
     assert out["parts"]["a"]["rss_bytes"] == {"baseline": 100, "last": 105, "growth_pct": 5.0}
     assert out["parts"]["a"]["tree_fds"]["growth_pct"] == 0.0
+    assert out["parts"]["a"]["tree_processes"]["growth_pct"] == 0.0
     assert out["parts"]["b"] is None
+    # No PSS in these samples: no PSS growth, rather than a made-up one.
+    assert "tree_pss_bytes" not in out["parts"]["a"]
+
+
+def test_growth_reports_pss_beside_rss_when_both_samples_have_it() -> None:
+    samples = [
+        {"t_s": 120.0, "parts": {"a": _usage(100, 10, pss=80)}},
+        {"t_s": 600.0, "parts": {"a": _usage(130, 10, pss=84)}},
+    ]
+    out = bench_soak.growth(samples, 120.0)
+    assert out["parts"]["a"]["tree_rss_bytes"]["growth_pct"] == 30.0
+    assert out["parts"]["a"]["tree_pss_bytes"] == {"baseline": 80, "last": 84, "growth_pct": 5.0}
 
 
 def test_store_growth_reads_the_index_size_at_the_baseline_and_the_end() -> None:
