@@ -97,8 +97,11 @@ def usage(pids: list[int], proc: Path = PROC) -> Usage | None:
         pid_rss, pid_fds = _rss_bytes(pid, proc), _fds(pid, proc)
         if pid_rss is None or pid_fds is None:
             continue
-        rss, fds, alive = rss + pid_rss, fds + pid_fds, alive + 1
         pid_pss = _pss_bytes(pid, proc)
+        if pid_pss is None and not (proc / str(pid)).exists():
+            # It ended between the reads (a Ray task's worker, a backend): gone for this sample, as if unseen.
+            continue
+        rss, fds, alive = rss + pid_rss, fds + pid_fds, alive + 1
         pss = None if pss is None or pid_pss is None else pss + pid_pss
     return Usage(rss, fds, alive, pss) if alive else None
 

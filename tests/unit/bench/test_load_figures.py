@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,25 @@ def test_a_trees_pss_counts_each_shared_page_once(tmp_path: Path) -> None:
     assert sample is not None
     assert sample["tree_rss_bytes"] == 200 * 1024
     assert sample["tree_pss_bytes"] == 120 * 1024
+
+
+def test_a_process_that_ends_between_the_reads_is_left_out_of_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = _fake_proc(tmp_path, {10: (1, 100, 1), 11: (10, 100, 1)}, pss_kib={10: 60, 11: 60})
+    real = procs._pss_bytes
+
+    def ends_while_read(pid: int, root: Path) -> int | None:
+        if pid == 11:
+            shutil.rmtree(root / "11")
+            return None
+        return real(pid, root)
+
+    monkeypatch.setattr(procs, "_pss_bytes", ends_while_read)
+    sample = procs.sample({"ray": 10}, proc)["ray"]
+    assert sample is not None
+    assert sample["tree_processes"] == 1
+    assert sample["tree_rss_bytes"] == 100 * 1024 and sample["tree_pss_bytes"] == 60 * 1024
 
 
 def test_a_tree_with_a_process_of_unknown_pss_has_no_pss(tmp_path: Path) -> None:
