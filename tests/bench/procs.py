@@ -35,24 +35,24 @@ class Usage:
     """Proportional set size; None when the kernel does not say (no smaps_rollup, or not readable)."""
 
 
-def _rss_bytes(pid: int, proc: Path) -> int | None:
+def _kib_line(path: Path, key: str) -> int | None:
+    """The value of the ``key`` line ("Key:   123 kB") of a /proc file, in bytes; 0 when the file has no such line
+    (a kernel thread or a zombie holds no memory); None when the file cannot be read (the process is gone)."""
     try:
-        for line in (proc / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in path.read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
-    return 0  # a kernel thread or a zombie: no resident memory
+    return 0
+
+
+def _rss_bytes(pid: int, proc: Path) -> int | None:
+    return _kib_line(proc / str(pid) / "status", "VmRSS:")
 
 
 def _pss_bytes(pid: int, proc: Path) -> int | None:
-    try:
-        for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return 0  # a kernel thread or a zombie maps nothing
+    return _kib_line(proc / str(pid) / "smaps_rollup", "Pss:")
 
 
 def _fds(pid: int, proc: Path) -> int | None:
