@@ -501,7 +501,11 @@ def run(argv: list[str]) -> dict[str, Any]:
         default=None,
         help="folder to ingest, relative to this directory (default: see above)",
     )
-    parser.add_argument("--ingest-graph", action="store_true", help="extract the graph too (LLM work per chunk)")
+    parser.add_argument(
+        "--ingest-graph",
+        action="store_true",
+        help="build the knowledge graph too, with the extractor svc_ingest is configured with (rules locally)",
+    )
     parser.add_argument("--search-timeout-s", type=float, default=10.0)
     parser.add_argument("--chat-timeout-s", type=float, default=120.0)
     parser.add_argument("--ingest-timeout-s", type=float, default=10.0)
