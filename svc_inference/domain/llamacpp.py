@@ -241,6 +241,9 @@ class LlamaCppBackend:
                 tail = matcher.push(decoder.decode(b"", final=True)) + matcher.flush()
                 if tail:
                     job.emit(("text", tail))
+                if matcher.stopped:
+                    # The held-back tail held a stop sequence: the answer ended there, not at the token limit.
+                    finish = FinishReason.STOP
             ended = time.perf_counter()
             first = first_at if first_at is not None else ended
             decode_s = last_at - first

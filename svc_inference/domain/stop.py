@@ -2,7 +2,11 @@
 
 Text that might be the start of a stop sequence is held back until the next
 piece shows whether it is, so a streamed answer never shows part of a stop
-sequence and never loses text that only looked like one.
+sequence and never loses text that only looked like one. The answer ends at the
+earliest place any stop sequence starts: a short stop that completes while a
+longer one that starts before it may still complete waits for the text that
+decides between them (stops ">" and "\n>a" over "\n", ">", "a" end the
+answer before the newline, not after it).
 """
 
 from __future__ import annotations
@@ -23,23 +27,35 @@ class StopMatcher:
         if self.stopped:
             return ""
         text = self._pending + piece
+        first = self._first_stop(text)
+        # Where the earliest stop that has begun but not yet completed starts (the end of the text if none has).
+        unsettled = len(text) - self._held_suffix(text)
+        if first != -1 and first <= unsettled:
+            self.stopped = True
+            self._pending = ""
+            return text[:first]
+        self._pending = text[unsettled:]
+        return text[:unsettled]
+
+    def flush(self) -> str:
+        """The held-back text when the stream ends, cut at a stop sequence it holds (then ``stopped``)."""
+        out, self._pending = self._pending, ""
+        if self.stopped:
+            return ""
+        first = self._first_stop(out)
+        if first != -1:
+            self.stopped = True
+            return out[:first]
+        return out
+
+    def _first_stop(self, text: str) -> int:
+        # Where the earliest complete stop sequence in text starts; -1 when none is there.
         first = -1
         for stop in self._stops:
             at = text.find(stop)
             if at != -1 and (first == -1 or at < first):
                 first = at
-        if first != -1:
-            self.stopped = True
-            self._pending = ""
-            return text[:first]
-        hold = self._held_suffix(text)
-        self._pending = text[len(text) - hold :] if hold else ""
-        return text[: len(text) - hold]
-
-    def flush(self) -> str:
-        """The held-back text, when the stream ends without a stop sequence."""
-        out, self._pending = self._pending, ""
-        return "" if self.stopped else out
+        return first
 
     def _held_suffix(self, text: str) -> int:
         # Longest suffix of text that is a proper prefix of some stop sequence.

@@ -34,6 +34,30 @@ def test_flush_returns_held_text_at_the_end() -> None:
     assert matcher.flush() == "ST"
 
 
+def test_a_longer_stop_that_starts_first_wins_over_a_shorter_one_completing_inside_it() -> None:
+    # Found by the property test below: ">" completes first, but "\n>a" starts earlier.
+    matcher = StopMatcher([">", "\n>a"])
+    assert matcher.push("\n") == ""
+    assert matcher.push(">") == ""
+    assert not matcher.stopped
+    assert matcher.push("a") == ""
+    assert matcher.stopped
+
+
+def test_a_shorter_stop_ends_the_answer_once_the_longer_one_cannot_complete() -> None:
+    matcher = StopMatcher([">", "\n>a"])
+    assert matcher.push("x\n>") == "x"
+    assert matcher.push("b") == "\n"
+    assert matcher.stopped
+
+
+def test_flush_cuts_held_text_at_a_stop_it_holds() -> None:
+    matcher = StopMatcher([">", "\n>a"])
+    assert matcher.push("x\n>") == "x"
+    assert matcher.flush() == "\n"
+    assert matcher.stopped
+
+
 @given(
     st.lists(st.text(alphabet="ab\n<>", max_size=6), max_size=12),
     st.lists(st.text(alphabet="ab\n<>", min_size=1, max_size=4), max_size=3),
