@@ -28,13 +28,13 @@ def thawed() -> Iterator[None]:
 
 
 def test_freezing_moves_every_live_object_out_of_the_collected_generations(thawed: None) -> None:
-    kept = [object() for _ in range(1000)]
+    kept = [[] for _ in range(1000)]
     frozen = heap.freeze_startup_heap()
-    assert frozen == gc.get_freeze_count()
-    assert frozen > len(kept)
-    # Nothing alive is left for a full collection to walk but what was made since.
-    assert sum(gc.get_count()) < 100
+    assert frozen >= len(kept)
     assert heap.GC_FROZEN_OBJECTS._value.get() == frozen
+    # The collector's generations (what a collection walks) no longer hold them: they are in the permanent one.
+    walked = {id(o) for o in gc.get_objects()}
+    assert not any(id(k) in walked for k in kept)
 
 
 def test_a_frozen_heap_still_frees_by_reference_count(thawed: None) -> None:
